@@ -1,0 +1,57 @@
+# penstat on the official Apache Airflow image.
+#
+# Built by docker-compose.yml (`build: .`); see docs/docker.md. The image holds the
+# project at /opt/penstat; the data root PENSTAT_HOME (/opt/penstat/home) is a
+# volume mounted by compose, never baked in.
+#
+# Keep the tag in step with the apache-airflow pin in requirements.lock
+# (tests/test_compose.py checks that they agree).
+FROM apache/airflow:3.3.2-python3.11
+
+# /opt/penstat belongs to the image's airflow user (uid 50000, group 0). Compose may
+# run the containers under another uid (AIRFLOW_UID) but always with group 0, so
+# everything is made group-writable: dbt writes target/ and logs/ next to its
+# project, Great Expectations its uncommitted/ folder.
+USER root
+RUN mkdir -p /opt/penstat/home \
+    && chown -R airflow:0 /opt/penstat \
+    && chmod -R g+rwX /opt/penstat
+USER airflow
+
+# Dependencies first, so that a code change does not reinstall them.
+#
+# requirements.lock is the project's exact resolution (uv pip compile). It pins
+# apache-airflow==3.3.2 itself; naming apache-airflow==${AIRFLOW_VERSION} (set by the
+# base image) as well is the pattern the Airflow image documentation recommends: pip
+# then refuses to move Airflow away from the version the image was built with,
+# instead of silently up- or downgrading it.
+#
+# dbt-core is pinned <1.12 (1.11.x in the lock) on purpose: dbt-core 1.12 cannot
+# be installed offline, because one of its dependencies downloads a wheel from
+# the internet while it builds. Do not bump it here without solving that first.
+#
+# The lock also carries the dev tools (pytest, ruff, check-jsonschema); they are
+# small and harmless at run time, and installing the lock unchanged keeps the
+# image on exactly the versions CI tests.
+COPY --chown=airflow:0 requirements.lock pyproject.toml /opt/penstat/
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/penstat/requirements.lock
+
+# The project itself. .dockerignore is an allow-list: only the project's packages
+# (ingestion/, synthetic/, gate/, transform/, publication/, operations/, dags/,
+# dbt_project/, expectations/, config/) and the files above reach the build context,
+# so no .env, local warehouse or virtualenv can leak into the image.
+COPY --chown=airflow:0 . /opt/penstat/
+
+# Editable install: the packages stay in /opt/penstat, where ingestion.settings
+# finds config/penstat.toml, dbt_project/ and expectations/ relative to the
+# checkout. --no-deps: everything was installed from the lock above.
+RUN pip install --no-cache-dir --no-deps -e /opt/penstat \
+    && chmod -R g+rwX /opt/penstat
+
+# PYTHONPATH: every top-level folder of the checkout importable the way it is in a
+# local run from the repository root (the editable install covers only the packages
+# listed in pyproject.toml).
+ENV PENSTAT_HOME=/opt/penstat/home \
+    PENSTAT_CONFIG=/opt/penstat/config/penstat.toml \
+    AIRFLOW__CORE__DAGS_FOLDER=/opt/penstat/dags \
+    PYTHONPATH=/opt/penstat

@@ -1,0 +1,82 @@
+"""The file-based GX context under `expectations/` (committed) and how it is (re)written.
+
+Everything a validation needs is declared in the context: the suites, one
+pandas data source `penstat` with a dataframe asset per suite, a validation
+definition and a checkpoint per suite (the checkpoint updates the Data Docs).
+Validation results and Data Docs are written under $PENSTAT_HOME/reports, via
+`${PENSTAT_HOME}` substitution in great_expectations.yml, so the checkout can
+stay read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import great_expectations as gx
+from great_expectations.checkpoint import UpdateDataDocsAction
+from great_expectations.data_context import FileDataContext
+
+from gate.suites import MART_KEYS, all_suites
+from ingestion.settings import REPO_ROOT, Paths
+
+CONTEXT_ROOT = REPO_ROOT / "expectations"
+DATASOURCE = "penstat"
+BATCH = "whole_dataframe"
+_STORE_PATHS = {
+    "base_directory: uncommitted/validations/":
+        "base_directory: ${PENSTAT_HOME}/reports/gx/validations/",
+    "base_directory: uncommitted/data_docs/local_site/":
+        "base_directory: ${PENSTAT_HOME}/reports/data_docs/",
+}
+
+
+def result_format(suite_name: str) -> dict:
+    """Full results with row numbers (deliveries) or keys (marts) of failing rows."""
+    if suite_name.startswith("mart."):
+        index = list(MART_KEYS[suite_name.removeprefix("mart.")])
+    else:
+        index = ["_row"]
+    return {"result_format": "COMPLETE", "unexpected_index_column_names": index,
+            "partial_unexpected_count": 5}
+
+
+def get_context(root: Path = CONTEXT_ROOT) -> FileDataContext:
+    os.environ.setdefault("PENSTAT_HOME", str(Paths.from_env().home))
+    return gx.get_context(mode="file", project_root_dir=str(root))
+
+
+def write_context(root: Path = CONTEXT_ROOT) -> list[str]:
+    """Regenerate the committed context from gate.suites; returns the suite names."""
+    os.environ.setdefault("PENSTAT_HOME", str(Paths.from_env().home))
+    with tempfile.TemporaryDirectory() as tmp:
+        gx.get_context(mode="file", project_root_dir=tmp)
+        yml = Path(tmp) / "gx" / "great_expectations.yml"
+        text = yml.read_text()
+        for old, new in _STORE_PATHS.items():
+            text = text.replace(old, new)
+        yml.write_text(text)
+        ctx = gx.get_context(mode="file", project_root_dir=tmp)
+        ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        ctx.variables.save()
+        source = ctx.data_sources.add_pandas(DATASOURCE)
+        names = []
+        for suite in all_suites():
+            suite = ctx.suites.add(suite)
+            batch = source.add_dataframe_asset(suite.name).add_batch_definition_whole_dataframe(
+                BATCH)
+            definition = ctx.validation_definitions.add(
+                gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
+            ctx.checkpoints.add(gx.Checkpoint(
+                name=suite.name, validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="update_data_docs")],
+                result_format=result_format(suite.name)))
+            names.append(suite.name)
+        yml.write_text(yml.read_text().replace("analytics_enabled:\n", "analytics_enabled: false\n"))
+        target = root / "gx"
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(Path(tmp) / "gx", target, ignore=shutil.ignore_patterns("uncommitted"))
+    return names

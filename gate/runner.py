@@ -1,0 +1,97 @@
+"""Run a suite's checkpoint on a DataFrame and say, in plain terms, what failed."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pandas as pd
+from great_expectations.data_context import FileDataContext
+
+from gate.context import get_context
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FailedExpectation:
+    suite: str
+    expectation: str  # e.g. expect_column_pair_values_a_to_be_greater_than_b
+    columns: tuple[str, ...]
+    unexpected_count: int | None
+    # index values of the first failing rows: {"_row": 12} or a mart's key columns
+    first_failures: tuple[dict, ...] = ()
+    exception: str | None = None
+
+    def describe(self) -> str:
+        cols = ", ".join(self.columns) or "table"
+        where = ""
+        if self.first_failures:
+            where = " first at " + "; ".join(
+                ", ".join(f"{k}={v}" for k, v in idx.items()) for idx in self.first_failures[:3])
+        count = f" ({self.unexpected_count} rows)" if self.unexpected_count else ""
+        error = f" raised {self.exception}" if self.exception else ""
+        return f"{self.suite}: {self.expectation} on {cols} failed{count}{where}{error}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    suite: str
+    success: bool
+    evaluated: int
+    failures: tuple[FailedExpectation, ...] = field(default=())
+
+
+def _columns(kwargs: dict) -> tuple[str, ...]:
+    cols = []
+    for key in ("column", "column_A", "column_B"):
+        if kwargs.get(key):
+            cols.append(kwargs[key])
+    cols += list(kwargs.get("column_list") or [])
+    return tuple(dict.fromkeys(cols))
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def run_suite(suite_name: str, frame: pd.DataFrame,
+              context: FileDataContext | None = None,
+              index_columns: tuple[str, ...] = ("_row",),
+              hidden_columns: frozenset[str] = frozenset()) -> GateResult:
+    """Validate `frame` with the suite's checkpoint (Data Docs are updated too).
+
+    `hidden_columns` are never copied into the returned failures (personal data).
+    """
+    ctx = context or get_context()
+    result = ctx.checkpoints.get(suite_name).run(batch_parameters={"dataframe": frame})
+    failures: list[FailedExpectation] = []
+    evaluated = 0
+    for run in result.run_results.values():
+        for r in run.results:
+            evaluated += 1
+            if r.success:
+                continue
+            cfg = r.expectation_config
+            index_list = (r.result or {}).get("unexpected_index_list") or []
+            first = tuple(
+                {k: _plain(v) for k, v in item.items()
+                 if k in index_columns and k not in hidden_columns}
+                for item in index_list[:5] if isinstance(item, dict))
+            exc = None
+            if r.exception_info and r.exception_info.get("raised_exception"):
+                exc = str(r.exception_info.get("exception_message"))[:300]
+            failures.append(FailedExpectation(
+                suite=suite_name, expectation=cfg.type, columns=_columns(cfg.kwargs),
+                unexpected_count=(r.result or {}).get("unexpected_count"),
+                first_failures=first, exception=exc))
+    gate = GateResult(suite=suite_name, success=bool(result.success) and not failures,
+                      evaluated=evaluated, failures=tuple(failures))
+    if evaluated == 0:
+        # A suite that evaluated nothing has proven nothing.
+        gate = GateResult(suite=suite_name, success=False, evaluated=0, failures=(
+            FailedExpectation(suite=suite_name, expectation="(no expectation evaluated)",
+                              columns=(), unexpected_count=None),))
+    for f in gate.failures:
+        log.warning("gate failure: %s", f.describe())
+    return gate

@@ -1,0 +1,1 @@
+"""penstat ingestion: from a delivery folder in the inbox to rows in the raw layer."""

@@ -1,0 +1,289 @@
+"""Ingest a feed: every complete, not yet processed delivery in its inbox, one by one.
+
+The ledger (meta.deliveries) is the truth about what was processed; the
+`_READY` doorbell only says "look". For each delivery folder with a manifest:
+
+  manifest -> folder and checksums -> types -> GX delivery suite -> context rules
+  -> one transaction (raw rows + ledger row) -> move to archive
+
+Any broken rule moves the folder whole to quarantine with a reason file, and
+nothing of it reaches the warehouse. A delivery of a feed that needs the
+facility register waits in the inbox until a register has been loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+
+from ingestion import filing
+from ingestion.context_rules import context_problems
+from ingestion.contract import (
+    DELIVERY_ID_PATTERN,
+    DOORBELL,
+    FEEDS,
+    MANIFEST,
+    raw_table_name,
+    stored_column_name,
+)
+from ingestion.folder import check_folder
+from ingestion.manifest import Manifest, read_manifest
+from ingestion.problems import DeliveryRejected, Problem
+from ingestion.pseudonymise import register_udf
+from ingestion.settings import Config, Paths
+from ingestion.staging import q, stage_text, stage_typed
+from ingestion.warehouse import connect
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["loaded", "resend_ignored", "quarantined", "deferred"]
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    feed: str
+    delivery_id: str
+    outcome: Outcome
+    rows: int = 0
+    problems: tuple[Problem, ...] = field(default=())
+    location: str | None = None
+
+    def summary(self) -> str:
+        text = f"{self.feed}/{self.delivery_id}: {self.outcome}"
+        if self.outcome == "loaded":
+            text += f" ({self.rows} rows)"
+        if self.problems:
+            text += f" - {self.problems[0].one_line()}"
+        return text
+
+
+def pending_folders(paths: Paths, feed: str) -> list[Path]:
+    """Delivery folders with a manifest, oldest manifest first (then by name)."""
+    inbox = paths.feed_inbox(feed)
+    if not inbox.is_dir():
+        return []
+    found = []
+    for entry in os.scandir(inbox):
+        if entry.name.startswith(("_", ".")):
+            continue  # the doorbell, or a sender's temporary file
+        folder = Path(entry.path)
+        if entry.is_symlink() or (entry.is_dir() and (folder / MANIFEST).is_file()):
+            found.append(folder)
+    return sorted(found, key=lambda f: (_mtime(f / MANIFEST), f.name))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _ledger_row(con: duckdb.DuckDBPyConnection, feed: str, delivery_id: str):
+    return con.execute(
+        "SELECT content_sha256 FROM meta.deliveries WHERE feed = ? AND delivery_id = ?",
+        [feed, delivery_id]).fetchone()
+
+
+def _same_content(con: duckdb.DuckDBPyConnection, feed: str, content: str) -> str | None:
+    row = con.execute(
+        "SELECT delivery_id FROM meta.deliveries WHERE feed = ? AND content_sha256 = ? "
+        "ORDER BY delivery_seq LIMIT 1", [feed, content]).fetchone()
+    return row[0] if row else None
+
+
+def _register_loaded(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute(
+        f"SELECT count(*) FROM {raw_table_name('facility_register', 'facilities')}"
+    ).fetchone()[0] > 0
+
+
+@dataclass
+class FeedIngestor:
+    feed: str
+    paths: Paths
+    config: Config
+    today: date
+
+    @property
+    def personal(self) -> bool:
+        return FEEDS[self.feed].personal_data
+
+    def run(self) -> list[DeliveryOutcome]:
+        folders = pending_folders(self.paths, self.feed)
+        if not folders:
+            return []
+        outcomes = []
+        with connect(self.paths.warehouse) as con:
+            if self.personal:
+                register_udf(con)  # refuses to go on without a pseudonym key
+            for folder in folders:
+                outcome = self.ingest(con, folder)
+                log.info("%s", outcome.summary())
+                outcomes.append(outcome)
+        return outcomes
+
+    # --- one delivery -------------------------------------------------------
+
+    def ingest(self, con: duckdb.DuckDBPyConnection, folder: Path) -> DeliveryOutcome:
+        try:
+            return self._ingest(con, folder)
+        except DeliveryRejected as rejected:
+            return self._quarantine(folder, rejected.problems)
+
+    def _quarantine(self, folder: Path, problems: list[Problem]) -> DeliveryOutcome:
+        target = filing.quarantine(folder, self.paths.quarantine, self.feed, problems,
+                                   self.personal)
+        log.warning("quarantined %s/%s: %s", self.feed, target.name, problems[0].one_line())
+        return DeliveryOutcome(self.feed, target.name, "quarantined", problems=tuple(problems),
+                               location=str(target))
+
+    def _ingest(self, con: duckdb.DuckDBPyConnection, folder: Path) -> DeliveryOutcome:
+        if folder.is_symlink() or not DELIVERY_ID_PATTERN.match(folder.name):
+            raise DeliveryRejected([Problem(
+                rule="delivery_id", column="delivery_id",
+                message=f"the delivery folder must be a real folder named like "
+                        f"{DELIVERY_ID_PATTERN.pattern}")])
+        manifest = read_manifest(folder, self.feed,
+                                 max_rows=int(self.config.get("validation", "max_rows_per_file")))
+        seen = _ledger_row(con, self.feed, manifest.delivery_id)
+        if seen is not None:
+            if seen[0] != manifest.content_sha256:
+                raise DeliveryRejected([Problem(
+                    rule="delivery_id_reused", file=MANIFEST, column="delivery_id",
+                    value=manifest.delivery_id,
+                    message="this delivery_id was already loaded with different data; "
+                            "deliver a correction under a new delivery_id with replaces")])
+            return self._resend(con, folder, manifest, manifest.delivery_id)
+        check_folder(folder, manifest)
+        earlier = _same_content(con, self.feed, manifest.content_sha256)
+        if earlier is not None:
+            return self._resend(con, folder, manifest, earlier)
+        if manifest.replaces and _ledger_row(con, self.feed, manifest.replaces) is None:
+            raise DeliveryRejected([Problem(
+                rule="replaces_unknown", file=MANIFEST, column="replaces", value=manifest.replaces,
+                message=f"replaces names a delivery this warehouse never loaded for feed "
+                        f"{self.feed}")])
+        if self.feed != "facility_register" and not _register_loaded(con):
+            log.info("%s/%s waits for the first facility register delivery",
+                     self.feed, folder.name)
+            return DeliveryOutcome(self.feed, folder.name, "deferred")
+        tables = self._stage_and_check(con, folder, manifest)
+        rows = self._load(con, manifest, tables)
+        target = filing.archive(folder, self.paths.archive, self.feed, self.personal)
+        return DeliveryOutcome(self.feed, manifest.delivery_id, "loaded", rows=rows,
+                               location=str(target))
+
+    def _resend(self, con, folder: Path, manifest: Manifest, earlier: str) -> DeliveryOutcome:
+        con.execute("INSERT INTO meta.receipts VALUES (?, ?, 'resend_ignored', NULL, ?, ?)",
+                    [self.feed, manifest.delivery_id,
+                     f"byte-identical to delivery {earlier}", _now()])
+        target = filing.archive(folder, self.paths.archive, self.feed, self.personal)
+        return DeliveryOutcome(self.feed, manifest.delivery_id, "resend_ignored",
+                               location=str(target))
+
+    def _stage_and_check(self, con, folder: Path, manifest: Manifest) -> dict[str, tuple]:
+        from gate.runner import run_suite  # GX is heavy: import it when a delivery is checked
+        from gate.suites import delivery_suite_name
+
+        problems: list[Problem] = []
+        tables: dict[str, tuple] = {}
+        factor = float(self.config.get("validation", "max_population_over_operational"))
+        with tempfile.TemporaryDirectory(prefix="penstat-stage-") as work:
+            for entry in manifest.files:
+                spec = FEEDS[self.feed].file(entry.stem)
+                try:
+                    staged = stage_text(con, folder, entry, spec, manifest.dialect, Path(work))
+                    table = stage_typed(con, staged, manifest.dialect.decimal)
+                except DeliveryRejected as rejected:
+                    problems += rejected.problems
+                    continue
+                gate = run_suite(delivery_suite_name(self.feed, spec.stem),
+                                 con.execute(f"SELECT * FROM {table}").df())
+                problems += [_gate_problem(f, entry.name) for f in gate.failures]
+                problems += context_problems(con, self.feed, spec.stem, table, entry.name,
+                                             manifest, self.today, factor)
+                tables[entry.stem] = (entry, spec, table)
+        if problems:
+            raise DeliveryRejected(problems)
+        return tables
+
+    def _load(self, con, manifest: Manifest, tables: dict[str, tuple]) -> int:
+        loaded_at = _now()
+        total = sum(entry.rows for entry, _, _ in tables.values())
+        con.execute("BEGIN TRANSACTION")
+        try:
+            seq = con.execute("SELECT nextval('meta.delivery_seq')").fetchone()[0]
+            for entry, spec, table in tables.values():
+                cols = [stored_column_name(c) for c in spec.columns]
+                select = ", ".join(q(c.name) for c in spec.columns)
+                con.execute(
+                    f"INSERT INTO {raw_table_name(self.feed, spec.stem)} "
+                    f"({', '.join(q(c) for c in cols)}, _delivery_id, _delivery_seq, _file, _row, "
+                    f"_loaded_at) SELECT {select}, ?, ?, ?, _row, ? FROM {table} ORDER BY _row",
+                    [manifest.delivery_id, seq, entry.name, loaded_at])
+            con.execute(
+                "INSERT INTO meta.deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [seq, self.feed, manifest.delivery_id, manifest.sender, manifest.created_at,
+                 manifest.period_start, manifest.period_end, manifest.replaces, manifest.sha256,
+                 manifest.content_sha256, total, loaded_at])
+            con.execute("INSERT INTO meta.receipts VALUES (?, ?, 'loaded', NULL, ?, ?)",
+                        [self.feed, manifest.delivery_id, f"{total} rows", loaded_at])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        for _, _, table in tables.values():
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        return total
+
+
+def _gate_problem(failure, file: str) -> Problem:
+    first = failure.first_failures[0].get("_row") if failure.first_failures else None
+    return Problem(
+        rule=failure.expectation, file=file, row=first,
+        column=", ".join(failure.columns) or None, rows_affected=failure.unexpected_count,
+        message=f"Great Expectations suite {failure.suite}: {failure.expectation} failed"
+                + (f" ({failure.exception})" if failure.exception else ""))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def ingest_feed(feed: str, paths: Paths | None = None, config: Config | None = None,
+                today: date | None = None) -> list[DeliveryOutcome]:
+    """Process every pending delivery of `feed`; return what happened to each."""
+    if feed not in FEEDS:
+        raise ValueError(f"unknown feed {feed!r}; feeds are {sorted(FEEDS)}")
+    paths = paths or Paths.from_env()
+    paths.ensure()
+    ingestor = FeedIngestor(feed=feed, paths=paths, config=config or Config.load(),
+                            today=today or datetime.now(UTC).date())
+    outcomes = ingestor.run()
+    if feed == "facility_register" and any(o.outcome == "loaded" for o in outcomes):
+        ring_waiting_feeds(paths)
+    return outcomes
+
+
+def ring_waiting_feeds(paths: Paths) -> list[str]:
+    """Ring the doorbell of every feed with deliveries waiting in its inbox."""
+    rung = []
+    for feed in FEEDS:
+        if feed != "facility_register" and pending_folders(paths, feed):
+            (paths.feed_inbox(feed) / DOORBELL).touch()
+            rung.append(feed)
+    return rung
+
+
+def iter_outcomes(feeds: list[str], paths: Paths) -> Iterator[DeliveryOutcome]:
+    for feed in feeds:
+        yield from ingest_feed(feed, paths)
