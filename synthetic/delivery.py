@@ -59,7 +59,8 @@ def write_delivery(
     for name, data in files.items():
         _refuse_unsafe_name(name, "file name")
         _write_atomically(folder / name, data)
-        entries.append({"name": name, "sha256": sha256_hex(data), "rows": count_rows(name, data, dialect)})
+        rows = count_rows(name, data, dialect)
+        entries.append({"name": name, "sha256": sha256_hex(data), "rows": rows})
     manifest: dict[str, Any] = {
         "contract_version": CONTRACT_VERSION,
         "feed": feed,
@@ -104,7 +105,8 @@ def count_rows(name: str, data: bytes, dialect: Mapping[str, str] | None = None)
     if encoding.replace("-", "").replace("_", "").lower() == "utf8":
         encoding = "utf-8-sig"  # a UTF-8 BOM is allowed
     text = data.decode(encoding)
-    records = sum(1 for rec in csv.reader(io.StringIO(text, newline=""), delimiter=spec["delimiter"]) if rec)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec["delimiter"])
+    records = sum(1 for record in reader if record)
     return max(records - 1, 0)
 
 

@@ -200,13 +200,18 @@ def _rundown(days: pd.DatetimeIndex, register: FacilityRegister) -> np.ndarray:
 
 def _composition(seed: int, population: np.ndarray, capacity: np.ndarray, valid: np.ndarray,
                  profile: FacilityProfile) -> dict[str, np.ndarray]:
-    """Places out of use and the female, remand, under-18 and 18-22 counts."""
-    rng = stream(seed, "occupancy-composition")
-    out_of_use = rng.binomial(capacity, profile.out_of_use)
-    female = rng.binomial(population, profile.female)
-    remand = rng.binomial(population, profile.remand)
-    under_18 = rng.binomial(population, profile.under_18)
-    age_18_22 = rng.binomial(population - under_18, profile.age_18_22)
+    """Places out of use and the female, remand, under-18 and 18-22 counts.
+
+    One stream per count: a longer horizon then only appends draws to each."""
+
+    def draw(name: str, n: np.ndarray, share: np.ndarray) -> np.ndarray:
+        return stream(seed, f"occupancy-{name}").binomial(n, share)
+
+    out_of_use = draw("places_out_of_use", capacity, profile.out_of_use)
+    female = draw("population_female", population, profile.female)
+    remand = draw("population_remand", population, profile.remand)
+    under_18 = draw("population_under_18", population, profile.under_18)
+    age_18_22 = draw("population_18_22", population - under_18, profile.age_18_22)
     return {
         "places_out_of_use": np.where(valid, out_of_use, 0),
         "population": population,

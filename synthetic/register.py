@@ -159,7 +159,8 @@ def _draw_capacity(rng: np.random.Generator, facility_type: str, n: int) -> np.n
     return np.where(is_large, np.round(large), medium_places).astype(np.int64)
 
 
-def _draw_security(rng: np.random.Generator, facility_type: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _draw_security(rng: np.random.Generator, facility_type: str,
+                   n: int) -> tuple[np.ndarray, np.ndarray]:
     levels, probs, community_share = {
         "prison": (("high", "medium"), (0.45, 0.55), 0.0),
         "remand_centre": (("high", "medium"), (0.6, 0.4), 0.0),
@@ -174,7 +175,8 @@ def _draw_security(rng: np.random.Generator, facility_type: str, n: int) -> tupl
     return security, community
 
 
-def _draw_living_group(rng: np.random.Generator, facility_type: str, capacity: np.ndarray) -> pd.Series:
+def _draw_living_group(rng: np.random.Generator, facility_type: str,
+                       capacity: np.ndarray) -> pd.Series:
     if facility_type in SMALL_SCALE_TYPES:
         group = np.minimum(rng.integers(4, 11, len(capacity)), capacity)
         return pd.Series(group, dtype="Int64")

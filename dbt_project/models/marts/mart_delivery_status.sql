@@ -158,7 +158,9 @@ select
     cast(days_late as bigint) as days_late,
     last_delivery_id,
     case
-        when last_delivery_id is null or days_late > 0 then 'late'
+        when days_late > 0 then 'late'
+        -- nothing ever received where something was expected
+        when days_late is null and last_delivery_id is null then 'late'
         else 'ok'
     end as status
 from unioned

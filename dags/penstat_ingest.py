@@ -1,0 +1,56 @@
+"""Ingest DAGs, one per feed: started by the feed's `_READY` doorbell (an AssetWatcher).
+
+ingest_deliveries -> announce_raw (emits penstat.raw.<feed> if rows were loaded)
+                  -> report_rejections (fails, for the operator, if a delivery was quarantined)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from ingestion.contract import FEEDS
+from operations import tasks
+from operations.assets import RAW_ASSETS, WAREHOUSE_POOL, inbox_asset
+from operations.callbacks import notify_failure
+
+
+def ingest_dag(feed: str):
+    @dag(
+        dag_id=f"penstat_ingest_{feed}",
+        schedule=[inbox_asset(feed)],
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["penstat", "ingest", feed],
+        default_args={"on_failure_callback": notify_failure},
+        doc_md=f"Ingest pending `{feed}` deliveries from the inbox (ledger is the truth).",
+    )
+    def ingest():
+        @task(pool=WAREHOUSE_POOL)
+        def ingest_deliveries() -> list[dict]:
+            return tasks.ingest(feed)
+
+        @task(outlets=[RAW_ASSETS[feed]])
+        def announce_raw(outcomes: list[dict]) -> int:
+            if not tasks.loaded_any(outcomes):
+                raise AirflowSkipException("nothing new was loaded")
+            return sum(o["rows"] for o in outcomes if o["outcome"] == "loaded")
+
+        @task
+        def report_rejections(outcomes: list[dict]) -> None:
+            report = tasks.rejection_report(outcomes)
+            if report:
+                raise AirflowFailException(report)
+
+        outcomes = ingest_deliveries()
+        announce_raw(outcomes)
+        report_rejections(outcomes)
+
+    return ingest()
+
+
+for _feed in FEEDS:
+    ingest_dag(_feed)

@@ -1,0 +1,36 @@
+"""Publish DAG: gate the freshly built marts and, only if the gate passes, publish them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from operations import tasks
+from operations.assets import MARTS_BUILT, PUBLISHED_MARTS, WAREHOUSE_POOL
+from operations.callbacks import notify_failure
+
+
+@dag(
+    dag_id="penstat_publish",
+    schedule=[MARTS_BUILT],
+    start_date=datetime(2024, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["penstat", "publish", "great_expectations"],
+    default_args={"on_failure_callback": notify_failure},
+    doc_md="Stage a publication, validate it with the mart suites, switch `current`.",
+)
+def penstat_publish():
+    @task(pool=WAREHOUSE_POOL, outlets=[PUBLISHED_MARTS])
+    def gate_and_publish() -> dict:
+        result = tasks.gate_and_publish()
+        if result["unchanged"]:
+            raise AirflowSkipException(f"marts unchanged: {result['version']} stays current")
+        return result
+
+    gate_and_publish()
+
+
+penstat_publish()

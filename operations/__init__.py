@@ -1,0 +1,1 @@
+"""Running penstat: Airflow assets and task bodies, the local Airflow stack, the demo."""

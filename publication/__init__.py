@@ -1,0 +1,1 @@
+"""Publications of the marts: staged, gated, switched atomically."""

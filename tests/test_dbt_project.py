@@ -1,0 +1,469 @@
+"""dbt project: builds on a small hand-made raw layer and checks the marts.
+
+The fixture warehouse is created with ingestion.warehouse.create_schema and
+filled in code: a register with a superseded snapshot and a capacity change
+(NL-0001: 24 places until 2025-01-10, 36 from 2025-01-11), a week of daily
+census with a correcting delivery, one month of regime and staffing, and a
+handful of releases / reconvictions with an extraction dated 2025-01-15.
+Expected values below are computed by hand from these rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # plain `pytest` does not put the checkout on sys.path
+    sys.path.insert(0, str(REPO))
+
+from ingestion.contract import FEEDS  # noqa: E402
+from ingestion.settings import Config  # noqa: E402
+from ingestion.warehouse import create_schema  # noqa: E402
+from transform.dbt_runner import PROJECT_DIR, BuildReport, build  # noqa: E402
+
+AS_OF = "2025-02-10"
+EXTRACTION = dt.datetime(2025, 1, 15, 6, 0, 0)
+
+# Published interface (published.md) + the columns this project adds:
+# `flag` where suppressible values exist, and detainees_per_custodial_fte.
+PUBLISHED_COLUMNS = {
+    "mart_facility_daily": [
+        "facility_id", "census_date", "facility_type", "scale_class", "capacity_places",
+        "places_out_of_use", "population", "density", "occupancy_in_use",
+        "overcrowding_tier", "flag",
+    ],
+    "mart_facility_monthly": [
+        "facility_id", "month", "facility_type", "scale_class", "is_detention_house",
+        "average_daily_population", "density", "turnover", "avg_length_of_stay_days",
+        "detainees_per_custodial_fte", "rehab_staff_per_100", "vacancy_rate",
+        "staff_trained_share", "work_participation", "education_participation",
+        "digital_contact_share", "release_plan_coverage", "flag",
+    ],
+    "mart_national_monthly": [
+        "month", "scale_class", "facilities", "capacity_places", "average_daily_population",
+        "density", "share_in_overcrowded", "share_in_small_scale",
+        "vulnerable_in_small_scale_under_18", "vulnerable_in_small_scale_18_22",
+        "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "flag",
+    ],
+    "mart_recidivism_cohort": [
+        "cohort_year", "group_type", "group_value", "cohort_size", "recid_2y_general",
+        "recid_2y_custodial", "proven_reoffending_1y", "observed_expected",
+        "adjusted_rate", "ci_low", "ci_high", "flag",
+    ],
+    "mart_delivery_status": [
+        "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id",
+        "status",
+    ],
+}
+
+
+def pseudo(label: str) -> str:
+    """A stand-in pseudonym (the real one is a keyed hash of person_ref)."""
+    return hashlib.sha256(f"fixture-{label}".encode()).hexdigest()
+
+
+def d(s: str) -> dt.date:
+    return dt.date.fromisoformat(s)
+
+
+# ---------------------------------------------------------------- fixture rows
+
+DELIVERIES = [
+    # seq, feed, delivery_id, created_at, period_start, period_end, replaces
+    (1, "facility_register", "reg-2024-01", dt.datetime(2024, 1, 5), None, None, None),
+    (2, "facility_register", "reg-2025-01", dt.datetime(2025, 1, 6), None, None, None),
+    (3, "occupancy", "occ-2025-01-w2", dt.datetime(2025, 1, 15, 2), d("2025-01-08"),
+     d("2025-01-14"), None),
+    (4, "occupancy", "occ-2025-01-w2-fix", dt.datetime(2025, 1, 16, 2), d("2025-01-09"),
+     d("2025-01-09"), "occ-2025-01-w2"),
+    (5, "staffing", "staff-2025-01", dt.datetime(2025, 2, 3), d("2025-01-01"),
+     d("2025-01-31"), None),
+    (6, "recidivism", "cro-extraction-2025", EXTRACTION, d("2021-01-01"), d("2023-12-31"),
+     None),
+]
+
+# facility_id, name, region, type, security, capacity, operational, group, community,
+# valid_from, valid_to
+REGISTER_OLD = [  # superseded snapshot (seq 1): must be ignored entirely
+    ("NL-0001", "De Kleine Haven", "NL32", "detention_house", "low", 20, 22, 8, True,
+     d("2020-01-01"), None),
+    ("NL-0002", "PI Groot", "NL33", "prison", "high", 380, 420, None, False,
+     d("2015-01-01"), None),
+    ("NL-0003", "HvB Midden", "NL31", "remand_centre", "medium", 120, 130, None, False,
+     d("2018-06-01"), None),
+]
+REGISTER = [  # latest full snapshot (seq 2)
+    ("NL-0001", "De Kleine Haven", "NL32", "detention_house", "low", 24, 26, 8, True,
+     d("2020-01-01"), d("2025-01-10")),
+    ("NL-0001", "De Kleine Haven", "NL32", "detention_house", "low", 36, 40, 8, True,
+     d("2025-01-11"), None),
+    ("NL-0002", "PI Groot", "NL33", "prison", "high", 400, 450, None, False,
+     d("2015-01-01"), None),
+    ("NL-0003", "HvB Midden", "NL31", "remand_centre", "medium", 120, 130, None, False,
+     d("2018-06-01"), None),
+    ("NL-0004", "Overgangshuis Oost", "NL21", "transition_house", "open", 12, 12, 6, True,
+     d("2019-01-01"), d("2024-12-31")),
+]
+
+DAYS = [d("2025-01-08") + dt.timedelta(days=i) for i in range(7)]  # 8..14 January
+
+
+def census_rows() -> list[tuple]:
+    """(facility, date, out_of_use, pop, female, remand, <18, 18-22, admissions, releases)."""
+    rows = []
+    for day in DAYS:
+        # NL-0001: 22 held on 24 places until the 10th, 30 held on 36 places from the 11th
+        rows.append(("NL-0001", day, 2, 22 if day.day <= 10 else 30, 3, 0, 2, 5, 1, 1))
+        # NL-0002: 430 on 400 places (the 9th is corrected to 470 by seq 4)
+        rows.append(("NL-0002", day, 10, 999 if day.day == 9 else 430, 20, 60, 0, 40, 12, 11))
+        # NL-0003: 100 on 120 places, 180 on the 12th (density exactly 150: critical)
+        rows.append(("NL-0003", day, 0, 180 if day.day == 12 else 100, 10, 30, 1, 12, 5, 4))
+    return rows
+
+
+CENSUS_FIX = [("NL-0002", d("2025-01-09"), 10, 470, 20, 60, 0, 40, 12, 11)]
+
+# facility, month, avg_population, paid work, education, digital, hours, releases, with plan
+REGIME = [
+    ("NL-0001", "2025-01", 27.5, 20, 10, 25, 9.5, 4, 3),
+    ("NL-0002", "2025-01", 440.0, 200, 80, 150, 6.0, 40, 10),
+    ("NL-0003", "2025-01", 105.0, 30, 20, 50, None, 12, 2),
+]
+
+# facility, month, category, fte, headcount, vacancies_fte, trained
+STAFFING = [
+    ("NL-0001", "2025-01", "custodial", 8.0, 9, 1.0, 9),
+    ("NL-0001", "2025-01", "rehabilitation", 3.5, 4, 0.0, 4),
+    ("NL-0001", "2025-01", "education", 1.0, 1, None, None),
+    ("NL-0002", "2025-01", "custodial", 110.0, 120, 10.0, 80),
+    ("NL-0002", "2025-01", "healthcare", 6.0, 7, 1.0, 5),
+    ("NL-0002", "2025-01", "management", 5.0, 5, 0.0, 5),
+    ("NL-0003", "2025-01", "custodial", 40.0, 42, 2.0, 30),
+    ("NL-0003", "2025-01", "rehabilitation", 4.0, 4, 0.0, 2),
+]
+
+# release, person, date, facility, days small, sex, birth year, offence, priors, sentence
+RELEASES = [
+    ("R1", "P1", d("2021-03-10"), "NL-0002", 0, "M", 1990, "02", 3, 400),
+    ("R2", "P2", d("2021-06-01"), "NL-0001", 120, "F", 1995, "07", 0, 120),
+    ("R3", "P3", d("2021-07-15"), "NL-0003", 0, "M", 1985, "05", 1, 90),
+    ("R4", "P4", d("2021-09-01"), "NL-0002", 0, "M", 2000, "02", 5, 700),
+    ("R5", "P5", d("2022-02-01"), "NL-0002", 0, "X", 1998, "09", 2, 300),
+    ("R6", "P6", d("2022-05-05"), "NL-0001", 200, "F", 1980, "07", 0, 200),
+    ("R7", "P7", d("2023-03-03"), "NL-0002", 0, "M", 1993, "02", 4, 365),
+    ("R8", "P1", d("2022-08-01"), "NL-0003", 0, "M", 1990, "05", 4, 60),
+]
+
+# case, person, offence date, conviction date, offence, custodial
+RECONVICTIONS = [
+    # R1: offence 10 months after release, convicted within 18: general, custodial, proven
+    ("C1", "P1", d("2022-01-05"), d("2022-06-01"), "02", True),
+    # R2: offence before the release: never counts
+    ("C2", "P2", d("2021-05-01"), d("2021-09-01"), "07", False),
+    # R3: offence exactly 24 months after release (window end inclusive): general only
+    ("C3", "P3", d("2023-07-15"), d("2024-01-10"), "05", False),
+    # R4: offence 24 months + 1 day after release: outside the window
+    ("C4", "P4", d("2023-09-02"), d("2023-12-01"), "02", True),
+    # R5: offence within 12 months but convicted after 18: general + custodial, not proven
+    ("C5", "P5", d("2022-12-01"), d("2023-10-01"), "09", True),
+    # R7: 2023 cohort, immature at the extraction: not published
+    ("C7", "P7", d("2023-04-01"), d("2023-06-01"), "02", False),
+    # R8 (P1 again): convicted after the extraction date: does not count
+    ("C8", "P1", d("2024-02-01"), d("2025-03-01"), "05", False),
+]
+
+
+def _insert(con, table: str, columns: list[str], rows: list[tuple], seq: int, delivery: str,
+            file: str) -> None:
+    cols = [*columns, "_delivery_id", "_delivery_seq", "_file", "_row", "_loaded_at"]
+    placeholders = ", ".join("?" for _ in cols)
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    loaded = dt.datetime(2025, 1, 1) + dt.timedelta(days=seq)
+    con.executemany(
+        f"INSERT INTO {table} ({quoted}) VALUES ({placeholders})",
+        [(*r, delivery, seq, file, i, loaded) for i, r in enumerate(rows, start=1)],
+    )
+
+
+def load_fixture(warehouse: Path) -> None:
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(warehouse))
+    try:
+        create_schema(con)
+        for seq, feed, delivery_id, created, p_start, p_end, replaces in DELIVERIES:
+            con.execute(
+                "INSERT INTO meta.deliveries (delivery_seq, feed, delivery_id, sender, "
+                "created_at, period_start, period_end, replaces, manifest_sha256, "
+                "content_sha256, rows_loaded, loaded_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                [seq, feed, delivery_id, "fixture", created, p_start, p_end, replaces,
+                 "0" * 64, "0" * 64, 0, created + dt.timedelta(hours=1)],
+            )
+        reg_cols = ["facility_id", "name", "region", "facility_type", "security_level",
+                    "capacity_places", "operational_capacity", "living_group_size",
+                    "community_integrated", "valid_from", "valid_to"]
+        _insert(con, "raw.facility_register__facilities", reg_cols, REGISTER_OLD, 1,
+                "reg-2024-01", "facilities.csv")
+        _insert(con, "raw.facility_register__facilities", reg_cols, REGISTER, 2,
+                "reg-2025-01", "facilities.csv")
+        occ_cols = ["facility_id", "census_date", "places_out_of_use", "population",
+                    "population_female", "population_remand", "population_under_18",
+                    "population_18_22", "admissions", "releases"]
+        _insert(con, "raw.occupancy__occupancy", occ_cols, census_rows(), 3, "occ-2025-01-w2",
+                "occupancy.csv")
+        _insert(con, "raw.occupancy__occupancy", occ_cols, CENSUS_FIX, 4, "occ-2025-01-w2-fix",
+                "occupancy.csv")
+        _insert(con, "raw.occupancy__regime",
+                ["facility_id", "month", "avg_population", "in_paid_work", "in_education",
+                 "with_digital_contact", "avg_hours_out_of_cell", "releases_total",
+                 "releases_with_plan"], REGIME, 3, "occ-2025-01-w2", "regime.csv")
+        _insert(con, "raw.staffing__staffing",
+                ["facility_id", "month", "staff_category", "fte", "headcount",
+                 "vacancies_fte", "trained_last_24m"], STAFFING, 5, "staff-2025-01",
+                "staffing.csv")
+        _insert(con, "raw.recidivism__releases",
+                ["release_id", "person_pseudonym", "release_date", "facility_id",
+                 "days_in_small_scale", "sex", "birth_year", "index_offence",
+                 "prior_convictions", "sentence_days"],
+                [(r[0], pseudo(r[1]), *r[2:]) for r in RELEASES], 6, "cro-extraction-2025",
+                "releases.csv")
+        _insert(con, "raw.recidivism__reconvictions",
+                ["case_id", "person_pseudonym", "offence_date", "conviction_date", "offence",
+                 "custodial"],
+                [(r[0], pseudo(r[1]), *r[2:]) for r in RECONVICTIONS], 6,
+                "cro-extraction-2025", "reconvictions.csv")
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------- the build
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, BuildReport, float]:
+    home = tmp_path_factory.mktemp("penstat_home")
+    load_fixture(home / "warehouse" / "warehouse.duckdb")
+    started = time.monotonic()
+    report = build(home, {"as_of_date": AS_OF})
+    return home, report, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def wh(built):
+    home, _, _ = built
+    con = duckdb.connect(str(home / "warehouse" / "warehouse.duckdb"), read_only=True)
+    yield con
+    con.close()
+
+
+def test_build_succeeds_quickly(built):
+    _, report, seconds = built
+    assert report.success
+    assert report.count("model", "success") >= 15
+    assert report.count("test", "pass") >= 40
+    assert report.count(status="error") == 0 and report.count(status="fail") == 0
+    assert seconds < 120, f"dbt build took {seconds:.1f}s"
+
+
+def test_unit_tests_ran_and_passed(built):
+    _, report, _ = built
+    unit = [n for n in report.nodes if n.resource_type == "unit_test"]
+    assert len(unit) >= 6, [n.unique_id for n in unit]
+    assert {n.status for n in unit} == {"pass"}, [(n.unique_id, n.status) for n in unit]
+    names = {n.unique_id.rsplit(".", 1)[-1] for n in unit}
+    assert {"test_density_and_occupancy_in_use", "test_monthly_class_majority_and_density",
+            "test_national_ratio_of_sums"} <= names
+
+
+def test_target_and_logs_live_under_penstat_home(built):
+    home, _, _ = built
+    assert (home / "dbt" / "target" / "manifest.json").exists()
+    assert (home / "logs" / "dbt" / "dbt.log").exists()
+    assert not (PROJECT_DIR / "target").exists() or not any(
+        (PROJECT_DIR / "target").glob("run_results.json")
+    )
+
+
+def test_schemas_are_used_verbatim(wh):
+    schemas = {r[0] for r in wh.execute(
+        "select distinct table_schema from information_schema.tables").fetchall()}
+    assert {"raw", "meta", "staging", "intermediate", "marts"} <= schemas
+    assert not any(s.startswith("main_") for s in schemas), schemas
+
+
+@pytest.mark.parametrize("mart", sorted(PUBLISHED_COLUMNS))
+def test_published_marts_have_exactly_the_published_columns(wh, mart):
+    cols = [r[0] for r in wh.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'marts' and table_name = ? order by ordinal_position",
+        [mart]).fetchall()]
+    assert cols == PUBLISHED_COLUMNS[mart]
+    kind = wh.execute(
+        "select table_type from information_schema.tables "
+        "where table_schema = 'marts' and table_name = ?", [mart]).fetchone()
+    assert kind == ("BASE TABLE",)
+
+
+def test_facility_day_density_by_hand(wh):
+    row = wh.execute(
+        "select population, capacity_places, places_out_of_use, density, occupancy_in_use, "
+        "overcrowding_tier, scale_class from marts.mart_facility_daily "
+        "where facility_id = 'NL-0002' and census_date = date '2025-01-09'").fetchone()
+    # the correcting delivery (seq 4) wins: 470 held, not 999
+    assert row[:3] == (470, 400, 10)
+    assert row[3] == pytest.approx(117.5)              # 470 / 400 x 100
+    assert row[4] == pytest.approx(470 / 390 * 100)    # 470 / (400 - 10) x 100 = 120.51
+    assert row[5:] == ("over", "large")
+    tier = wh.execute(
+        "select density, overcrowding_tier from marts.mart_facility_daily "
+        "where facility_id = 'NL-0003' and census_date = date '2025-01-12'").fetchone()
+    assert tier == (pytest.approx(150.0), "critical")  # 180 / 120 x 100
+
+
+def test_capacity_change_flips_the_daily_class(wh):
+    rows = wh.execute(
+        "select census_date, capacity_places, scale_class, density "
+        "from marts.mart_facility_daily where facility_id = 'NL-0001' "
+        "and census_date in (date '2025-01-10', date '2025-01-11') order by 1").fetchall()
+    assert rows[0][1:3] == (24, "small") and rows[1][1:3] == (36, "medium")
+    assert rows[0][3] == pytest.approx(22 / 24 * 100)
+    assert rows[1][3] == pytest.approx(30 / 36 * 100)
+
+
+def test_facility_month_by_hand(wh):
+    row = wh.execute(
+        "select scale_class, facility_type, is_detention_house, average_daily_population, "
+        "density, detainees_per_custodial_fte, rehab_staff_per_100, vacancy_rate, "
+        "staff_trained_share, work_participation, release_plan_coverage "
+        "from marts.mart_facility_monthly "
+        "where facility_id = 'NL-0001' and month = date '2025-01-01'").fetchone()
+    # 3 days small (8..10) and 4 days medium (11..14): medium on most days; the RESCALED
+    # detention-house criteria need small-scale, so on most days it is not one.
+    assert row[:3] == ("medium", "detention_house", False)
+    assert row[3] == pytest.approx(186 / 7)            # (3 x 22 + 4 x 30) / 7 days
+    assert row[4] == pytest.approx(18600 / 216)        # 186 / (3 x 24 + 4 x 36) x 100
+    assert row[5] == pytest.approx(27.5 / 8.0)         # avg_population / custodial FTE
+    assert row[6] == pytest.approx((3.5 + 1.0) / 27.5 * 100)
+    assert row[7] == pytest.approx(1.0 / (8.0 + 3.5 + 1.0))  # education reports no vacancies
+    assert row[8] == pytest.approx(13 / 13)            # headcount of categories reporting
+    assert row[9] == pytest.approx(20 / 27.5)
+    assert row[10] == pytest.approx(3 / 4)
+
+
+def test_national_month_is_a_ratio_of_sums(wh):
+    rows = {r[0]: r[1:] for r in wh.execute(
+        "select scale_class, facilities, capacity_places, average_daily_population, density, "
+        "share_in_overcrowded, share_in_small_scale, vulnerable_in_small_scale_under_18, "
+        "detainees_per_custodial_fte from marts.mart_national_monthly "
+        "where month = date '2025-01-01'").fetchall()}
+    assert set(rows) == {"small", "medium", "large", "all"}
+    # person-days: NL-0001 3x22+4x30 = 186; NL-0002 6x430+470 = 3050; NL-0003 6x100+180 = 780
+    # place-days:  NL-0001 3x24+4x36 = 216; NL-0002 7x400 = 2800;     NL-0003 7x120 = 840
+    facilities, capacity, adp, density, overcrowded, small, under18, dpf = rows["all"]
+    assert facilities == 3
+    assert capacity == pytest.approx(3856 / 7)
+    assert adp == pytest.approx(4016 / 7)
+    assert density == pytest.approx(401600 / 3856)     # 104.15, not a mean of rates
+    mean_of_rates = (18600 / 216 + 305000 / 2800 + 78000 / 840) / 3
+    assert density != pytest.approx(mean_of_rates)
+    assert overcrowded == pytest.approx((3050 + 180) / 4016)  # NL-0002 all week, NL-0003 12th
+    assert small == pytest.approx(66 / 4016)           # NL-0001 on 8..10 January
+    assert under18 == pytest.approx(6 / 21)            # 3 days x 2 small of 14 + 0 + 7
+    assert dpf == pytest.approx((27.5 + 440 + 105) / (8 + 110 + 40))
+    # class rows: facility-days by the class in force that day
+    assert rows["medium"][0] == 2                      # NL-0001 (from the 11th) and NL-0003
+    assert rows["medium"][3] == pytest.approx(90000 / 984)  # (120 + 780) / (144 + 840) x 100
+    assert rows["small"][3] == pytest.approx(6600 / 72)
+    assert rows["small"][5] is None and rows["large"][6] is None
+
+
+def test_recidivism_cohorts_by_hand(wh):
+    rows = {(r[0], r[1], r[2]): r[3:] for r in wh.execute(
+        "select cohort_year, group_type, group_value, cohort_size, recid_2y_general, "
+        "recid_2y_custodial, proven_reoffending_1y, observed_expected "
+        "from marts.mart_recidivism_cohort").fetchall()}
+    # 2023's 24-month window ends 2025-12-31, after the 2025-01-15 extraction
+    assert {k[0] for k in rows} == {2021, 2022}
+    # 2021 large: R1 (general, custodial, proven) and R4 (offence 24 months + 1 day)
+    assert rows[(2021, "scale_class", "large")] == (2, 0.5, 0.5, 0.5, None)
+    # 2021 medium: R3, offence exactly at 24 months: general, not custodial, not proven
+    assert rows[(2021, "scale_class", "medium")] == (1, 1.0, 0.0, 0.0, None)
+    # 2021 small: R2, offence before the release: nothing
+    assert rows[(2021, "scale_class", "small")] == (1, 0.0, 0.0, 0.0, None)
+    # 2022 large: R5, convicted after the 18-month deadline: general + custodial, not proven
+    assert rows[(2022, "scale_class", "large")] == (1, 1.0, 1.0, 0.0, None)
+    # 2022 medium: R8 (P1 again): C1 predates it, C8 convicted after the extraction
+    assert rows[(2022, "scale_class", "medium")] == (1, 0.0, 0.0, 0.0, None)
+    assert rows[(2021, "facility_type", "prison")][0] == 2
+    sizes = sum(v[0] for k, v in rows.items() if k[1] == "scale_class")
+    assert sizes == 7                                  # R1..R6 and R8
+
+
+def test_delivery_status(wh):
+    rows = {(r[0], r[1]): r[2:] for r in wh.execute(
+        "select feed, facility_id, last_period_received, days_late, last_delivery_id, status "
+        "from marts.mart_delivery_status").fetchall()}
+    # census up to 14 January: the 15th fell due on the 16th; as of 10 February 25 days late
+    assert rows[("occupancy", "NL-0002")] == (d("2025-01-14"), 25, "occ-2025-01-w2-fix", "late")
+    assert rows[("occupancy", "NL-0001")] == (d("2025-01-14"), 25, "occ-2025-01-w2", "late")
+    # NL-0004 closed on 2024-12-31, before the feed's first day: nothing expected
+    assert rows[("occupancy", "NL-0004")] == (None, 0, None, "ok")
+    # staffing for January: February is due on 1 March
+    assert rows[("staffing", "NL-0003")] == (d("2025-01-01"), 0, "staff-2025-01", "ok")
+    assert rows[("facility_register", None)][1:] == (None, "reg-2025-01", "ok")
+    # extraction 2025-01-15: the next one is due 2026-01-15
+    assert rows[("recidivism", None)] == (d("2023-12-31"), 0, "cro-extraction-2025", "ok")
+
+
+def test_no_person_identifier_in_marts(wh):
+    cols = {r[0] for r in wh.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = 'marts'").fetchall()}
+    assert not cols & {"person_ref", "person_pseudonym"}
+
+
+# ---------------------------------------------------------------- project config
+
+
+def _project_yml() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text())
+
+
+def test_var_defaults_equal_the_toml():
+    defaults = _project_yml()["vars"]
+    toml_vars = Config.load(REPO / "config" / "penstat.toml").dbt_vars
+    assert toml_vars, "no thresholds found in the toml"
+    for name, value in toml_vars.items():
+        assert name in defaults, f"var {name} is not declared in dbt_project.yml"
+        assert defaults[name] == value, f"{name}: yml {defaults[name]!r} != toml {value!r}"
+    # and every threshold declared in the yml comes from the toml
+    with open(REPO / "config" / "penstat.toml", "rb") as fh:
+        sections = set(tomllib.load(fh))
+    for name in defaults:
+        if name != "as_of_date":
+            assert name.split("_", 1)[0] in sections and name in toml_vars, name
+
+
+def test_feed_cadence_seed_matches_the_contract():
+    lines = (PROJECT_DIR / "seeds" / "feed_cadence.csv").read_text().strip().splitlines()
+    seed = {line.split(",")[0]: line.split(",")[1] for line in lines[1:]}
+    assert seed == {name: feed.cadence for name, feed in FEEDS.items()}
+
+
+def test_no_literal_thresholds_in_sql():
+    """Threshold literals live in vars; the model SQL must not hard-code them."""
+    toml = Config.load(REPO / "config" / "penstat.toml").dbt_vars
+    suspicious = {str(v) for k, v in toml.items() if k.startswith(("classification", "overcrowding"))}
+    for sql in (PROJECT_DIR / "models").rglob("*.sql"):
+        text = sql.read_text()
+        for token in suspicious:
+            for op in ("<=", ">=", "> ", "< "):
+                assert f"{op} {token}\n" not in text and f"{op}{token} " not in text, (sql, token)

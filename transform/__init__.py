@@ -1,0 +1,1 @@
+"""Transformation layer: runs the dbt project (dbt_project/) on the warehouse."""

@@ -1,0 +1,196 @@
+"""Run the dbt project in-process against the warehouse under PENSTAT_HOME.
+
+dbt reads the project and its profile from ``dbt_project/`` in the checkout
+but writes nothing there: the target path (compiled SQL, manifest, partial
+parse state) is ``$PENSTAT_HOME/dbt/target`` and the logs go to
+``$PENSTAT_HOME/logs/dbt``, so the checkout may be read-only. The target path
+is the same on every run, which keeps partial parsing effective.
+
+Thresholds reach dbt as vars (``<section>_<key>`` from config/penstat.toml,
+see ingestion.settings.Config.dbt_vars) plus ``as_of_date`` for lateness.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+
+from ingestion.settings import Config
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+
+
+class DbtBuildFailed(RuntimeError):
+    """dbt build did not succeed; the message names every failing node."""
+
+    def __init__(self, message: str, failures: list[NodeOutcome] | None = None):
+        super().__init__(message)
+        self.failures = failures or []
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    unique_id: str
+    resource_type: str
+    status: str
+    message: str | None
+    execution_time: float
+    failures: int | None = None
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    success: bool
+    elapsed_seconds: float
+    nodes: list[NodeOutcome] = field(default_factory=list)
+
+    def count(self, resource_type: str | None = None, status: str | None = None) -> int:
+        return sum(
+            1
+            for n in self.nodes
+            if (resource_type is None or n.resource_type == resource_type)
+            and (status is None or n.status == status)
+        )
+
+    @property
+    def by_type_and_status(self) -> dict[tuple[str, str], int]:
+        return dict(Counter((n.resource_type, n.status) for n in self.nodes))
+
+
+def target_path(home: Path) -> Path:
+    return Path(home) / "dbt" / "target"
+
+
+def log_path(home: Path) -> Path:
+    return Path(home) / "logs" / "dbt"
+
+
+def default_vars(as_of_date: dt.date | str | None = None) -> dict[str, Any]:
+    """The toml's thresholds as dbt vars, plus as_of_date (default: today)."""
+    out: dict[str, Any] = dict(Config.load().dbt_vars)
+    if as_of_date is None:
+        as_of_date = dt.date.today()
+    out["as_of_date"] = str(as_of_date)
+    return out
+
+
+@contextmanager
+def _penstat_home(home: Path) -> Iterator[None]:
+    previous = os.environ.get("PENSTAT_HOME")
+    os.environ["PENSTAT_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PENSTAT_HOME", None)
+        else:
+            os.environ["PENSTAT_HOME"] = previous
+
+
+def run_dbt(
+    args: list[str], *, home: Path, vars: dict[str, Any] | None = None
+) -> dbtRunnerResult:
+    """Invoke dbt in-process with the project, profile, target and log paths set."""
+    home = Path(home).resolve()
+    (home / "warehouse").mkdir(parents=True, exist_ok=True)
+    cli = [
+        *args,
+        "--project-dir", str(PROJECT_DIR),
+        "--profiles-dir", str(PROJECT_DIR),
+        "--target-path", str(target_path(home)),
+        "--log-path", str(log_path(home)),
+    ]
+    if vars:
+        cli += ["--vars", json.dumps(vars, sort_keys=True, default=str)]
+    with _penstat_home(home):
+        try:
+            return dbtRunner().invoke(cli)
+        finally:
+            _release_warehouse()
+
+
+def _release_warehouse() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process.
+
+    dbt-duckdb caches its DuckDB instance at class level; left open, it holds
+    the warehouse file's lock after the run, so nothing else (validation,
+    publication, the next ingestion) could open the warehouse.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - adapter not installed
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None:
+            env.close()
+
+
+def _outcomes(result: dbtRunnerResult) -> list[NodeOutcome]:
+    results = getattr(result.result, "results", None) or []
+    out = []
+    for r in results:
+        node = r.node
+        out.append(
+            NodeOutcome(
+                unique_id=node.unique_id,
+                resource_type=str(getattr(node.resource_type, "value", node.resource_type)),
+                status=str(getattr(r.status, "value", r.status)),
+                message=r.message,
+                execution_time=float(r.execution_time or 0.0),
+                failures=r.failures,
+            )
+        )
+    return out
+
+
+def _failure_message(result: dbtRunnerResult, nodes: list[NodeOutcome]) -> str:
+    failed = [n for n in nodes if n.status in FAILED_STATUSES]
+    lines = ["dbt build failed"]
+    if result.exception is not None:
+        lines.append(f"  {type(result.exception).__name__}: {result.exception}")
+    for n in failed:
+        lines.append(f"  {n.unique_id} [{n.status}]: {(n.message or '').strip()}")
+    if len(lines) == 1:
+        lines.append("  (dbt reported failure without a failing node; see the dbt log)")
+    return "\n".join(lines)
+
+
+def build(home: Path, vars: dict[str, Any] | None = None) -> BuildReport:
+    """`dbt build` (seeds, models, unit and data tests); raise DbtBuildFailed on failure.
+
+    vars are merged over the toml's thresholds and as_of_date (today).
+    """
+    merged = default_vars()
+    merged.update(vars or {})
+    started = time.monotonic()
+    result = run_dbt(["build"], home=home, vars=merged)
+    elapsed = time.monotonic() - started
+    nodes = _outcomes(result)
+    failed = [n for n in nodes if n.status in FAILED_STATUSES]
+    if not result.success or failed or result.exception is not None:
+        raise DbtBuildFailed(_failure_message(result, nodes), failed)
+    return BuildReport(success=True, elapsed_seconds=elapsed, nodes=nodes)
+
+
+def docs_generate(home: Path, vars: dict[str, Any] | None = None) -> dbtRunnerResult:
+    """`dbt docs generate` into the target path (catalog + manifest for the docs site)."""
+    merged = default_vars()
+    merged.update(vars or {})
+    result = run_dbt(["docs", "generate"], home=home, vars=merged)
+    if not result.success:
+        raise DbtBuildFailed(f"dbt docs generate failed: {result.exception}")
+    return result
