@@ -142,6 +142,8 @@ def _format_column(values: pd.Series, decimal: str) -> pd.Series:
         return values.astype("Int64").astype("string").astype(object)
     if pd.api.types.is_float_dtype(values):
         return _format_decimals(values, decimal)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values  # already text: written as is, missing as ''
     return values.map(lambda v: _format_scalar(v, decimal)).astype(object)
 
 

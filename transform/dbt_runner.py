@@ -164,6 +164,9 @@ def _failure_message(result: dbtRunnerResult, nodes: list[NodeOutcome]) -> str:
         lines.append(f"  {type(result.exception).__name__}: {result.exception}")
     for n in failed:
         lines.append(f"  {n.unique_id} [{n.status}]: {(n.message or '').strip()}")
+    skipped = sum(1 for n in nodes if n.status == "skipped")
+    if skipped:
+        lines.append(f"  ({skipped} downstream nodes skipped)")
     if len(lines) == 1:
         lines.append("  (dbt reported failure without a failing node; see the dbt log)")
     return "\n".join(lines)

@@ -1,0 +1,64 @@
+# penstat: every target sets itself up (a venv from requirements.lock) first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SCALE ?= 1
+SEED ?= 42
+export PENSTAT_HOME ?= $(CURDIR)/.penstat
+DEMO_HOME ?= $(CURDIR)/.penstat/demo
+
+.PHONY: help setup demo test test-fast up down status lint fmt suites docs bench clean
+
+help:
+	@echo "make demo   - set up, run the pipeline end to end through Airflow, print headline KPIs"
+	@echo "make test   - set up and run the whole test suite (includes the Airflow end-to-end test)"
+	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
+	@echo "make down   - stop every process 'make up' started"
+	@echo "make lint   - ruff"
+	@echo "make suites - regenerate the committed Great Expectations context from gate/suites.py"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# uv installs the ~750 MB lock in seconds; plain pip is the fallback.
+$(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q --disable-pip-version-check uv \
+	  && $(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock \
+	  || $(BIN)/python -m pip install -q -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . \
+	  || $(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/python -m operations demo --scale $(SCALE) --seed $(SEED)
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not e2e"
+
+up: setup
+	@test -n "$$PENSTAT_PSEUDONYM_KEY" || { echo "Set PENSTAT_PSEUDONYM_KEY (a secret of >= 16 characters) first: recidivism deliveries are pseudonymised with it."; exit 1; }
+	$(BIN)/python -m operations up
+
+down: setup
+	$(BIN)/python -m operations down
+
+status: setup
+	$(BIN)/python -m operations status
+
+lint: setup
+	$(BIN)/ruff check .
+
+fmt: setup
+	$(BIN)/ruff check --fix .
+
+suites: setup
+	$(BIN)/python -m gate write-context
+
+clean:
+	rm -rf .penstat/demo .pytest_cache .ruff_cache
