@@ -111,8 +111,7 @@ def facility_profile(seed: int, register: FacilityRegister) -> FacilityProfile:
         return rng.uniform(lo, hi)
 
     rate = draw("occupancy_rate")
-    large_prison = (types == "prison") & (fac["capacity_places"].to_numpy() >= LARGE_MIN_PLACES)
-    overcrowded = large_prison & (rng.random(n) < OVERCROWDED_SHARE)
+    overcrowded = _overcrowded(rng, types, fac["capacity_places"].to_numpy())
     rate = np.where(overcrowded, rng.uniform(1.08, 1.32, n), rate)
     small = np.isin(types, SMALL_SCALE_TYPES)
     return FacilityProfile(
@@ -131,6 +130,17 @@ def facility_profile(seed: int, register: FacilityRegister) -> FacilityProfile:
     )
 
 
+def _overcrowded(rng: np.random.Generator, types: np.ndarray, places: np.ndarray) -> np.ndarray:
+    """OVERCROWDED_SHARE of the large prisons (at least two where there are two)."""
+    large_prison = (types == "prison") & (places >= LARGE_MIN_PLACES)
+    n_large = int(large_prison.sum())
+    k = max(min(2, n_large), round(OVERCROWDED_SHARE * n_large))
+    order = np.argsort(np.where(large_prison, rng.random(len(types)), np.inf), kind="stable")
+    overcrowded = np.zeros(len(types), dtype=bool)
+    overcrowded[order[:k]] = True
+    return overcrowded
+
+
 def _female_share(rng: np.random.Generator, types: np.ndarray, small: np.ndarray) -> np.ndarray:
     """Women's prisons (about 1 in 10 closed facilities), male-only and mixed ones;
     small-scale units are mixed."""
@@ -141,11 +151,10 @@ def _female_share(rng: np.random.Generator, types: np.ndarray, small: np.ndarray
     return np.where(small, rng.uniform(0.1, 0.45, n), closed)
 
 
-def simulate_occupancy(seed: int, register: FacilityRegister, start: date,
-                       through: date) -> OccupancyGrid:
+def simulate_occupancy(seed: int, register: FacilityRegister, profile: FacilityProfile,
+                       start: date, through: date) -> OccupancyGrid:
     """The census from `start` through `through` (plus the burn-in day before `start`)."""
     days = pd.date_range(start - timedelta(days=1), through, freq="D")
-    profile = facility_profile(seed, register)
     capacity, operational = register.capacity_grid(days)
     valid = capacity > 0
     population = _population(seed, days, register, profile, capacity, operational)

@@ -68,7 +68,8 @@ class SyntheticSystem:
         """The census from the horizon's start through `last_day` (may run past its end)."""
         if last_day < self.config.start:
             raise ValueError(f"{last_day} is before the first census day {self.config.start}")
-        return simulate_occupancy(self.config.seed, self.register, self.config.start, last_day)
+        c = self.config
+        return simulate_occupancy(c.seed, self.register, self.profile, c.start, last_day)
 
     @cached_property
     def profile(self) -> FacilityProfile:

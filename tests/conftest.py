@@ -1,6 +1,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
+
+# Airflow reads its home at import time: keep the tests' Airflow out of ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="penstat-test-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 from pathlib import Path
 
 import pytest

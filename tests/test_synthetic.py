@@ -66,7 +66,8 @@ def valid_rows(register: pd.DataFrame, facts: pd.DataFrame, day_column: str) -> 
     """Each fact joined to the register rows of its facility in force on its day."""
     joined = facts.merge(register, on="facility_id", how="left")
     day = joined[day_column]
-    in_force = (joined["valid_from"] <= day) & (joined["valid_to"].isna() | (day <= joined["valid_to"]))
+    open_ended = joined["valid_to"].isna() | (day <= joined["valid_to"])
+    in_force = (joined["valid_from"] <= day) & open_ended
     return joined[in_force]
 
 
@@ -267,7 +268,8 @@ def test_register_history_in_the_horizon(register: pd.DataFrame, occupancy: pd.D
     assert len(closed) >= 1
     last_census = occupancy.groupby("facility_id")["census_date"].max()
     assert (last_census[closed.index] <= closed).all()
-    assert (opened.reindex(last_census.index) <= occupancy.groupby("facility_id")["census_date"].min()).all()
+    first_census = occupancy.groupby("facility_id")["census_date"].min()
+    assert (opened.reindex(first_census.index) <= first_census).all()
 
 
 def test_no_occupancy_outside_validity(register: pd.DataFrame, occupancy: pd.DataFrame) -> None:
@@ -279,7 +281,8 @@ def test_no_occupancy_outside_validity(register: pd.DataFrame, occupancy: pd.Dat
         last=register["valid_to"].fillna(pd.Timestamp(END)).clip(upper=pd.Timestamp(END)),
         first=register["valid_from"].clip(lower=pd.Timestamp(START)),
     )
-    expected = ((expected["last"] - expected["first"]).dt.days + 1).groupby(expected["facility_id"]).sum()
+    row_days = (expected["last"] - expected["first"]).dt.days + 1
+    expected = row_days.groupby(expected["facility_id"]).sum()
     assert (days.sort_index() == expected.sort_index()).all()
 
 
@@ -440,11 +443,13 @@ def test_next_day_continues_the_census(inbox: Path, register: pd.DataFrame,
     assert (tmp_path / "occupancy" / DOORBELL).exists()
     today = read_file(folder / "occupancy.csv", "occupancy")
     assert len(valid_rows(register, today, "census_date")) == len(today)
-    assert set(today["facility_id"]) == set(register.loc[register["valid_to"].isna(), "facility_id"])
+    still_open = register.loc[register["valid_to"].isna(), "facility_id"]
+    assert set(today["facility_id"]) == set(still_open)
     yesterday = occupancy[occupancy["census_date"] == pd.Timestamp(END)]
     both = yesterday.merge(today, on="facility_id", suffixes=("_0", ""))
     assert len(both) == len(today)
-    assert (both["population_0"] + both["admissions"] - both["releases"] == both["population"]).all()
+    continued = both["population_0"] + both["admissions"] - both["releases"]
+    assert (continued == both["population"]).all()
 
     inside = next_day(tmp_path / "again", scale=SMALL_SCALE, seed=SEED, day=date(2024, 5, 5))
     delivered = occupancy[occupancy["census_date"] == pd.Timestamp("2024-05-05")]

@@ -30,6 +30,8 @@ from ingestion.settings import Config
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+# dbt subcommands that take no --target-path option.
+_COMMANDS_WITHOUT_TARGET_PATH = frozenset({"debug", "deps", "init"})
 
 
 class DbtBuildFailed(RuntimeError):
@@ -109,9 +111,10 @@ def run_dbt(
         *args,
         "--project-dir", str(PROJECT_DIR),
         "--profiles-dir", str(PROJECT_DIR),
-        "--target-path", str(target_path(home)),
         "--log-path", str(log_path(home)),
     ]
+    if not args or args[0] not in _COMMANDS_WITHOUT_TARGET_PATH:
+        cli += ["--target-path", str(target_path(home))]
     if vars:
         cli += ["--vars", json.dumps(vars, sort_keys=True, default=str)]
     with _penstat_home(home):

@@ -1,0 +1,78 @@
+"""DAG integrity: every DAG imports, schedules are wired to the right assets, writers share
+the one-slot pool, and the gate task alone emits the published-marts asset."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import Asset
+
+from ingestion.contract import DOORBELL, FEEDS
+from ingestion.settings import REPO_ROOT
+from operations.assets import MARTS_BUILT, PUBLISHED_MARTS, RAW_ASSETS, WAREHOUSE_POOL
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory) -> DagBag:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PENSTAT_HOME", str(tmp_path_factory.mktemp("home")))
+    try:
+        yield DagBag(dag_folder=str(REPO_ROOT / "dags"))
+    finally:
+        mp.undo()
+
+
+def schedule_assets(dag) -> set[str]:
+    return {a.name for a in dag.timetable.asset_condition.iter_assets().values()} \
+        if hasattr(dag.timetable.asset_condition, "iter_assets") else set()
+
+
+def test_every_dag_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    expected = {f"penstat_ingest_{f}" for f in FEEDS} | {"penstat_build", "penstat_publish"}
+    assert set(dagbag.dag_ids) == expected
+
+
+@pytest.mark.parametrize("feed", sorted(FEEDS))
+def test_ingest_dag_is_scheduled_by_the_feeds_doorbell(dagbag, feed):
+    dag = dagbag.dags[f"penstat_ingest_{feed}"]
+    [asset] = dag.timetable.asset_condition.objects
+    assert isinstance(asset, Asset)
+    assert asset.name == f"penstat.inbox.{feed}"
+    [watcher] = asset.watchers
+    trigger = watcher.trigger
+    assert type(trigger).__name__ == "DirectoryFileDeleteTrigger"
+    assert trigger.filename == DOORBELL
+    assert trigger.directory.endswith(f"inbox/{feed}")
+    ingest = dag.get_task("ingest_deliveries")
+    assert ingest.pool == WAREHOUSE_POOL
+    assert [o.name for o in dag.get_task("announce_raw").outlets] == [RAW_ASSETS[feed].name]
+
+
+def test_build_dag_runs_on_any_raw_asset(dagbag):
+    dag = dagbag.dags["penstat_build"]
+    condition = dag.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny"
+    assert {a.name for a in condition.objects} == {a.name for a in RAW_ASSETS.values()}
+    task = dag.get_task("dbt_build")
+    assert task.pool == WAREHOUSE_POOL
+    assert [o.name for o in task.outlets] == [MARTS_BUILT.name]
+
+
+def test_publish_dag_follows_the_build_and_only_the_gate_emits_published(dagbag):
+    dag = dagbag.dags["penstat_publish"]
+    [asset] = dag.timetable.asset_condition.objects
+    assert asset.name == MARTS_BUILT.name
+    emitters = [(d.dag_id, t.task_id) for d in dagbag.dags.values() for t in d.tasks
+                if any(getattr(o, "name", None) == PUBLISHED_MARTS.name for o in t.outlets)]
+    assert emitters == [("penstat_publish", "gate_and_publish")]
+    assert dag.get_task("gate_and_publish").pool == WAREHOUSE_POOL
+
+
+def test_every_warehouse_touching_task_shares_the_one_slot_pool(dagbag):
+    writers = {"ingest_deliveries", "dbt_build", "gate_and_publish"}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.task_id in writers:
+                assert task.pool == WAREHOUSE_POOL, (dag.dag_id, task.task_id)
+        assert dag.max_active_runs == 1

@@ -1,0 +1,103 @@
+"""Publication: staged, gated on exactly what is published, switched atomically;
+a failed gate leaves the last good publication in place."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import duckdb
+import pytest
+
+from ingestion.warehouse import connect
+from publication.publish import GateFailed, current_manifest, publish
+
+MARTS_SQL = """
+CREATE SCHEMA IF NOT EXISTS marts;
+CREATE OR REPLACE TABLE marts.mart_facility_daily AS
+SELECT * FROM (VALUES
+  ('TS-0001', DATE '2024-01-01', 'prison', 'large', 300, 2, 310, 103.33, 104.03, 'over'),
+  ('TS-0002', DATE '2024-01-01', 'detention_house', 'small', 20, 0, 18, 90.0, 90.0, 'none')
+) t(facility_id, census_date, facility_type, scale_class, capacity_places, places_out_of_use,
+    population, density, occupancy_in_use, overcrowding_tier);
+CREATE OR REPLACE TABLE marts.mart_facility_monthly AS
+SELECT * FROM (VALUES
+  ('TS-0001', DATE '2024-01-01', 'prison', 'large', false, 310.0, 103.33, 0.02, 150.0, 2.57,
+   5.0, 0.03, 0.8, 0.4, 0.3, 0.6, 0.75)
+) t(facility_id, month, facility_type, scale_class, is_detention_house, average_daily_population,
+    density, turnover, avg_length_of_stay_days, detainees_per_custodial_fte, rehab_staff_per_100,
+    vacancy_rate, staff_trained_share, work_participation, education_participation,
+    digital_contact_share, release_plan_coverage);
+CREATE OR REPLACE TABLE marts.mart_national_monthly AS
+SELECT * FROM (VALUES
+  (DATE '2024-01-01', 'all', 2, 320.0, 328.0, {density}, 0.94, 0.05, 0.5, 0.1, 0.2)
+) t(month, scale_class, facilities, capacity_places, average_daily_population, density,
+    share_in_overcrowded, share_in_small_scale, vulnerable_in_small_scale_under_18,
+    vulnerable_in_small_scale_18_22, vulnerable_in_small_scale_female);
+CREATE OR REPLACE TABLE marts.mart_recidivism_cohort AS
+SELECT * FROM (VALUES
+  (2020, 'scale_class', 'large', 120, 0.4, 0.2, 0.3, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE,
+   NULL::DOUBLE, NULL::VARCHAR)
+) t(cohort_year, group_type, group_value, cohort_size, recid_2y_general, recid_2y_custodial,
+    proven_reoffending_1y, observed_expected, adjusted_rate, ci_low, ci_high, flag);
+CREATE OR REPLACE TABLE marts.mart_delivery_status AS
+SELECT * FROM (VALUES
+  ('occupancy', 'TS-0001', DATE '2024-01-01', 3, 'occ-1', 'late')
+) t(feed, facility_id, last_period_received, days_late, last_delivery_id, status);
+"""
+
+
+def build_marts(paths, density: float = 102.5) -> None:
+    with connect(paths.warehouse) as con:
+        con.execute(MARTS_SQL.format(density=density))
+
+
+def test_publication_holds_duckdb_parquet_and_manifest_and_current_points_to_it(paths):
+    build_marts(paths)
+    pub = publish(paths)
+    current = paths.current_publication
+    assert current.is_symlink() and not os.path.isabs(os.readlink(current))
+    assert current.resolve() == pub.folder.resolve()
+    manifest = json.loads((current / "manifest.json").read_text())
+    assert manifest["validation"]["success"] is True
+    assert manifest["marts"]["mart_facility_daily"]["rows"] == 2
+    con = duckdb.connect(str(current / "published.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM marts.mart_facility_daily").fetchone()[0] == 2
+    con.close()
+    parquet = duckdb.sql(f"SELECT count(*) FROM '{current}/mart_national_monthly.parquet'")
+    assert parquet.fetchall() == [(1,)]
+    assert not os.access(pub.folder / "published.duckdb", os.W_OK) or os.geteuid() == 0
+    assert oct(os.stat(pub.folder).st_mode & 0o777) == "0o555"
+
+
+def test_republishing_the_same_marts_is_a_no_op_with_identical_checksums(paths):
+    build_marts(paths)
+    first = publish(paths)
+    second = publish(paths)
+    assert second.unchanged and second.version == first.version
+    assert second.marts == first.marts
+
+
+def test_failed_gate_publishes_nothing_and_leaves_current(paths):
+    build_marts(paths)
+    good = publish(paths)
+    build_marts(paths, density=-5.0)  # a negative density breaks mart_national_monthly's suite
+    with pytest.raises(GateFailed) as failed:
+        publish(paths)
+    assert any("mart.mart_national_monthly" in f and "density" in f
+               for f in failed.value.failures)
+    assert current_manifest(paths)["version"] == good.version
+    versions = [p.name for p in paths.published.iterdir() if not p.name.startswith(".")]
+    assert sorted(versions) == sorted([good.version, "current"])
+    report = json.loads(failed.value.report.read_text())
+    assert report["success"] is False
+
+
+def test_new_marts_make_a_new_version_and_old_versions_stay(paths):
+    build_marts(paths)
+    first = publish(paths)
+    build_marts(paths, density=104.0)
+    second = publish(paths)
+    assert second.version != first.version
+    assert (paths.published / first.version / "manifest.json").is_file()
+    assert current_manifest(paths)["version"] == second.version
