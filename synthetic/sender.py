@@ -69,9 +69,11 @@ def next_day(
     *,
     start: date = DEFAULT_START,
     years: int = DEFAULT_YEARS,
+    ring: bool = True,
 ) -> Path:
     """One occupancy delivery for `day`, continuing the generated census (same seed,
-    scale, start and years) for the facilities on the register that day."""
+    scale, start and years) for the facilities on the register that day. With
+    `ring=False` the doorbell is left alone (the caller announces it another way)."""
     system = SyntheticSystem(SystemConfig(seed=seed, scale=scale, start=start, years=years))
     rows = system.occupancy_through(day).frame(day, day)
     return write_delivery(
@@ -80,6 +82,7 @@ def next_day(
         sender=PRISON_ADMINISTRATION,
         created_at=utc_timestamp(day + timedelta(days=1), 2),
         period=(day.isoformat(), day.isoformat()),
+        ring=ring,
     )
 
 

@@ -1,0 +1,122 @@
+"""End to end through the real Airflow: scheduler, triggerer, dag-processor, api-server.
+
+Deliveries are dropped into the inbox and announced the way senders do (the
+`_READY` doorbell, watched by AssetWatchers in the triggerer) or through the
+REST API (an asset event). The test waits on conditions with generous
+timeouts, never fixed sleeps, and always stops the stack it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingestion.settings import Paths
+from operations.local_airflow import Stack
+from operations.waiting import active_dag_runs, publication_with, wait_until
+from publication.publish import current_manifest
+from synthetic import generate, next_day
+from tests.conftest import TEST_KEY
+
+pytestmark = pytest.mark.e2e
+SCALE, SEED = 0.1, 7
+TIMEOUT = 900
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    home = tmp_path_factory.mktemp("e2e") / "home"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PENSTAT_HOME", str(home))
+    mp.setenv("PENSTAT_PSEUDONYM_KEY", TEST_KEY)
+    paths = Paths.from_env()
+    paths.ensure()
+    airflow = Stack(paths)
+    try:
+        state = airflow.up(timeout=300)
+        yield paths, state
+    finally:
+        airflow.down()
+        mp.undo()
+        assert airflow.read_state() is None
+
+
+def manifest_rows(folder: Path, file: str) -> int:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    return sum(f["rows"] for f in manifest["files"] if f["name"] == file)
+
+
+def published_count(paths: Paths, mart: str) -> int:
+    con = duckdb.connect(str(paths.current_publication / "published.duckdb"), read_only=True)
+    try:
+        return con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+    finally:
+        con.close()
+
+
+def idle(paths: Paths, api: str) -> bool:
+    pending = [p for feed in paths.inbox.iterdir() for p in feed.iterdir()]
+    return not pending and active_dag_runs(api) == 0
+
+
+def post_json(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def test_deliveries_flow_from_doorbell_to_publication(stack):
+    paths, state = stack
+    folders = [Path(f) for f in generate(paths.inbox, scale=SCALE, seed=SEED, split="year")]
+    deliveries = [f"{f.parent.name}/{f.name}" for f in folders]
+    manifest = publication_with(paths, deliveries, timeout=TIMEOUT)
+    occupancy_rows = sum(manifest_rows(f, "occupancy.csv") for f in folders
+                         if f.parent.name == "occupancy")
+    assert manifest["validation"]["success"] is True
+    assert manifest["marts"]["mart_facility_daily"]["rows"] == occupancy_rows
+    assert published_count(paths, "mart_facility_daily") == occupancy_rows
+    assert manifest["marts"]["mart_recidivism_cohort"]["rows"] > 0
+    assert not any(paths.quarantine.glob("*/*")), "the synthetic sender's deliveries are valid"
+
+
+def test_a_new_day_announced_through_the_rest_api_publishes_new_marts(stack):
+    paths, state = stack
+    wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
+    before = current_manifest(paths)
+    folder = Path(next_day(paths.inbox, scale=SCALE, seed=SEED, day=date(2026, 1, 1),
+                           ring=False))
+    api = state["api"]
+    with urllib.request.urlopen(f"{api}/api/v2/assets?name_pattern=penstat.inbox.occupancy",
+                                timeout=30) as resp:
+        [asset] = json.loads(resp.read())["assets"]
+    post_json(f"{api}/api/v2/assets/events", {"asset_id": asset["id"]})
+    after = publication_with(paths, [f"occupancy/{folder.name}"], timeout=TIMEOUT,
+                             newer_than=before["version"])
+    new_rows = manifest_rows(paths.archive / "occupancy" / folder.name, "occupancy.csv")
+    assert after["marts"]["mart_facility_daily"]["rows"] == \
+        before["marts"]["mart_facility_daily"]["rows"] + new_rows
+    assert (paths.published / before["version"] / "manifest.json").is_file()
+
+
+def test_a_corrupted_delivery_is_quarantined_and_current_is_unchanged(stack):
+    paths, state = stack
+    wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
+    before = current_manifest(paths)
+    folder = Path(next_day(paths.inbox, scale=SCALE, seed=SEED, day=date(2026, 1, 2),
+                           ring=False))
+    with open(folder / "occupancy.csv", "ab") as fh:
+        fh.write(b"SY-0001,2026-01-02,0,1,0,0,0,0,0,0\n")
+    (paths.inbox / "occupancy" / "_READY").touch()
+    reason = paths.quarantine / "occupancy" / folder.name / "_REJECTED.json"
+    wait_until(reason.is_file, TIMEOUT, "the corrupted delivery to reach quarantine")
+    assert json.loads(reason.read_text())["problems"][0]["rule"] == "checksum_mismatch"
+    wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
+    assert current_manifest(paths)["version"] == before["version"]
+    assert os.path.realpath(paths.current_publication).endswith(before["version"])
