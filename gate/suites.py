@@ -20,23 +20,26 @@ OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
 FLAGS = ("c", "p", "e", "b")
 
 # The published interface (published.md): marts, their columns in order, and their keys.
+# Beyond published.md v1 (adding is allowed): `flag` on the daily, monthly and national
+# marts, and detainees_per_custodial_fte on the national mart.
 MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "mart_facility_daily": (
         "facility_id", "census_date", "facility_type", "scale_class", "capacity_places",
         "places_out_of_use", "population", "density", "occupancy_in_use", "overcrowding_tier",
+        "flag",
     ),
     "mart_facility_monthly": (
         "facility_id", "month", "facility_type", "scale_class", "is_detention_house",
         "average_daily_population", "density", "turnover", "avg_length_of_stay_days",
         "detainees_per_custodial_fte", "rehab_staff_per_100", "vacancy_rate",
         "staff_trained_share", "work_participation", "education_participation",
-        "digital_contact_share", "release_plan_coverage",
+        "digital_contact_share", "release_plan_coverage", "flag",
     ),
     "mart_national_monthly": (
         "month", "scale_class", "facilities", "capacity_places", "average_daily_population",
         "density", "share_in_overcrowded", "share_in_small_scale",
         "vulnerable_in_small_scale_under_18", "vulnerable_in_small_scale_18_22",
-        "vulnerable_in_small_scale_female",
+        "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "flag",
     ),
     "mart_recidivism_cohort": (
         "cohort_year", "group_type", "group_value", "cohort_size", "recid_2y_general",
@@ -139,6 +142,7 @@ _MART_RULES: dict[str, list[gxe.Expectation]] = {
         gxe.ExpectColumnValuesToNotBeNull(column="capacity_places"),
         gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
         gxe.ExpectColumnValuesToBeBetween(column="population", min_value=0),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_facility_monthly": [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
@@ -148,6 +152,7 @@ _MART_RULES: dict[str, list[gxe.Expectation]] = {
         _share("vacancy_rate"),
         _share("staff_trained_share"),
         _share("release_plan_coverage"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_national_monthly": [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
@@ -159,6 +164,7 @@ _MART_RULES: dict[str, list[gxe.Expectation]] = {
         _share("vulnerable_in_small_scale_under_18"),
         _share("vulnerable_in_small_scale_18_22"),
         _share("vulnerable_in_small_scale_female"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_recidivism_cohort": [
         gxe.ExpectColumnValuesToBeInSet(column="group_type",

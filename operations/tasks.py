@@ -49,7 +49,9 @@ def build_marts() -> dict:
     paths = Paths.from_env()
     variables = {**Config.load().dbt_vars, "as_of_date": datetime.now(UTC).date().isoformat()}
     report = build(paths.home, variables)
-    return {"nodes": getattr(report, "nodes", None)}
+    counts = {f"{kind}:{status}": n for (kind, status), n in report.by_type_and_status.items()}
+    log.info("dbt build finished in %.1fs: %s", report.elapsed_seconds, counts)
+    return {"elapsed_seconds": round(report.elapsed_seconds, 1), "nodes": counts}
 
 
 def gate_and_publish() -> dict:

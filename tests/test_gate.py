@@ -50,6 +50,8 @@ def good_national() -> pd.DataFrame:
         "vulnerable_in_small_scale_under_18": [None, None, None, 0.5],
         "vulnerable_in_small_scale_18_22": [None, None, None, 0.1],
         "vulnerable_in_small_scale_female": [None, None, None, 0.2],
+        "detainees_per_custodial_fte": [1.2, 2.0, 3.1, 2.5],
+        "flag": [None, None, "p", None],
     })
 
 

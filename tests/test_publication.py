@@ -16,24 +16,26 @@ MARTS_SQL = """
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE OR REPLACE TABLE marts.mart_facility_daily AS
 SELECT * FROM (VALUES
-  ('TS-0001', DATE '2024-01-01', 'prison', 'large', 300, 2, 310, 103.33, 104.03, 'over'),
-  ('TS-0002', DATE '2024-01-01', 'detention_house', 'small', 20, 0, 18, 90.0, 90.0, 'none')
+  ('TS-0001', DATE '2024-01-01', 'prison', 'large', 300, 2, 310, 103.33, 104.03, 'over', NULL),
+  ('TS-0002', DATE '2024-01-01', 'detention_house', 'small', 20, 0, 18, 90.0, 90.0, 'none', 'c')
 ) t(facility_id, census_date, facility_type, scale_class, capacity_places, places_out_of_use,
-    population, density, occupancy_in_use, overcrowding_tier);
+    population, density, occupancy_in_use, overcrowding_tier, flag);
 CREATE OR REPLACE TABLE marts.mart_facility_monthly AS
 SELECT * FROM (VALUES
   ('TS-0001', DATE '2024-01-01', 'prison', 'large', false, 310.0, 103.33, 0.02, 150.0, 2.57,
-   5.0, 0.03, 0.8, 0.4, 0.3, 0.6, 0.75)
+   5.0, 0.03, 0.8, 0.4, 0.3, 0.6, 0.75, NULL::VARCHAR)
 ) t(facility_id, month, facility_type, scale_class, is_detention_house, average_daily_population,
     density, turnover, avg_length_of_stay_days, detainees_per_custodial_fte, rehab_staff_per_100,
     vacancy_rate, staff_trained_share, work_participation, education_participation,
-    digital_contact_share, release_plan_coverage);
+    digital_contact_share, release_plan_coverage, flag);
 CREATE OR REPLACE TABLE marts.mart_national_monthly AS
 SELECT * FROM (VALUES
-  (DATE '2024-01-01', 'all', 2, 320.0, 328.0, {density}, 0.94, 0.05, 0.5, 0.1, 0.2)
+  (DATE '2024-01-01', 'all', 2, 320.0, 328.0, {density}, 0.94, 0.05, 0.5, 0.1, 0.2, 2.6,
+   NULL::VARCHAR)
 ) t(month, scale_class, facilities, capacity_places, average_daily_population, density,
     share_in_overcrowded, share_in_small_scale, vulnerable_in_small_scale_under_18,
-    vulnerable_in_small_scale_18_22, vulnerable_in_small_scale_female);
+    vulnerable_in_small_scale_18_22, vulnerable_in_small_scale_female,
+    detainees_per_custodial_fte, flag);
 CREATE OR REPLACE TABLE marts.mart_recidivism_cohort AS
 SELECT * FROM (VALUES
   (2020, 'scale_class', 'large', 120, 0.4, 0.2, 0.3, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE,

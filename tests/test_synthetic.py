@@ -451,7 +451,9 @@ def test_next_day_continues_the_census(inbox: Path, register: pd.DataFrame,
     continued = both["population_0"] + both["admissions"] - both["releases"]
     assert (continued == both["population"]).all()
 
-    inside = next_day(tmp_path / "again", scale=SMALL_SCALE, seed=SEED, day=date(2024, 5, 5))
+    inside = next_day(tmp_path / "again", scale=SMALL_SCALE, seed=SEED, day=date(2024, 5, 5),
+                      ring=False)
+    assert not (tmp_path / "again" / "occupancy" / DOORBELL).exists()
     delivered = occupancy[occupancy["census_date"] == pd.Timestamp("2024-05-05")]
     again = read_file(inside / "occupancy.csv", "occupancy")
     pd.testing.assert_frame_equal(again, delivered.reset_index(drop=True))
