@@ -77,8 +77,8 @@ def test_deliveries_flow_from_doorbell_to_publication(stack):
     folders = [Path(f) for f in generate(paths.inbox, scale=SCALE, seed=SEED, split="year")]
     deliveries = [f"{f.parent.name}/{f.name}" for f in folders]
     manifest = publication_with(paths, deliveries, timeout=TIMEOUT)
-    occupancy_rows = sum(manifest_rows(f, "occupancy.csv") for f in folders
-                         if f.parent.name == "occupancy")
+    occupancy_rows = sum(manifest_rows(paths.archive / "occupancy" / f.name, "occupancy.csv")
+                         for f in folders if f.parent.name == "occupancy")
     assert manifest["validation"]["success"] is True
     assert manifest["marts"]["mart_facility_daily"]["rows"] == occupancy_rows
     assert published_count(paths, "mart_facility_daily") == occupancy_rows
