@@ -74,7 +74,8 @@ def write_context(root: Path = CONTEXT_ROOT) -> list[str]:
                 actions=[UpdateDataDocsAction(name="update_data_docs")],
                 result_format=result_format(suite.name)))
             names.append(suite.name)
-        yml.write_text(yml.read_text().replace("analytics_enabled:\n", "analytics_enabled: false\n"))
+        no_analytics = yml.read_text().replace("analytics_enabled:\n", "analytics_enabled: false\n")
+        yml.write_text(no_analytics)
         target = root / "gx"
         if target.exists():
             shutil.rmtree(target)

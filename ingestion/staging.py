@@ -58,7 +58,7 @@ def _scan_encoding(path: Path, codec: str, out: Path | None) -> None:
     """
     decoder = codecs.getincrementaldecoder(codec)(errors="strict")
     line = 1
-    sink = open(out, "w", encoding="utf-8", newline="") if out else None
+    sink = open(out, "w", encoding="utf-8", newline="") if out else None  # noqa: SIM115
     try:
         with open(path, "rb") as fh:
             while True:
@@ -162,8 +162,9 @@ def stage_text(
             names = [r[0] for r in con.execute(
                 f"DESCRIBE SELECT * FROM read_parquet({sql_str(str(path))})").fetchall()]
         except duckdb.Error as exc:
-            raise DeliveryRejected([Problem(rule="parquet", file=entry.name,
-                                            message=f"not a readable Parquet file: {exc}")]) from None
+            raise DeliveryRejected([Problem(
+                rule="parquet", file=entry.name,
+                message=f"not a readable Parquet file: {exc}")]) from None
         _check_header(names, spec, entry.name, ",")
         present = tuple(c for c in spec.column_names if c in names)
         con.execute(
@@ -291,7 +292,8 @@ def type_problems(con: duckdb.DuckDBPyConnection, staged: StagedFile, decimal: s
     for col in staged.spec.columns:
         for rule, predicate, message in _type_rules(col, decimal):
             # NULL-safe: a missing value only breaks the `required` rule.
-            where = predicate if rule == "required" else f"{q(col.name)} IS NOT NULL AND ({predicate})"
+            where = predicate if rule == "required" else \
+                f"{q(col.name)} IS NOT NULL AND ({predicate})"
             count, first = con.execute(
                 f"SELECT count(*), min(_row) FROM {staged.text_table} WHERE {where}").fetchone()
             if not count:

@@ -26,7 +26,8 @@ staff AS (
 SELECT n.scale_class,
        round(avg(n.facilities), 1)                                          AS facilities,
        round(avg(n.average_daily_population), 1)                           AS avg_daily_population,
-       round(100 * sum(n.average_daily_population) / sum(n.capacity_places), 1) AS density,
+       round(100 * sum(n.average_daily_population) / sum(n.capacity_places), 1)
+           AS density,
        round(s.adp / s.custodial_fte, 2)                                   AS detainees_per_custodial_fte
 FROM last_year n LEFT JOIN staff s USING (scale_class)
 GROUP BY n.scale_class, s.adp, s.custodial_fte
@@ -37,7 +38,8 @@ RECIDIVISM_SQL = """
 SELECT group_value AS scale_class,
        sum(cohort_size) AS released,
        string_agg(DISTINCT cohort_year::VARCHAR, ',' ORDER BY cohort_year::VARCHAR) AS cohorts,
-       round(100 * sum(recid_2y_general * cohort_size) / sum(cohort_size), 1) AS recid_2y_general_pct,
+       round(100 * sum(recid_2y_general * cohort_size) / sum(cohort_size), 1)
+           AS recid_2y_general_pct,
        round(100 * sum(adjusted_rate * cohort_size) / nullif(sum(
            CASE WHEN adjusted_rate IS NOT NULL THEN cohort_size END), 0), 1) AS adjusted_pct
 FROM marts.mart_recidivism_cohort

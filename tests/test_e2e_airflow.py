@@ -73,7 +73,7 @@ def post_json(url: str, body: dict) -> dict:
 
 
 def test_deliveries_flow_from_doorbell_to_publication(stack):
-    paths, state = stack
+    paths, _ = stack
     folders = [Path(f) for f in generate(paths.inbox, scale=SCALE, seed=SEED, split="year")]
     deliveries = [f"{f.parent.name}/{f.name}" for f in folders]
     manifest = publication_with(paths, deliveries, timeout=TIMEOUT)

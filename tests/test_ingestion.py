@@ -61,7 +61,8 @@ def test_row_numbers_follow_the_file_order_on_a_large_file(paths):
     b.occupancy(paths.inbox, rows=body, period=("2023-01-01", "2023-12-31"))
     [occ] = ingest_feed("occupancy", paths)
     assert occ.outcome == "loaded"
-    got = rows(paths, "SELECT _row, facility_id, census_date::VARCHAR FROM raw.occupancy__occupancy")
+    got = rows(paths, "SELECT _row, facility_id, census_date::VARCHAR "
+                      "FROM raw.occupancy__occupancy")
     expected = {(i + 1, r.split(",")[0], r.split(",")[1]) for i, r in enumerate(body)}
     assert set(got) == expected
 
