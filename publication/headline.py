@@ -24,11 +24,10 @@ staff AS (
     GROUP BY scale_class
 )
 SELECT n.scale_class,
-       round(avg(n.facilities), 1)                                          AS facilities,
-       round(avg(n.average_daily_population), 1)                           AS avg_daily_population,
-       round(100 * sum(n.average_daily_population) / sum(n.capacity_places), 1)
-           AS density,
-       round(s.adp / s.custodial_fte, 2)                                   AS detainees_per_custodial_fte
+       round(avg(n.facilities), 1) AS facilities,
+       round(avg(n.average_daily_population), 1) AS avg_daily_population,
+       round(100 * sum(n.average_daily_population) / sum(n.capacity_places), 1) AS density,
+       round(s.adp / s.custodial_fte, 2) AS detainees_per_custodial_fte
 FROM last_year n LEFT JOIN staff s USING (scale_class)
 GROUP BY n.scale_class, s.adp, s.custodial_fte
 ORDER BY CASE n.scale_class WHEN 'small' THEN 1 WHEN 'medium' THEN 2 WHEN 'large' THEN 3 ELSE 4 END
