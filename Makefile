@@ -8,7 +8,9 @@ SEED ?= 42
 export PENSTAT_HOME ?= $(CURDIR)/.penstat
 DEMO_HOME ?= $(CURDIR)/.penstat/demo
 
-.PHONY: help setup demo test test-fast up down status lint fmt suites docs bench clean
+.PHONY: help setup demo test test-fast up down status lint fmt suites bench clean
+BENCH_SCALES ?= 1,10
+BENCH_RUNS ?= 3
 
 help:
 	@echo "make demo   - set up, run the pipeline end to end through Airflow, print headline KPIs"
@@ -16,6 +18,7 @@ help:
 	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
 	@echo "make down   - stop every process 'make up' started"
 	@echo "make lint   - ruff"
+	@echo "make bench  - benchmarks at scales \$$BENCH_SCALES (default 1,10) into docs/benchmarks.md"
 	@echo "make suites - regenerate the committed Great Expectations context from gate/suites.py"
 
 $(BIN)/python:
@@ -59,6 +62,11 @@ fmt: setup
 
 suites: setup
 	$(BIN)/python -m gate write-context
+
+# Not part of `make test`: timings belong in docs/benchmarks.md, never in assertions.
+# Scale 50 is opt-in (BENCH_SCALES=1,10,50): it runs for a long time here.
+bench: setup
+	$(BIN)/python -m benchmarks.run --scales $(BENCH_SCALES) --runs $(BENCH_RUNS)
 
 clean:
 	rm -rf .penstat/demo .pytest_cache .ruff_cache

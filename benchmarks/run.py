@@ -1,0 +1,196 @@
+"""`make bench`: full rebuild, daily increment (direct and through Airflow) and the reference.
+
+For each scale the synthetic system is generated once into a template inbox.
+Each run copies it into a fresh PENSTAT_HOME and measures, each stage in its
+own process (wall time and peak RSS from os.wait4):
+
+  full        ingest every delivery, dbt build, gate, publish
+  reference   benchmarks/reference.sql on the same delivered files (no dbt/GX/Airflow)
+  daily       one more day of occupancy on top of the full history, same code, direct
+  airflow     the same kind of day through the real Airflow stack: _READY -> new publication
+
+Medians over the runs go to docs/benchmarks.md, with row counts and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from ingestion.settings import REPO_ROOT, Paths
+
+DOC = REPO_ROOT / "docs" / "benchmarks.md"
+SEED = 42
+
+
+@dataclass
+class Measure:
+    seconds: list[float] = field(default_factory=list)
+    peak_mb: list[float] = field(default_factory=list)
+
+    def add(self, seconds: float, peak_mb: float | None) -> None:
+        self.seconds.append(seconds)
+        if peak_mb is not None:
+            self.peak_mb.append(peak_mb)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
+
+    @property
+    def peak(self) -> float | None:
+        return max(self.peak_mb) if self.peak_mb else None
+
+
+def run_stage(stage: str, home: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Run one stage in a child process; (wall seconds, peak RSS in MB)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.stages", stage, "--home",
+                             str(home)], env=env, cwd=str(REPO_ROOT),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"stage {stage} failed:\n{stderr[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024  # Linux reports kilobytes
+
+
+def row_counts(inbox: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for manifest in inbox.glob("*/*/manifest.json"):
+        for f in json.loads(manifest.read_text())["files"]:
+            counts[f["name"]] = counts.get(f["name"], 0) + f["rows"]
+    return counts
+
+
+def airflow_daily(home: Path, env: dict[str, str], scale: float, day: date) -> float:
+    """_READY to a new publication through the real local Airflow stack."""
+    from operations.local_airflow import Stack
+    from operations.waiting import publication_with
+    from publication.publish import current_manifest
+    from synthetic import next_day
+
+    os.environ.update({k: env[k] for k in ("PENSTAT_HOME", "PENSTAT_PSEUDONYM_KEY")})
+    paths = Paths.from_env()
+    stack = Stack(paths)
+    try:
+        stack.up()
+        before = current_manifest(paths)
+        folder = next_day(paths.inbox, scale=scale, seed=SEED, day=day, ring=False)
+        started = time.perf_counter()
+        (paths.inbox / "occupancy" / "_READY").touch()
+        publication_with(paths, [f"occupancy/{Path(folder).name}"], timeout=3600,
+                         newer_than=before["version"] if before else None)
+        return time.perf_counter() - started
+    finally:
+        stack.down()
+
+
+def bench_scale(scale: float, runs: int, work: Path, with_airflow: bool) -> dict:
+    from synthetic import generate, next_day
+
+    template = work / f"template-{scale:g}"
+    t = time.perf_counter()
+    generate(template / "inbox", scale=scale, seed=SEED, split="year")
+    generation = time.perf_counter() - t
+    for ready in template.glob("inbox/*/_READY"):
+        ready.unlink()
+    counts = row_counts(template / "inbox")
+    measures = {name: Measure() for name in ("full", "reference", "daily", "airflow")}
+    for run in range(runs):
+        home = work / f"home-{scale:g}-{run}"
+        shutil.copytree(template, home)
+        env = dict(os.environ, PENSTAT_HOME=str(home),
+                   PENSTAT_PSEUDONYM_KEY=secrets.token_hex(32))
+        measures["full"].add(*run_stage("full", home, env))
+        measures["reference"].add(*run_stage("reference", home, env))
+        next_day(home / "inbox", scale=scale, seed=SEED, day=date(2026, 1, 1), ring=False)
+        measures["daily"].add(*run_stage("daily", home, env))
+        if with_airflow and run == 0:
+            measures["airflow"].add(airflow_daily(home, env, scale, date(2026, 1, 2)), None)
+        shutil.rmtree(home)
+    shutil.rmtree(template)
+    return {"scale": scale, "rows": counts, "generation_seconds": generation,
+            "measures": measures, "runs": runs}
+
+
+def machine() -> str:
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{platform.machine()}, {os.cpu_count()} cores, {mem_gb:.0f} GB, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def fmt(value: float | None, unit: str = "s") -> str:
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.1f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
+
+
+def write_report(results: list[dict]) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Machine: {machine()}.",
+        "Each figure is the median of the runs shown (peak memory: the largest run). Every stage",
+        "runs in its own process; peak memory is that process's maximum resident set size.",
+        "",
+        "| scale | occupancy rows | releases | full rebuild | reference | ratio | daily (direct)"
+        " | daily / full | daily via Airflow | peak memory full | peak memory reference | runs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        m = r["measures"]
+        ratio = m["full"].median / m["reference"].median
+        share = m["daily"].median / m["full"].median
+        lines.append(
+            f"| {r['scale']:g} | {r['rows'].get('occupancy.csv', 0):,} "
+            f"| {r['rows'].get('releases.csv', 0):,} | {fmt(m['full'].median)} "
+            f"| {fmt(m['reference'].median)} | {ratio:.1f}x | {fmt(m['daily'].median)} "
+            f"| {share:.0%} | {fmt(m['airflow'].median)} | {fmt(m['full'].peak, 'MB')} "
+            f"| {fmt(m['reference'].peak, 'MB')} | {r['runs']} |")
+    lines += ["", "Rows per file at each scale:", ""]
+    names = sorted({n for r in results for n in r["rows"]})
+    lines.append("| scale | " + " | ".join(names) + " |")
+    lines.append("|---|" + "---|" * len(names))
+    for r in results:
+        lines.append(f"| {r['scale']:g} | "
+                     + " | ".join(f"{r['rows'].get(n, 0):,}" for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
+    parser.add_argument("--scales", default="1,10", help="comma-separated, e.g. 1,10,50")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-airflow", action="store_true")
+    parser.add_argument("--output", type=Path, default=DOC)
+    args = parser.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="penstat-bench-") as tmp:
+        for scale in (float(s) for s in args.scales.split(",")):
+            print(f"scale {scale:g}: {args.runs} run(s)...", flush=True)
+            results.append(bench_scale(scale, args.runs, Path(tmp), not args.no_airflow))
+            print(write_report(results), flush=True)
+    body = write_report(results)
+    notes = args.output.read_text().split("<!-- notes -->", 1)[1] \
+        if args.output.exists() and "<!-- notes -->" in args.output.read_text() else "\n"
+    args.output.write_text(body + "\n<!-- notes -->" + notes)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

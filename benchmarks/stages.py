@@ -1,0 +1,72 @@
+"""One benchmark stage, run in its own process so its wall time and peak memory are its own.
+
+    python -m benchmarks.stages full       --home H   # ingest every pending delivery, dbt build, publish
+    python -m benchmarks.stages daily      --home H   # the same, when the inbox holds one new day
+    python -m benchmarks.stages reference  --home H   # benchmarks/reference.sql on the archived files
+
+The parent (benchmarks.run) starts this module with the environment set, and
+reads the child's peak resident memory from os.wait4's rusage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REFERENCE_SQL = Path(__file__).with_name("reference.sql")
+
+
+def pipeline(home: Path) -> None:
+    """What the DAGs do, called directly: every feed's ingest, dbt build, gate and publish."""
+    os.environ["PENSTAT_HOME"] = str(home)
+    from ingestion.contract import FEEDS
+    from operations import tasks
+
+    loaded = False
+    for feed in FEEDS:
+        outcomes = tasks.ingest(feed)
+        rejected = tasks.rejection_report(outcomes)
+        if rejected:
+            raise SystemExit(rejected)
+        loaded |= tasks.loaded_any(outcomes)
+    if not loaded:
+        raise SystemExit("no delivery was pending: nothing to benchmark")
+    tasks.build_marts()
+    tasks.gate_and_publish()
+
+
+def reference(home: Path) -> None:
+    """The engine's limit: the marts' core straight from the delivered files, one SQL script."""
+    import duckdb
+
+    archive = home / "archive"
+    sql = REFERENCE_SQL.read_text().replace("{archive}", str(archive))
+    out = home / "reference" / "reference.duckdb"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.unlink(missing_ok=True)
+    con = duckdb.connect(str(out))
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.stages")
+    parser.add_argument("stage", choices=["full", "daily", "reference"])
+    parser.add_argument("--home", type=Path, required=True)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    if args.stage == "reference":
+        reference(args.home)
+    else:
+        pipeline(args.home)
+    print(f"{args.stage}: {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
