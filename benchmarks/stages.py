@@ -1,8 +1,8 @@
 """One benchmark stage, run in its own process so its wall time and peak memory are its own.
 
-    python -m benchmarks.stages full       --home H   # ingest every pending delivery, dbt build, publish
-    python -m benchmarks.stages daily      --home H   # the same, when the inbox holds one new day
-    python -m benchmarks.stages reference  --home H   # benchmarks/reference.sql on the archived files
+    python -m benchmarks.stages full --home H       # ingest all pending, dbt build, publish
+    python -m benchmarks.stages daily --home H      # the same, with one new day in the inbox
+    python -m benchmarks.stages reference --home H  # benchmarks/reference.sql on the archive
 
 The parent (benchmarks.run) starts this module with the environment set, and
 reads the child's peak resident memory from os.wait4's rusage.
