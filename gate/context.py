@@ -11,8 +11,10 @@ stay read-only.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import great_expectations as gx
@@ -31,6 +33,30 @@ _STORE_PATHS = {
     "base_directory: uncommitted/data_docs/local_site/":
         "base_directory: ${PENSTAT_HOME}/reports/data_docs/",
 }
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ID_NAMESPACE = uuid.UUID("5b1f6f0e-2d4c-4e8a-9a57-6d2a4f1e0c11")
+
+
+def _stable_ids(folder: Path) -> None:
+    """Replace GX's random ids by ids derived from their order of appearance.
+
+    GX gives every suite, expectation, asset and definition a random UUID4, so
+    each regeneration would rewrite every file. Mapping them, in a fixed
+    traversal order, to name-based UUIDs keeps `make suites` diff-free when
+    the suites did not change.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in
+                   {".json", ".yml", ""} and p.name != ".gitignore")
+    mapping: dict[str, str] = {}
+    texts = {p: p.read_text() for p in files}
+    for path in files:
+        for found in _UUID.findall(texts[path]):
+            if found not in mapping:
+                mapping[found] = str(uuid.uuid5(_ID_NAMESPACE, f"penstat-gx-{len(mapping)}"))
+    for path, text in texts.items():
+        path.write_text(_UUID.sub(lambda m: mapping[m.group(0)], text))
 
 
 def result_format(suite_name: str) -> dict:
@@ -76,6 +102,8 @@ def write_context(root: Path = CONTEXT_ROOT) -> list[str]:
             names.append(suite.name)
         no_analytics = yml.read_text().replace("analytics_enabled:\n", "analytics_enabled: false\n")
         yml.write_text(no_analytics)
+        shutil.rmtree(Path(tmp) / "gx" / "uncommitted", ignore_errors=True)
+        _stable_ids(Path(tmp) / "gx")
         target = root / "gx"
         if target.exists():
             shutil.rmtree(target)
