@@ -7,13 +7,15 @@ SCALE ?= 1
 SEED ?= 42
 export PENSTAT_HOME ?= $(CURDIR)/.penstat
 DEMO_HOME ?= $(CURDIR)/.penstat/demo
+REAL_HOME ?= $(CURDIR)/.penstat/real
 
-.PHONY: help setup demo test test-fast up down status lint fmt suites bench clean
+.PHONY: help setup demo real test test-fast up down status lint fmt suites bench clean
 BENCH_SCALES ?= 1,10
 BENCH_RUNS ?= 3
 
 help:
 	@echo "make demo   - set up, run the pipeline end to end through Airflow, print headline KPIs"
+	@echo "make real   - run five real public data sets (../shared/real) through the pipeline, print the summary"
 	@echo "make test   - set up and run the whole test suite (includes the Airflow end-to-end test)"
 	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
 	@echo "make down   - stop every process 'make up' started"
@@ -37,6 +39,11 @@ setup: $(VENV)/.installed
 
 demo: setup
 	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/python -m operations demo --scale $(SCALE) --seed $(SEED)
+
+# Real data: adapters -> inbox -> ingest -> dbt build -> gate -> publication, in-process
+# through the same code paths as the Airflow tasks (docs/real-data.md).
+real: setup
+	PENSTAT_HOME=$(REAL_HOME) $(BIN)/python -m operations.real --home $(REAL_HOME)
 
 test: setup
 	$(BIN)/python -m pytest

@@ -1,4 +1,6 @@
-"""Build DAG: dbt build of the warehouse whenever any feed's raw layer changed."""
+"""Build DAG: dbt build of the warehouse whenever any feed's raw layer changed,
+then the operator's view: a late feed fails `check_delivery_status`, whose
+failure callback alerts the operator (operations/callbacks.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ from datetime import datetime
 from functools import reduce
 
 from airflow.sdk import dag, task
+from airflow.sdk.exceptions import AirflowFailException
 
 from operations import tasks
 from operations.assets import MARTS_BUILT, RAW_ASSETS, WAREHOUSE_POOL
@@ -20,14 +23,22 @@ from operations.callbacks import notify_failure
     max_active_runs=1,
     tags=["penstat", "dbt"],
     default_args={"on_failure_callback": notify_failure},
-    doc_md="`dbt build`: staging, intermediate and marts, with dbt tests and unit tests.",
+    doc_md="`dbt build`: staging, intermediate and marts, with dbt tests and unit tests; "
+           "then `check_delivery_status` fails (and alerts) if a feed is late.",
 )
 def penstat_build():
     @task(pool=WAREHOUSE_POOL, outlets=[MARTS_BUILT])
     def dbt_build() -> dict:
         return tasks.build_marts()
 
-    dbt_build()
+    @task(pool=WAREHOUSE_POOL)
+    def check_delivery_status() -> dict:
+        try:
+            return tasks.check_delivery_status()
+        except tasks.FeedsLate as late:
+            raise AirflowFailException(str(late)) from None
+
+    dbt_build() >> check_delivery_status()
 
 
 penstat_build()

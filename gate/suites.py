@@ -17,11 +17,18 @@ from ingestion.contract import FEEDS, FileSpec
 
 SCALE_CLASSES = ("small", "medium", "large")
 OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
-FLAGS = ("c", "p", "e", "b")
+# Eurostat flag letters; several may apply at once, written in alphabetical order
+# (e.g. "cp"): every non-empty combination is allowed.
+FLAG_LETTERS = ("b", "c", "e", "p")
+FLAGS = tuple(sorted(
+    ("".join(letter for i, letter in enumerate(FLAG_LETTERS) if mask & (1 << i))
+     for mask in range(1, 2 ** len(FLAG_LETTERS))),
+    key=lambda flag: (len(flag), flag)))
 
 # The published interface (published.md): marts, their columns in order, and their keys.
 # Beyond published.md v1 (adding is allowed): `flag` on the daily, monthly and national
-# marts, and detainees_per_custodial_fte on the national mart.
+# marts, detainees_per_custodial_fte on the national mart, and (issue 3) the columns
+# after `flag`: more KPIs of kpis.md and the sums that let readers pool months/cohorts.
 MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "mart_facility_daily": (
         "facility_id", "census_date", "facility_type", "scale_class", "capacity_places",
@@ -34,17 +41,22 @@ MART_COLUMNS: dict[str, tuple[str, ...]] = {
         "detainees_per_custodial_fte", "rehab_staff_per_100", "vacancy_rate",
         "staff_trained_share", "work_participation", "education_participation",
         "digital_contact_share", "release_plan_coverage", "flag",
+        "occupancy_in_use", "out_of_use_share",
     ),
     "mart_national_monthly": (
         "month", "scale_class", "facilities", "capacity_places", "average_daily_population",
         "density", "share_in_overcrowded", "share_in_small_scale",
         "vulnerable_in_small_scale_under_18", "vulnerable_in_small_scale_18_22",
         "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "flag",
+        "occupancy_in_use", "out_of_use_share", "rehab_staff_per_100", "work_participation",
+        "education_participation", "digital_contact_share", "release_plan_coverage",
+        "custodial_fte", "rehab_fte", "census_days",
     ),
     "mart_recidivism_cohort": (
         "cohort_year", "group_type", "group_value", "cohort_size", "recid_2y_general",
         "recid_2y_custodial", "proven_reoffending_1y", "observed_expected", "adjusted_rate",
         "ci_low", "ci_high", "flag",
+        "reoffences_per_reoffender_1y", "observed_expected_se", "national_rate",
     ),
     "mart_delivery_status": (
         "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id", "status",
@@ -103,6 +115,12 @@ _DELIVERY_RULES: dict[tuple[str, str], list[gxe.Expectation]] = {
     ("recidivism", "reconvictions"): [
         _pair("conviction_date", "offence_date"),
     ],
+    # Contract v2 feeds (docs/contract/feeds-v2.md)
+    ("recidivism_cohort", "releases"): [
+        _pair("release_period_end", "release_period_start"),
+        gxe.ExpectColumnValuesToBeBetween(column="follow_up_months", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="release_year", min_value=1900),
+    ],
 }
 
 
@@ -152,6 +170,8 @@ _MART_RULES: dict[str, list[gxe.Expectation]] = {
         _share("vacancy_rate"),
         _share("staff_trained_share"),
         _share("release_plan_coverage"),
+        _share("out_of_use_share"),
+        gxe.ExpectColumnValuesToBeBetween(column="occupancy_in_use", min_value=0),
         gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_national_monthly": [
@@ -164,14 +184,29 @@ _MART_RULES: dict[str, list[gxe.Expectation]] = {
         _share("vulnerable_in_small_scale_under_18"),
         _share("vulnerable_in_small_scale_18_22"),
         _share("vulnerable_in_small_scale_female"),
+        _share("out_of_use_share"),
+        _share("work_participation"),
+        _share("education_participation"),
+        _share("digital_contact_share"),
+        _share("release_plan_coverage"),
+        gxe.ExpectColumnValuesToBeBetween(column="census_days", min_value=1, max_value=31),
         gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_recidivism_cohort": [
         gxe.ExpectColumnValuesToBeInSet(column="group_type",
-                                        value_set=["scale_class", "facility_type"]),
+                                        value_set=["scale_class", "facility_type",
+                                                   "small_scale_days"]),
         _share("recid_2y_general"),
         _share("recid_2y_custodial"),
         _share("proven_reoffending_1y"),
+        _share("adjusted_rate"),
+        _share("ci_low"),
+        _share("ci_high"),
+        _share("national_rate"),
+        gxe.ExpectColumnValuesToBeBetween(column="observed_expected", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="reoffences_per_reoffender_1y", min_value=1),
+        _pair("adjusted_rate", "ci_low"),
+        _pair("ci_high", "adjusted_rate"),
         gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_delivery_status": [
@@ -180,6 +215,89 @@ _MART_RULES: dict[str, list[gxe.Expectation]] = {
     ],
 }
 
+
+# --- Marts for comparisons across sources and publishers (real data; docs/real-data.md) ---
+# Added to the published interface (adding marts is allowed). They are empty where a
+# warehouse has no such feed (no v2 reference data in the synthetic system), so they
+# carry no row-count rule.
+COMPARISON_MART_COLUMNS: dict[str, tuple[str, ...]] = {
+    "mart_facility_snapshot": (
+        "jurisdiction", "facility_id", "month", "census_date", "facility_type", "scale_class",
+        "capacity_places", "operational_capacity", "places_out_of_use", "population",
+        "density", "occupancy_in_use", "out_of_use_share", "custodial_fte",
+        "custodial_vacancies_fte", "education_fte", "staff_fte", "staff_vacancies_fte",
+        "detainees_per_custodial_fte", "detainees_per_education_fte",
+        "custodial_vacancy_rate", "staff_vacancy_rate", "flag",
+    ),
+    "mart_scale_class_facts": (
+        "jurisdiction", "source", "reference_date", "date_basis", "scale_class", "facilities",
+        "facilities_small_optimal", "capacity_places", "facilities_with_population",
+        "population", "share_of_facilities", "share_of_population", "flag",
+    ),
+    "mart_national_reference": (
+        "dataset", "indicator", "unit", "geo", "frequency", "period", "value", "flag",
+    ),
+    "mart_national_density_comparison": (
+        "geo", "period", "source", "reference_date", "persons_held", "official_capacity",
+        "density", "flag",
+    ),
+    "mart_return_to_prison_cohort": (
+        "jurisdiction", "release_year", "group_type", "group_value", "release_period_start",
+        "release_period_end", "follow_up_months", "cohort_size", "returned",
+        "return_to_prison_rate", "flag",
+    ),
+}
+COMPARISON_MART_KEYS: dict[str, tuple[str, ...]] = {
+    "mart_facility_snapshot": ("facility_id", "month"),
+    "mart_scale_class_facts": ("jurisdiction", "source", "reference_date", "scale_class"),
+    "mart_national_reference": ("dataset", "indicator", "unit", "geo", "frequency", "period"),
+    "mart_national_density_comparison": ("geo", "period", "source"),
+    "mart_return_to_prison_cohort": ("jurisdiction", "release_year", "group_type",
+                                     "group_value"),
+}
+_COMPARISON_MART_RULES: dict[str, list[gxe.Expectation]] = {
+    "mart_facility_snapshot": [
+        gxe.ExpectColumnValuesToBeInSet(column="scale_class", value_set=list(SCALE_CLASSES)),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+        gxe.ExpectColumnValuesToBeBetween(column="population", min_value=0),
+        _share("out_of_use_share"),
+        _share("custodial_vacancy_rate"),
+        _share("staff_vacancy_rate"),
+        gxe.ExpectColumnValuesToBeBetween(column="detainees_per_custodial_fte", min_value=0),
+        _pair("census_date", "month"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_scale_class_facts": [
+        gxe.ExpectColumnValuesToBeInSet(column="scale_class",
+                                        value_set=[*SCALE_CLASSES, "unknown", "all"]),
+        gxe.ExpectColumnValuesToBeInSet(column="source",
+                                        value_set=["facility_census", "reference_register"]),
+        gxe.ExpectColumnValuesToBeBetween(column="facilities", min_value=0),
+        _pair("facilities", "facilities_small_optimal"),
+        _pair("facilities", "facilities_with_population"),
+        _share("share_of_facilities"),
+        _share("share_of_population"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_national_reference": [
+        gxe.ExpectColumnValuesToMatchRegex(column="flag", regex=r"^[a-z]{1,4}$"),
+    ],
+    "mart_national_density_comparison": [
+        gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[
+            "penstat:facility_census", "eurostat:crim_pris_cap"]),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+    ],
+    "mart_return_to_prison_cohort": [
+        gxe.ExpectColumnValuesToBeInSet(column="group_type",
+                                        value_set=["all", "release_type", "offence_type"]),
+        _share("return_to_prison_rate"),
+        _pair("cohort_size", "returned"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+}
+MART_COLUMNS.update(COMPARISON_MART_COLUMNS)
+MART_KEYS.update(COMPARISON_MART_KEYS)
+_MART_RULES.update(_COMPARISON_MART_RULES)
 
 def mart_suite(mart: str) -> gx.ExpectationSuite:
     keys = list(MART_KEYS[mart])

@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-CONTRACT_VERSIONS: tuple[str, ...] = ("1",)
+# Contract v2 (docs/contract/feeds-v2.md) is v1 unchanged plus three feeds for published
+# statistics that do not fit v1; a feed is accepted from the version that introduced it.
+CONTRACT_VERSIONS: tuple[str, ...] = ("1", "2")
 DELIVERY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DOORBELL = "_READY"
@@ -90,6 +92,13 @@ class Feed:
     # How often a sender is expected to deliver, for lateness in mart_delivery_status.
     cadence: Literal["daily", "monthly", "on_change", "yearly"] = "daily"
     required_files: tuple[str, ...] = field(default=())
+    # Contract version that introduced the feed: a manifest must declare at least this.
+    contract_version: str = "1"
+    # Deliveries wait in the inbox until a facility register has been loaded.
+    requires_register: bool = True
+    # Lateness is tracked in mart_delivery_status (seed feed_cadence) and alerted. The v2
+    # feeds carry other publishers' statistics, which arrive when those publish: not.
+    monitored: bool = True
 
     def file(self, stem: str) -> FileSpec:
         for f in self.files:
@@ -230,8 +239,129 @@ RECIDIVISM = Feed(
     ),
 )
 
+# --- Contract v2: feeds for published statistics (docs/contract/feeds-v2.md) -------------
+# Facility ids of these feeds, and of real-data senders of v1 feeds, follow the v2
+# convention `<jurisdiction>-<local code>`: an ISO 3166 code (US, US-CA, IT), then a code
+# without hyphens. The jurisdiction of a facility is its id up to the last hyphen.
+JURISDICTION_PATTERN = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$"
+FACILITY_ID_V2_PATTERN = r"^[A-Z]{2}(-[A-Z0-9]{1,3})?-[A-Za-z0-9._]+$"
+OPERATOR_LEVELS = ("federal", "state", "county", "local", "multi")
+FACILITY_STATUSES = ("open", "closed")
+RELEASE_TYPES = (
+    "parole",
+    "discharged_end_of_sentence",
+    "special_sentence",
+    "paroled_to_detainer",
+    "parole_immediate_discharge",
+    "interstate_compact_parole",
+)
+AGE_BANDS = ("under_25", "25_34", "35_44", "45_54", "55_plus")
+OFFENCE_TYPES = ("drug", "property", "violent", "public_order", "other")
+RETURN_TYPES = ("new_offence", "technical")
+ETHNICITIES = ("hispanic", "non_hispanic")
+REFERENCE_FREQUENCIES = ("A", "S", "Q", "M")
+
+REFERENCE_REGISTER = Feed(
+    name="reference_register",
+    cadence="on_change",
+    contract_version="2",
+    requires_register=False,
+    monitored=False,
+    required_files=("facilities",),
+    files=(
+        FileSpec(
+            stem="facilities",
+            key=("facility_id",),
+            full_snapshot=True,
+            columns=(
+                _c("facility_id", "str", pattern=FACILITY_ID_V2_PATTERN),
+                _c("name", "str"),
+                _c("country", "str", pattern=r"^[A-Z]{3}$"),
+                _c("subdivision", "str", required=False),
+                _c("operator_level", "str", required=False, allowed=OPERATOR_LEVELS),
+                _c("status", "str", required=False, allowed=FACILITY_STATUSES),
+                _c("capacity_places", "int", required=False),
+                _c("population", "int", required=False),
+                _c("reference_date", "date", required=False),
+            ),
+        ),
+    ),
+)
+
+RECIDIVISM_COHORT = Feed(
+    name="recidivism_cohort",
+    cadence="yearly",
+    contract_version="2",
+    requires_register=False,
+    monitored=False,
+    required_files=("releases",),
+    files=(
+        FileSpec(
+            stem="releases",
+            # The row's number in the publisher's file: there is no person id, and equal
+            # rows are different people, so nothing else can be a key.
+            key=("record_no",),
+            full_snapshot=True,
+            columns=(
+                _c("record_no", "int"),
+                _c("jurisdiction", "str", pattern=JURISDICTION_PATTERN),
+                _c("release_year", "int"),
+                _c("release_period_start", "date"),
+                _c("release_period_end", "date"),
+                _c("follow_up_months", "int"),
+                _c("release_type", "str", required=False, allowed=RELEASE_TYPES),
+                _c("release_type_label", "str", required=False),
+                _c("supervising_district", "str", required=False),
+                _c("race", "str", required=False),
+                _c("ethnicity", "str", required=False, allowed=ETHNICITIES),
+                _c("age_band", "str", required=False, allowed=AGE_BANDS),
+                _c("sex", "str", required=False, allowed=("F", "M")),
+                _c("offence_class", "str", required=False),
+                _c("offence_type", "str", required=False, allowed=OFFENCE_TYPES),
+                _c("offence_subtype", "str", required=False),
+                _c("target_population", "bool", required=False),
+                _c("returned", "bool"),
+                _c("days_to_return", "int", required=False),
+                _c("return_type", "str", required=False, allowed=RETURN_TYPES),
+                _c("new_offence_class", "str", required=False),
+                _c("new_offence_type", "str", required=False, allowed=OFFENCE_TYPES),
+                _c("new_offence_subtype", "str", required=False),
+            ),
+        ),
+    ),
+)
+
+NATIONAL_REFERENCE = Feed(
+    name="national_reference",
+    cadence="yearly",
+    contract_version="2",
+    requires_register=False,
+    monitored=False,
+    required_files=("values",),
+    files=(
+        FileSpec(
+            stem="values",
+            key=("dataset", "indicator", "unit", "geo", "frequency", "period"),
+            full_snapshot=True,
+            columns=(
+                _c("dataset", "str", pattern=r"^[a-z0-9_]+$"),
+                _c("indicator", "str"),
+                _c("unit", "str"),
+                _c("geo", "str"),
+                _c("frequency", "str", allowed=REFERENCE_FREQUENCIES),
+                _c("period", "str", pattern=r"^[0-9]{4}(-(S[12]|Q[1-4]|0[1-9]|1[0-2]))?$"),
+                _c("value", "dec", required=False),
+                _c("flag", "str", required=False, pattern=r"^[a-z]{1,4}$"),
+            ),
+        ),
+    ),
+)
+
+V1_FEEDS: tuple[str, ...] = ("facility_register", "occupancy", "staffing", "recidivism")
+
 FEEDS: dict[str, Feed] = {
-    f.name: f for f in (FACILITY_REGISTER, OCCUPANCY, STAFFING, RECIDIVISM)
+    f.name: f for f in (FACILITY_REGISTER, OCCUPANCY, STAFFING, RECIDIVISM,
+                        REFERENCE_REGISTER, RECIDIVISM_COHORT, NATIONAL_REFERENCE)
 }
 
 # In the warehouse a person_ref is only ever held as its keyed hash, under this name.

@@ -10,8 +10,9 @@ from ingestion.contract import MANIFEST
 from ingestion.manifest import Manifest
 from ingestion.problems import DeliveryRejected, Problem
 
-# Files the warehouse itself writes next to a delivery (quarantine reasons).
-OWN_FILES_PREFIX = "_"
+# Files the warehouse itself writes into a delivery folder (the quarantine reason,
+# written just before the folder is moved, so a crash in between is harmless).
+OWN_FILES = frozenset({"_REJECTED.json", "_REJECTED.txt"})
 
 
 def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
@@ -35,7 +36,7 @@ def check_folder(folder: Path, manifest: Manifest) -> None:
             problems.append(Problem(
                 rule="unexpected_folder", file=entry.name,
                 message="deliveries hold files only, no sub-folders"))
-        elif entry.name != MANIFEST and entry.name not in listed:
+        elif entry.name != MANIFEST and entry.name not in listed and entry.name not in OWN_FILES:
             problems.append(Problem(
                 rule="unlisted_file", file=entry.name,
                 message="file is in the delivery folder but not listed in manifest.json"))

@@ -192,6 +192,11 @@ def read_manifest(folder: Path, feed: str, max_rows: int = 100_000_000) -> Manif
         raise _reject("contract_version", f"contract_version {version!r} is not supported; "
                       f"this warehouse accepts {list(CONTRACT_VERSIONS)}",
                       column="contract_version", value=version)
+    introduced = FEEDS[feed].contract_version
+    if int(version) < int(introduced):
+        raise _reject("contract_version", f"feed {feed} exists from contract_version "
+                      f"{introduced!r} on; declare that version or a later one",
+                      column="contract_version", value=version)
     if raw["feed"] != feed:
         raise _reject("manifest_feed", f"manifest says feed {raw['feed']!r} but the delivery "
                       f"is in the {feed!r} inbox", column="feed", value=str(raw["feed"])[:100])

@@ -7,8 +7,16 @@ The ledger (meta.deliveries) is the truth about what was processed; the
   -> one transaction (raw rows + ledger row) -> move to archive
 
 Any broken rule moves the folder whole to quarantine with a reason file, and
-nothing of it reaches the warehouse. A delivery of a feed that needs the
+nothing of it reaches the warehouse: every check runs against a read-only
+attachment of the warehouse, which is attached read-write only for the load
+(ingestion.warehouse.WarehouseSession). A delivery of a feed that needs the
 facility register waits in the inbox until a register has been loaded.
+
+Crash safety: the load is one transaction (raw rows + ledger row + receipt),
+and the folder leaves the inbox only after it committed. A run killed between
+the commit and the move finds the delivery in the ledger with the same content
+and no archive copy: it completes the move and reports the delivery as loaded
+(so the build is triggered), never loading it twice.
 """
 
 from __future__ import annotations
@@ -34,13 +42,15 @@ from ingestion.contract import (
     raw_table_name,
     stored_column_name,
 )
+from ingestion.explain import gate_problem, redact
+from ingestion.faults import kill_point
 from ingestion.folder import check_folder
 from ingestion.manifest import Manifest, read_manifest
 from ingestion.problems import DeliveryRejected, Problem
 from ingestion.pseudonymise import register_udf
 from ingestion.settings import Config, Paths
 from ingestion.staging import q, stage_text, stage_typed
-from ingestion.warehouse import connect
+from ingestion.warehouse import WarehouseSession
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +99,8 @@ def _mtime(path: Path) -> float:
 
 def _ledger_row(con: duckdb.DuckDBPyConnection, feed: str, delivery_id: str):
     return con.execute(
-        "SELECT content_sha256 FROM meta.deliveries WHERE feed = ? AND delivery_id = ?",
-        [feed, delivery_id]).fetchone()
+        "SELECT content_sha256, rows_loaded FROM meta.deliveries "
+        "WHERE feed = ? AND delivery_id = ?", [feed, delivery_id]).fetchone()
 
 
 def _same_content(con: duckdb.DuckDBPyConnection, feed: str, content: str) -> str | None:
@@ -121,32 +131,38 @@ class FeedIngestor:
         folders = pending_folders(self.paths, self.feed)
         if not folders:
             return []
+        filing.clean_scratch(self.paths.quarantine, self.feed)
         outcomes = []
-        with connect(self.paths.warehouse) as con:
+        with WarehouseSession(self.paths.warehouse) as ws:
             if self.personal:
-                register_udf(con)  # refuses to go on without a pseudonym key
+                register_udf(ws.con)  # refuses to go on without a pseudonym key
             for folder in folders:
-                outcome = self.ingest(con, folder)
+                outcome = self.ingest(ws, folder)
                 log.info("%s", outcome.summary())
                 outcomes.append(outcome)
         return outcomes
 
     # --- one delivery -------------------------------------------------------
 
-    def ingest(self, con: duckdb.DuckDBPyConnection, folder: Path) -> DeliveryOutcome:
+    def ingest(self, ws: WarehouseSession, folder: Path) -> DeliveryOutcome:
         try:
-            return self._ingest(con, folder)
+            return self._ingest(ws, folder)
         except DeliveryRejected as rejected:
             return self._quarantine(folder, rejected.problems)
 
     def _quarantine(self, folder: Path, problems: list[Problem]) -> DeliveryOutcome:
+        problems = redact(problems, self.feed)
         target = filing.quarantine(folder, self.paths.quarantine, self.feed, problems,
                                    self.personal)
         log.warning("quarantined %s/%s: %s", self.feed, target.name, problems[0].one_line())
         return DeliveryOutcome(self.feed, target.name, "quarantined", problems=tuple(problems),
                                location=str(target))
 
-    def _ingest(self, con: duckdb.DuckDBPyConnection, folder: Path) -> DeliveryOutcome:
+    def _archive(self, folder: Path) -> Path:
+        filing.clear_own_files(folder)  # reasons of an interrupted quarantine, if any
+        return filing.archive(folder, self.paths.archive, self.feed, self.personal)
+
+    def _ingest(self, ws: WarehouseSession, folder: Path) -> DeliveryOutcome:
         if folder.is_symlink() or not DELIVERY_ID_PATTERN.match(folder.name):
             raise DeliveryRejected([Problem(
                 rule="delivery_id", column="delivery_id",
@@ -154,50 +170,71 @@ class FeedIngestor:
                         f"{DELIVERY_ID_PATTERN.pattern}")])
         manifest = read_manifest(folder, self.feed,
                                  max_rows=int(self.config.get("validation", "max_rows_per_file")))
+        con = ws.read()
         seen = _ledger_row(con, self.feed, manifest.delivery_id)
-        if seen is not None:
-            if seen[0] != manifest.content_sha256:
-                raise DeliveryRejected([Problem(
-                    rule="delivery_id_reused", file=MANIFEST, column="delivery_id",
-                    value=manifest.delivery_id,
-                    message="this delivery_id was already loaded with different data; "
-                            "deliver a correction under a new delivery_id with replaces")])
-            return self._resend(con, folder, manifest, manifest.delivery_id)
+        if seen is not None and seen[0] != manifest.content_sha256:
+            raise DeliveryRejected([Problem(
+                rule="delivery_id_reused", file=MANIFEST, column="delivery_id",
+                value=manifest.delivery_id,
+                message="this delivery_id was already loaded with different data; "
+                        "deliver a correction under a new delivery_id with replaces")])
         check_folder(folder, manifest)
+        if seen is not None:
+            if not (self.paths.archive / self.feed / manifest.delivery_id).exists():
+                return self._complete(folder, manifest, int(seen[1]))
+            return self._resend(ws, folder, manifest, manifest.delivery_id)
         earlier = _same_content(con, self.feed, manifest.content_sha256)
         if earlier is not None:
-            return self._resend(con, folder, manifest, earlier)
+            return self._resend(ws, folder, manifest, earlier)
         if manifest.replaces and _ledger_row(con, self.feed, manifest.replaces) is None:
             raise DeliveryRejected([Problem(
                 rule="replaces_unknown", file=MANIFEST, column="replaces", value=manifest.replaces,
                 message=f"replaces names a delivery this warehouse never loaded for feed "
                         f"{self.feed}")])
-        if self.feed != "facility_register" and not _register_loaded(con):
+        if (self.feed != "facility_register" and FEEDS[self.feed].requires_register
+                and not _register_loaded(con)):
             log.info("%s/%s waits for the first facility register delivery",
                      self.feed, folder.name)
             return DeliveryOutcome(self.feed, folder.name, "deferred")
-        tables = self._stage_and_check(con, folder, manifest)
-        rows = self._load(con, manifest, tables)
-        target = filing.archive(folder, self.paths.archive, self.feed, self.personal)
+        tables = self._stage_and_check(con, folder, manifest, ws.scratch)
+        kill_point("ingest.checked")
+        rows = self._load(ws, manifest, tables)
+        kill_point("ingest.committed")
+        target = self._archive(folder)
         return DeliveryOutcome(self.feed, manifest.delivery_id, "loaded", rows=rows,
                                location=str(target))
 
-    def _resend(self, con, folder: Path, manifest: Manifest, earlier: str) -> DeliveryOutcome:
-        con.execute("INSERT INTO meta.receipts VALUES (?, ?, 'resend_ignored', NULL, ?, ?)",
-                    [self.feed, manifest.delivery_id,
-                     f"byte-identical to delivery {earlier}", _now()])
-        target = filing.archive(folder, self.paths.archive, self.feed, self.personal)
+    def _complete(self, folder: Path, manifest: Manifest, rows: int) -> DeliveryOutcome:
+        """The ledger holds this very delivery but it is still in the inbox: a run was
+        killed after its commit. Finish the move; report it loaded, so it gets built."""
+        log.warning("%s/%s is already in the ledger with the same content but was not "
+                    "archived (an interrupted run): archiving it now, not loading it again",
+                    self.feed, manifest.delivery_id)
+        target = self._archive(folder)
+        return DeliveryOutcome(self.feed, manifest.delivery_id, "loaded", rows=rows,
+                               location=str(target))
+
+    def _resend(self, ws: WarehouseSession, folder: Path, manifest: Manifest,
+                earlier: str) -> DeliveryOutcome:
+        with ws.write() as con:
+            con.execute("INSERT INTO meta.receipts VALUES (?, ?, 'resend_ignored', NULL, ?, ?)",
+                        [self.feed, manifest.delivery_id,
+                         f"byte-identical to delivery {earlier}", _now()])
+        target = self._archive(folder)
         return DeliveryOutcome(self.feed, manifest.delivery_id, "resend_ignored",
                                location=str(target))
 
-    def _stage_and_check(self, con, folder: Path, manifest: Manifest) -> dict[str, tuple]:
+    def _stage_and_check(self, con, folder: Path, manifest: Manifest,
+                         scratch: Path) -> dict[str, tuple]:
         from gate.runner import run_suite  # GX is heavy: import it when a delivery is checked
         from gate.suites import delivery_suite_name
 
         problems: list[Problem] = []
         tables: dict[str, tuple] = {}
         factor = float(self.config.get("validation", "max_population_over_operational"))
-        with tempfile.TemporaryDirectory(prefix="penstat-stage-") as work:
+        # a transcoded (UTF-8) copy of a file lives in the session's private scratch
+        # folder while it is read, and is removed right after (or by the next run)
+        with tempfile.TemporaryDirectory(prefix="stage-", dir=scratch) as work:
             for entry in manifest.files:
                 spec = FEEDS[self.feed].file(entry.stem)
                 try:
@@ -208,7 +245,8 @@ class FeedIngestor:
                     continue
                 gate = run_suite(delivery_suite_name(self.feed, spec.stem),
                                  con.execute(f"SELECT * FROM {table}").df())
-                problems += [_gate_problem(f, entry.name) for f in gate.failures]
+                problems += [gate_problem(f, entry.name, self.feed, spec, con, table)
+                             for f in gate.failures]
                 problems += context_problems(con, self.feed, spec.stem, table, entry.name,
                                              manifest, self.today, factor)
                 tables[entry.stem] = (entry, spec, table)
@@ -216,43 +254,38 @@ class FeedIngestor:
             raise DeliveryRejected(problems)
         return tables
 
-    def _load(self, con, manifest: Manifest, tables: dict[str, tuple]) -> int:
+    def _load(self, ws: WarehouseSession, manifest: Manifest,
+              tables: dict[str, tuple]) -> int:
         loaded_at = _now()
         total = sum(entry.rows for entry, _, _ in tables.values())
-        con.execute("BEGIN TRANSACTION")
-        try:
-            seq = con.execute("SELECT nextval('meta.delivery_seq')").fetchone()[0]
-            for entry, spec, table in tables.values():
-                cols = [stored_column_name(c) for c in spec.columns]
-                select = ", ".join(q(c.name) for c in spec.columns)
+        with ws.write() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                seq = con.execute("SELECT nextval('meta.delivery_seq')").fetchone()[0]
+                for entry, spec, table in tables.values():
+                    cols = [stored_column_name(c) for c in spec.columns]
+                    select = ", ".join(q(c.name) for c in spec.columns)
+                    con.execute(
+                        f"INSERT INTO {raw_table_name(self.feed, spec.stem)} "
+                        f"({', '.join(q(c) for c in cols)}, _delivery_id, _delivery_seq, _file, "
+                        f"_row, _loaded_at) SELECT {select}, ?, ?, ?, _row, ? FROM {table} "
+                        "ORDER BY _row",
+                        [manifest.delivery_id, seq, entry.name, loaded_at])
                 con.execute(
-                    f"INSERT INTO {raw_table_name(self.feed, spec.stem)} "
-                    f"({', '.join(q(c) for c in cols)}, _delivery_id, _delivery_seq, _file, _row, "
-                    f"_loaded_at) SELECT {select}, ?, ?, ?, _row, ? FROM {table} ORDER BY _row",
-                    [manifest.delivery_id, seq, entry.name, loaded_at])
-            con.execute(
-                "INSERT INTO meta.deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [seq, self.feed, manifest.delivery_id, manifest.sender, manifest.created_at,
-                 manifest.period_start, manifest.period_end, manifest.replaces, manifest.sha256,
-                 manifest.content_sha256, total, loaded_at])
-            con.execute("INSERT INTO meta.receipts VALUES (?, ?, 'loaded', NULL, ?, ?)",
-                        [self.feed, manifest.delivery_id, f"{total} rows", loaded_at])
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+                    "INSERT INTO meta.deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [seq, self.feed, manifest.delivery_id, manifest.sender, manifest.created_at,
+                     manifest.period_start, manifest.period_end, manifest.replaces,
+                     manifest.sha256, manifest.content_sha256, total, loaded_at])
+                con.execute("INSERT INTO meta.receipts VALUES (?, ?, 'loaded', NULL, ?, ?)",
+                            [self.feed, manifest.delivery_id, f"{total} rows", loaded_at])
+                kill_point("ingest.loading")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
         for _, _, table in tables.values():
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+            ws.con.execute(f"DROP TABLE IF EXISTS {table}")
         return total
-
-
-def _gate_problem(failure, file: str) -> Problem:
-    first = failure.first_failures[0].get("_row") if failure.first_failures else None
-    return Problem(
-        rule=failure.expectation, file=file, row=first,
-        column=", ".join(failure.columns) or None, rows_affected=failure.unexpected_count,
-        message=f"Great Expectations suite {failure.suite}: {failure.expectation} failed"
-                + (f" ({failure.exception})" if failure.exception else ""))
 
 
 def _now() -> datetime:

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass
 
 @dataclass(frozen=True)
 class Problem:
-    """One broken rule. `row` is the data row (1 = first row after the header)."""
+    """One broken rule. `row` is the data row (1 = first row after the header; 0 = the
+    header itself); `file`, `row` and `column` are None where they do not apply (a
+    manifest field is named in `column`, with `file` = manifest.json)."""
 
     rule: str
     message: str
@@ -25,7 +27,7 @@ class Problem:
         if self.file:
             where.append(f"file {self.file}")
         if self.row is not None:
-            where.append(f"row {self.row}")
+            where.append("header row" if self.row == 0 else f"row {self.row}")
         if self.column:
             where.append(f"column {self.column}")
         place = ", ".join(where)

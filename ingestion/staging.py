@@ -161,10 +161,10 @@ def stage_text(
         try:
             names = [r[0] for r in con.execute(
                 f"DESCRIBE SELECT * FROM read_parquet({sql_str(str(path))})").fetchall()]
-        except duckdb.Error as exc:
+        except duckdb.Error:
             raise DeliveryRejected([Problem(
                 rule="parquet", file=entry.name,
-                message=f"not a readable Parquet file: {exc}")]) from None
+                message="not a readable Parquet file: it is damaged, or not Parquet")]) from None
         _check_header(names, spec, entry.name, ",")
         present = tuple(c for c in spec.column_names if c in names)
         con.execute(
@@ -188,13 +188,16 @@ def stage_text(
             f"escape = '\"', strict_mode = true, null_padding = false, encoding = 'utf-8')"
         )
         try:
-            # Insertion order is preserved, so rowid follows the file's record order.
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_read AS SELECT * FROM {read}")
+            # Person identifiers are hashed in this very statement: the temporary
+            # table never holds a clear identifier. Insertion order is preserved,
+            # so its rowid follows the file's record order.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_read AS "
+                        f"SELECT {_select_list(spec, present, 'VARCHAR')} FROM {read}")
         except duckdb.Error as exc:
-            raise DeliveryRejected([_csv_error(exc, entry.name)]) from None
+            raise DeliveryRejected([_csv_error(exc, entry.name, dialect.delimiter)]) from None
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, "
-            f"{_select_list(spec, present, 'VARCHAR')} FROM {table}_read")
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * "
+            f"FROM {table}_read")
         con.execute(f"DROP TABLE {table}_read")
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     if rows != entry.rows:
@@ -208,15 +211,34 @@ def stage_text(
     return StagedFile(entry=entry, spec=spec, text_table=table, present_columns=present, rows=rows)
 
 
-def _csv_error(exc: duckdb.Error, file: str) -> Problem:
-    """Turn DuckDB's CSV error into a Problem, without quoting the line (personal data)."""
+_CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def _csv_error(exc: duckdb.Error, file: str, delimiter: str) -> Problem:
+    """Turn DuckDB's CSV error into a Problem.
+
+    DuckDB's message quotes the offending line (and, for an unclosed quote,
+    the lines after it), which may hold personal data: only the line number
+    and the recognised kind of error are kept, never any text of the file.
+    """
     text = str(exc)
     match = _DUCKDB_LINE.search(text)
-    row = int(match.group(1)) - 1 if match else None
-    reason = next((ln.strip() for ln in text.splitlines()[1:]
-                   if ln.strip() and not ln.startswith("Original Line")), "")
-    return Problem(rule="csv_structure", file=file, row=row,
-                   message=f"the row does not parse as CSV with the declared dialect: {reason}")
+    line = int(match.group(1)) if match else None
+    fields = _CSV_FIELDS.search(text)
+    if fields:
+        expected, found = fields.groups()
+        what = (f"the record has {found} fields where the header has {expected} (check the "
+                f"delimiter {delimiter!r} and quote any value that contains it)")
+    elif "unterminated quote" in text:
+        what = 'a quoted value is not closed: a `"` is missing'
+    elif "quote" in text.lower():
+        what = 'a `"` inside a quoted value must be doubled ("")'
+    else:
+        what = f"it does not parse as CSV with delimiter {delimiter!r} and quote '\"'"
+    at = f" (line {line} of the file)" if line else ""
+    return Problem(rule="csv_structure", file=file,
+                   row=line - 1 if line and line > 1 else None,
+                   message=f"the file is not valid CSV{at}: {what}")
 
 
 # --- types -----------------------------------------------------------------

@@ -7,6 +7,14 @@ validated is byte for byte what is published), made read-only, renamed into
 place, and only then does `published/current` (a relative symlink) switch to
 it with one rename. A failed gate publishes nothing: the staging folder is
 removed, the reasons are written to `reports/gate/`, and `current` stays.
+
+Crash safety: a publisher killed at any point leaves `current` on a complete
+publication. Its hidden staging folder or temporary symlink is removed by the
+next run (their names carry the pid of the process that made them), and a
+complete version folder it renamed into place but never switched to is reused
+by the next run rather than published twice. The marts are copied only from
+a finished dbt build (meta.builds), and the manifest lists exactly the
+deliveries that build saw.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from gate.suites import MART_COLUMNS, MART_KEYS, mart_suite_name
+from ingestion.faults import kill_point
 from ingestion.folder import sha256_of
 from ingestion.settings import Paths
 
@@ -33,6 +42,10 @@ log = logging.getLogger(__name__)
 PUBLISHED_DB = "published.duckdb"
 MANIFEST = "manifest.json"
 INTERFACE_VERSION = "1"
+
+
+class MartsIncomplete(RuntimeError):
+    """The last dbt build did not finish: the marts may be a mix of two builds."""
 
 
 class GateFailed(RuntimeError):
@@ -56,12 +69,28 @@ class Publication:
     suites: list[str] = field(default_factory=list)
 
 
+def _built_up_to(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The ledger position of the last dbt build; None if no build was recorded."""
+    try:
+        row = con.execute("SELECT max_delivery_seq, finished_at FROM wh.meta.builds "
+                          "ORDER BY build_id DESC LIMIT 1").fetchone()
+    except duckdb.CatalogException:  # a warehouse from before meta.builds
+        return None
+    if row is None:
+        return None
+    if row[1] is None:
+        raise MartsIncomplete("the last dbt build did not finish (killed or still running): "
+                              "its marts are not published; run the build again")
+    return int(row[0])
+
+
 def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
     """Copy the marts out of the warehouse (read-only) into the staging folder."""
     staging.mkdir(parents=True)
     con = duckdb.connect(str(staging / PUBLISHED_DB))
     try:
         con.execute(f"ATTACH '{paths.warehouse}' AS wh (READ_ONLY)")
+        built = _built_up_to(con)
         con.execute("CREATE SCHEMA marts")
         marts: dict[str, dict] = {}
         for mart, columns in MART_COLUMNS.items():
@@ -75,11 +104,31 @@ def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
             rows = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
             marts[mart] = {"rows": int(rows), "sha256": sha256_of(parquet)}
         deliveries = [f"{feed}/{did}" for feed, did in con.execute(
-            "SELECT feed, delivery_id FROM wh.meta.deliveries ORDER BY delivery_seq").fetchall()]
+            "SELECT feed, delivery_id FROM wh.meta.deliveries WHERE delivery_seq <= ? "
+            "ORDER BY delivery_seq", [built if built is not None else 2**62]).fetchall()]
         con.execute("DETACH wh")
     finally:
         con.close()
     return marts, deliveries
+
+
+def _write_exports(paths: Paths, staging: Path, now: datetime) -> dict:
+    """The SDMX-CSV national series and the risk model's fit statistics (issue 3)."""
+    from publication.risk_report import write_risk_model
+    from publication.sdmx import SDMX_FILE, write_sdmx
+
+    extras: dict = {}
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        sdmx = write_sdmx(con, staging, now)
+        risk = write_risk_model(con, staging)
+    finally:
+        con.close()
+    if sdmx is not None:
+        extras["sdmx"] = {"file": SDMX_FILE, **sdmx, "sha256": sha256_of(staging / SDMX_FILE)}
+    if risk is not None:
+        extras["risk_model"] = risk
+    return extras
 
 
 def _gate(staging: Path) -> tuple[list[str], list[str]]:
@@ -111,19 +160,81 @@ def _make_read_only(folder: Path) -> None:
 
 def switch_current(paths: Paths, version: str) -> None:
     """Point published/current at `version` in one atomic rename of a relative symlink."""
-    tmp = paths.published / f".current-{uuid.uuid4().hex}"
+    tmp = paths.published / f".current-{os.getpid()}-{uuid.uuid4().hex}"
     os.symlink(version, tmp)
+    kill_point("publish.linked")
     os.replace(tmp, paths.current_publication)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale(paths: Paths) -> list[str]:
+    """Remove staging folders and temporary symlinks of publishers that died."""
+    removed = []
+    if not paths.published.is_dir():
+        return removed
+    for entry in paths.published.iterdir():
+        kind, _, rest = entry.name.partition("-")
+        if kind not in (".staging", ".current"):
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue  # another publisher is at work (outside the one-slot pool?)
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        else:
+            entry.chmod(0o700)
+            for p in entry.iterdir():
+                p.chmod(0o600)
+            shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    if removed:
+        log.warning("removed leftovers of an interrupted publication: %s", removed)
+    return removed
+
+
+def _complete_version(folder: Path, marts: dict, deliveries: list[str]) -> bool:
+    """A version folder holding exactly these marts, every file intact."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("marts") != marts or manifest.get("deliveries") != deliveries \
+            or not manifest.get("validation", {}).get("success"):
+        return False
+    return all((folder / f"{m}.parquet").is_file()
+               and sha256_of(folder / f"{m}.parquet") == v["sha256"]
+               for m, v in marts.items()) and (folder / PUBLISHED_DB).is_file()
+
+
+def _unswitched_version(paths: Paths, marts: dict, deliveries: list[str]) -> str | None:
+    """A complete publication of these marts that a killed publisher never switched to."""
+    for folder in sorted(paths.published.iterdir(), reverse=True):
+        if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+            continue
+        if _complete_version(folder, marts, deliveries):
+            return folder.name
+    return None
 
 
 def publish(paths: Paths | None = None) -> Publication:
     """Stage, gate and publish the warehouse's marts; raise GateFailed if the gate fails."""
     paths = paths or Paths.from_env()
     paths.ensure()
+    clean_stale(paths)
     now = datetime.now(UTC)
-    staging = paths.published / f".staging-{uuid.uuid4().hex}"
+    staging = paths.published / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
     try:
         marts, deliveries = _stage(paths, staging)
+        kill_point("publish.staged")
         content = hashlib.sha256(json.dumps(marts, sort_keys=True).encode()).hexdigest()
         current = current_manifest(paths)
         if current and current.get("marts") == marts and current.get("deliveries") == deliveries:
@@ -131,8 +242,19 @@ def publish(paths: Paths | None = None) -> Publication:
                      current["version"])
             return Publication(current["version"], paths.current_publication.resolve(), marts,
                                deliveries, unchanged=True)
+        ready = _unswitched_version(paths, marts, deliveries)
+        if ready is not None:
+            log.warning("publication %s was complete but never made current (an interrupted "
+                        "run): switching to it", ready)
+            switch_current(paths, ready)
+            return Publication(ready, paths.published / ready, marts, deliveries)
         version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}"
+        n = 2
+        while (paths.published / version).exists():
+            version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}-{n}"
+            n += 1
         suites, failures = _gate(staging)
+        kill_point("publish.gated")
         report_dir = paths.reports / "gate"
         report_dir.mkdir(parents=True, exist_ok=True)
         report = report_dir / f"{version}.json"
@@ -149,11 +271,13 @@ def publish(paths: Paths | None = None) -> Publication:
             "deliveries": deliveries,
             "marts": marts,
             "validation": validation,
+            **_write_exports(paths, staging, now),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         _make_read_only(staging)
         final = paths.published / version
         os.rename(staging, final)
+        kill_point("publish.renamed")
         switch_current(paths, version)
         log.info("published %s (%s)", version,
                  ", ".join(f"{m} {v['rows']} rows" for m, v in marts.items()))

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from ingestion.contract import CONTRACT_VERSIONS, DOORBELL, MANIFEST
+from ingestion.contract import CONTRACT_VERSIONS, DOORBELL, FEEDS, MANIFEST
 
-CONTRACT_VERSION = CONTRACT_VERSIONS[-1]
+CONTRACT_VERSION = CONTRACT_VERSIONS[0]  # v1 feeds are sent as contract v1
 DEFAULT_DIALECT = {"delimiter": ",", "decimal": ".", "encoding": "utf-8"}
 MAX_DECIMALS = 4
 
@@ -62,7 +62,8 @@ def write_delivery(
         rows = count_rows(name, data, dialect)
         entries.append({"name": name, "sha256": sha256_hex(data), "rows": rows})
     manifest: dict[str, Any] = {
-        "contract_version": CONTRACT_VERSION,
+        # the version that introduced the feed (v2 feeds: "2"); unknown feeds (tests): v1
+        "contract_version": FEEDS[feed].contract_version if feed in FEEDS else CONTRACT_VERSION,
         "feed": feed,
         "delivery_id": delivery_id,
         "sender": sender,

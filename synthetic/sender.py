@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ingestion.contract import FEEDS, MANIFEST
+from ingestion.contract import MANIFEST, V1_FEEDS
 from synthetic.delivery import csv_bytes, ring_doorbell, write_delivery
 from synthetic.occupancy import OCCUPANCY_COLUMNS
 from synthetic.periods import Period, Split, month_end, split_periods, utc_timestamp
@@ -25,7 +25,8 @@ from synthetic.system import (
     SystemConfig,
 )
 
-ALL_FEEDS: tuple[str, ...] = tuple(FEEDS)
+# The synthetic system sends the four contract-v1 feeds (v2 feeds come from real sources).
+ALL_FEEDS: tuple[str, ...] = V1_FEEDS
 PRISON_ADMINISTRATION = "SYN-PA"  # sends the register, occupancy and staffing
 CRIMINAL_RECORDS = "SYN-CRO"  # sends the recidivism feed
 REGISTER_DELIVERY_ID = "syn-reg-1"

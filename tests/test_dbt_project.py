@@ -5,7 +5,11 @@ filled in code: a register with a superseded snapshot and a capacity change
 (NL-0001: 24 places until 2025-01-10, 36 from 2025-01-11), a week of daily
 census with a correcting delivery, one month of regime and staffing, and a
 handful of releases / reconvictions with an extraction dated 2025-01-15.
-Expected values below are computed by hand from these rows.
+Expected values below are computed by hand from these rows. The fixture is
+tiny, so disclosure control withholds much of it in the marts (cohorts of 1 or 2
+people, regime rates on 27.5 detainees): the hand-computed KPIs are checked on
+the intermediate models that compute them before disclosure control, and the
+marts are checked for withholding them.
 """
 
 from __future__ import annotations
@@ -34,14 +38,14 @@ from transform.dbt_runner import (  # noqa: E402
     BuildReport,
     DbtBuildFailed,
     build,
-    docs_generate,
 )
 
 AS_OF = "2025-02-10"
 EXTRACTION = dt.datetime(2025, 1, 15, 6, 0, 0)
 
 # Published interface (published.md) + the columns this project adds:
-# `flag` where suppressible values exist, and detainees_per_custodial_fte.
+# `flag` where suppressible values exist, detainees_per_custodial_fte, and the
+# columns after `flag` (issue 3).
 PUBLISHED_COLUMNS = {
     "mart_facility_daily": [
         "facility_id", "census_date", "facility_type", "scale_class", "capacity_places",
@@ -54,17 +58,22 @@ PUBLISHED_COLUMNS = {
         "detainees_per_custodial_fte", "rehab_staff_per_100", "vacancy_rate",
         "staff_trained_share", "work_participation", "education_participation",
         "digital_contact_share", "release_plan_coverage", "flag",
+        "occupancy_in_use", "out_of_use_share",
     ],
     "mart_national_monthly": [
         "month", "scale_class", "facilities", "capacity_places", "average_daily_population",
         "density", "share_in_overcrowded", "share_in_small_scale",
         "vulnerable_in_small_scale_under_18", "vulnerable_in_small_scale_18_22",
         "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "flag",
+        "occupancy_in_use", "out_of_use_share", "rehab_staff_per_100", "work_participation",
+        "education_participation", "digital_contact_share", "release_plan_coverage",
+        "custodial_fte", "rehab_fte", "census_days",
     ],
     "mart_recidivism_cohort": [
         "cohort_year", "group_type", "group_value", "cohort_size", "recid_2y_general",
         "recid_2y_custodial", "proven_reoffending_1y", "observed_expected",
         "adjusted_rate", "ci_low", "ci_high", "flag",
+        "reoffences_per_reoffender_1y", "observed_expected_se", "national_rate",
     ],
     "mart_delivery_status": [
         "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id",
@@ -259,7 +268,7 @@ def built(tmp_path_factory) -> tuple[Path, BuildReport, float]:
     home = tmp_path_factory.mktemp("penstat_home")
     load_fixture(home / "warehouse" / "warehouse.duckdb")
     started = time.monotonic()
-    report = build(home, {"as_of_date": AS_OF})
+    report = build(home, {"as_of_date": AS_OF}, docs=False)
     return home, report, time.monotonic() - started
 
 
@@ -283,11 +292,15 @@ def test_build_succeeds_quickly(built):
 def test_unit_tests_ran_and_passed(built):
     _, report, _ = built
     unit = [n for n in report.nodes if n.resource_type == "unit_test"]
-    assert len(unit) >= 6, [n.unique_id for n in unit]
+    assert len(unit) >= 18, [n.unique_id for n in unit]
     assert {n.status for n in unit} == {"pass"}, [(n.unique_id, n.status) for n in unit]
     names = {n.unique_id.rsplit(".", 1)[-1] for n in unit}
     assert {"test_density_and_occupancy_in_use", "test_monthly_class_majority_and_density",
-            "test_national_ratio_of_sums"} <= names
+            "test_national_month_kpis_ratio_of_sums", "test_facility_month_kpis",
+            "test_disclosure_days_primary_secondary_partner",
+            "test_disclosure_facility_months_all_suppressed_small_facility",
+            "test_recidivism_groups_observed_expected", "test_recidivism_disclosure",
+            "test_release_attribution_by_days_and_cohort_maturity"} <= names
 
 
 def test_target_and_logs_live_under_penstat_home(built):
@@ -347,8 +360,8 @@ def test_facility_month_by_hand(wh):
     row = wh.execute(
         "select scale_class, facility_type, is_detention_house, average_daily_population, "
         "density, detainees_per_custodial_fte, rehab_staff_per_100, vacancy_rate, "
-        "staff_trained_share, work_participation, release_plan_coverage "
-        "from marts.mart_facility_monthly "
+        "staff_trained_share, work_participation, release_plan_coverage, occupancy_in_use, "
+        "out_of_use_share from intermediate.int_facility_month_kpis "
         "where facility_id = 'NL-0001' and month = date '2025-01-01'").fetchone()
     # 3 days small (8..10) and 4 days medium (11..14): medium on most days; the RESCALED
     # detention-house criteria need small-scale, so on most days it is not one.
@@ -361,13 +374,32 @@ def test_facility_month_by_hand(wh):
     assert row[8] == pytest.approx(13 / 13)            # headcount of categories reporting
     assert row[9] == pytest.approx(20 / 27.5)
     assert row[10] == pytest.approx(3 / 4)
+    assert row[11] == pytest.approx(186 / (3 * 22 + 4 * 34) * 100)  # 2 places out of use a day
+    assert row[12] == pytest.approx(14 / 216)          # 7 days x 2 of 216 place-days
+
+
+def test_facility_month_mart_withholds_rates_on_few_persons(wh):
+    """NL-0001 holds 27.5 detainees (< 30): its detainee-based rates are withheld (c);
+    4 releases (< 30): stay and plan coverage too. Its census values stay."""
+    row = wh.execute(
+        "select average_daily_population, density, detainees_per_custodial_fte, "
+        "rehab_staff_per_100, work_participation, avg_length_of_stay_days, "
+        "release_plan_coverage, vacancy_rate, flag from marts.mart_facility_monthly "
+        "where facility_id = 'NL-0001' and month = date '2025-01-01'").fetchone()
+    assert row[0] == pytest.approx(186 / 7) and row[1] == pytest.approx(18600 / 216)
+    assert row[2:8] == (None,) * 6                     # vacancy base 12.5 FTE < 30 too
+    assert "c" in row[8]
+    big = wh.execute(
+        "select detainees_per_custodial_fte, flag from marts.mart_facility_monthly "
+        "where facility_id = 'NL-0002' and month = date '2025-01-01'").fetchone()
+    assert big[0] == pytest.approx(440.0 / 110.0)      # 440 detainees: published
 
 
 def test_national_month_is_a_ratio_of_sums(wh):
     rows = {r[0]: r[1:] for r in wh.execute(
         "select scale_class, facilities, capacity_places, average_daily_population, density, "
         "share_in_overcrowded, share_in_small_scale, vulnerable_in_small_scale_under_18, "
-        "detainees_per_custodial_fte from marts.mart_national_monthly "
+        "detainees_per_custodial_fte from intermediate.int_national_month_kpis "
         "where month = date '2025-01-01'").fetchall()}
     assert set(rows) == {"small", "medium", "large", "all"}
     # person-days: NL-0001 3x22+4x30 = 186; NL-0002 6x430+470 = 3050; NL-0003 6x100+180 = 780
@@ -388,28 +420,63 @@ def test_national_month_is_a_ratio_of_sums(wh):
     assert rows["medium"][3] == pytest.approx(90000 / 984)  # (120 + 780) / (144 + 840) x 100
     assert rows["small"][3] == pytest.approx(6600 / 72)
     assert rows["small"][5] is None and rows["large"][6] is None
+    # published: the same, except the under-18 share (3 under-18s on an average day < 30)
+    mart = {r[0]: r[1:] for r in wh.execute(
+        "select scale_class, density, vulnerable_in_small_scale_under_18, flag "
+        "from marts.mart_national_monthly where month = date '2025-01-01'").fetchall()}
+    assert mart["all"][0] == pytest.approx(401600 / 3856)
+    assert mart["all"][1] is None and "c" in mart["all"][2]
+    # January is not fully delivered (census up to the 14th): provisional
+    assert all("p" in (flag or "") for _, _, flag in mart.values())
 
 
 def test_recidivism_cohorts_by_hand(wh):
     rows = {(r[0], r[1], r[2]): r[3:] for r in wh.execute(
         "select cohort_year, group_type, group_value, cohort_size, recid_2y_general, "
         "recid_2y_custodial, proven_reoffending_1y, observed_expected "
-        "from marts.mart_recidivism_cohort").fetchall()}
-    # 2023's 24-month window ends 2025-12-31, after the 2025-01-15 extraction
-    assert {k[0] for k in rows} == {2021, 2022}
+        "from intermediate.int_recidivism_groups").fetchall()}
+    # 2021's window + waiting period end 2024-06-30, before the 2025-01-15 extraction;
+    # 2022's end 2025-06-30 and 2023's 2026-06-30: not mature, absent
+    assert {k[0] for k in rows} == {2021}
     # 2021 large: R1 (general, custodial, proven) and R4 (offence 24 months + 1 day)
+    # O/E is null: 4 releases cannot carry a risk model (not fitted)
     assert rows[(2021, "scale_class", "large")] == (2, 0.5, 0.5, 0.5, None)
     # 2021 medium: R3, offence exactly at 24 months: general, not custodial, not proven
     assert rows[(2021, "scale_class", "medium")] == (1, 1.0, 0.0, 0.0, None)
     # 2021 small: R2, offence before the release: nothing
     assert rows[(2021, "scale_class", "small")] == (1, 0.0, 0.0, 0.0, None)
-    # 2022 large: R5, convicted after the 18-month deadline: general + custodial, not proven
-    assert rows[(2022, "scale_class", "large")] == (1, 1.0, 1.0, 0.0, None)
-    # 2022 medium: R8 (P1 again): C1 predates it, C8 convicted after the extraction
-    assert rows[(2022, "scale_class", "medium")] == (1, 0.0, 0.0, 0.0, None)
     assert rows[(2021, "facility_type", "prison")][0] == 2
+    # attribution by days: R2 spent 120 of 120 days in small-scale custody
+    assert rows[(2021, "small_scale_days", "majority")][0] == 1
+    assert rows[(2021, "small_scale_days", "none")][0] == 3
     sizes = sum(v[0] for k, v in rows.items() if k[1] == "scale_class")
-    assert sizes == 7                                  # R1..R6 and R8
+    assert sizes == 4                                  # R1..R4
+    # the immature 2022 releases still carry their outcomes, judged release by release
+    outcomes = {r[0]: r[1:] for r in wh.execute(
+        "select release_id, recid_2y_general, recid_2y_custodial, proven_reoffending_1y, "
+        "is_cohort_mature from intermediate.int_release_outcomes").fetchall()}
+    # R5: offence within 12 months, convicted after 18 (not proven) but within 24 + 6
+    assert outcomes["R5"] == (True, True, False, False)
+    # R8 (P1 again): C1 predates it, C8 convicted after the extraction date
+    assert outcomes["R8"] == (False, False, False, False)
+
+
+def test_recidivism_mart_withholds_small_cohorts(wh):
+    """Every 2021 group has 1 or 2 releases: sizes (1..4) and rates (< 60) are withheld."""
+    rows = wh.execute(
+        "select cohort_year, cohort_size, recid_2y_general, adjusted_rate, flag "
+        "from marts.mart_recidivism_cohort").fetchall()
+    assert rows and {r[0] for r in rows} == {2021}
+    assert all(r[1:4] == (None, None, None) and r[4] == "c" for r in rows)
+
+
+def test_risk_model_refuses_a_tiny_cohort(wh):
+    status = wh.execute(
+        "select note from intermediate.int_recidivism_risk_model "
+        "where model = 'expected' and section = 'status'").fetchone()[0]
+    assert status.startswith("not_fitted") and "per parameter" in status
+    assert wh.execute("select count(*) from intermediate.int_recidivism_expected "
+                      "where expected_2y_general is not null").fetchone()[0] == 0
 
 
 def test_delivery_status(wh):
@@ -435,12 +502,41 @@ def test_no_person_identifier_in_marts(wh):
     assert not cols & {"person_ref", "person_pseudonym"}
 
 
-def test_docs_generate_writes_the_catalog(built):
+def test_docs_are_generated_into_reports(built):
+    """The pipeline's build writes the dbt docs site under $PENSTAT_HOME/reports/dbt_docs."""
     home, _, _ = built
-    docs_generate(home, {"as_of_date": AS_OF})
-    catalog = home / "dbt" / "target" / "catalog.json"
-    assert catalog.exists()
-    assert "model.penstat.mart_facility_daily" in catalog.read_text()
+    build(home, {"as_of_date": AS_OF}, unit_tests=False)  # docs=True: what the pipeline runs
+    folder = home / "reports" / "dbt_docs"
+    for name in ("index.html", "static_index.html", "manifest.json", "catalog.json"):
+        assert (folder / name).is_file(), name
+    catalog = (folder / "catalog.json").read_text()
+    assert "model.penstat.mart_facility_daily" in catalog
+    assert "Authority: WODC" in (folder / "static_index.html").read_text()
+
+
+def test_every_published_column_is_documented_with_its_kpi_authority(built):
+    """Every column of the published marts has a description in the dbt YAML, and every
+    KPI column names its authority (kpis.md)."""
+    import json
+
+    home, _, _ = built
+    manifest = json.loads((home / "dbt" / "target" / "manifest.json").read_text())
+    no_authority = {  # identifiers, dimensions, counts, sums, flags: no KPI of their own
+        "facility_id", "census_date", "month", "facility_type", "scale_class", "flag",
+        "capacity_places", "places_out_of_use", "population", "facilities", "census_days",
+        "custodial_fte", "rehab_fte", "cohort_year", "group_type", "group_value",
+        "cohort_size", "ci_low", "ci_high", "observed_expected_se", "national_rate",
+        "vacancy_rate", "recid_2y_custodial", "adjusted_rate",
+        "feed", "last_period_received", "days_late", "last_delivery_id", "status",
+    }
+    for mart, columns in PUBLISHED_COLUMNS.items():
+        node = manifest["nodes"][f"model.penstat.{mart}"]
+        assert node["config"]["contract"]["enforced"], mart
+        for column in columns:
+            description = node["columns"].get(column, {}).get("description", "")
+            assert len(description) > 20, f"{mart}.{column} is not documented"
+            if column not in no_authority:
+                assert "Authority" in description, f"{mart}.{column} names no authority"
 
 
 def test_failed_build_names_the_failing_node(tmp_path):
@@ -494,7 +590,8 @@ def test_var_defaults_equal_the_toml():
 def test_feed_cadence_seed_matches_the_contract():
     lines = (PROJECT_DIR / "seeds" / "feed_cadence.csv").read_text().strip().splitlines()
     seed = {line.split(",")[0]: line.split(",")[1] for line in lines[1:]}
-    assert seed == {name: feed.cadence for name, feed in FEEDS.items()}
+    # every monitored feed (the v2 feeds of other publishers are not: Feed.monitored)
+    assert seed == {name: feed.cadence for name, feed in FEEDS.items() if feed.monitored}
 
 
 def test_no_literal_thresholds_in_sql():

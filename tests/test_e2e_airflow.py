@@ -4,6 +4,14 @@ Deliveries are dropped into the inbox and announced the way senders do (the
 `_READY` doorbell, watched by AssetWatchers in the triggerer) or through the
 REST API (an asset event). The test waits on conditions with generous
 timeouts, never fixed sleeps, and always stops the stack it started.
+
+Throughout, a reader queries `published/current` in a loop and checks every
+publication it sees whole. At the end, every file under PENSTAT_HOME (the
+warehouse, publications, Data Docs, dbt and Airflow task and component logs,
+the Airflow metadata database) is scanned for the raw person_ref values of the
+synthetic recidivism deliveries: none may appear outside the owner-only
+archive and quarantine copies of the deliveries. The late synthetic feeds and
+the quarantined delivery must have raised failure alerts in the task logs.
 """
 
 from __future__ import annotations
@@ -23,6 +31,12 @@ from operations.waiting import active_dag_runs, publication_with, wait_until
 from publication.publish import current_manifest
 from synthetic import generate, next_day
 from tests.conftest import TEST_KEY
+from tests.reliability import (
+    PublicationReader,
+    find_identifiers,
+    person_refs_in,
+    private_modes,
+)
 
 pytestmark = pytest.mark.e2e
 SCALE, SEED = 0.1, 7
@@ -47,6 +61,18 @@ def stack(tmp_path_factory):
         assert airflow.read_state() is None
 
 
+@pytest.fixture(scope="module")
+def reader(stack):
+    """A dashboard reading published/current in a loop for the whole module."""
+    paths, _ = stack
+    thread = PublicationReader(paths, pause=0.2)
+    thread.start()
+    try:
+        yield thread
+    finally:
+        thread.stop()
+
+
 def manifest_rows(folder: Path, file: str) -> int:
     manifest = json.loads((folder / "manifest.json").read_text())
     return sum(f["rows"] for f in manifest["files"] if f["name"] == file)
@@ -65,6 +91,27 @@ def idle(paths: Paths, api: str) -> bool:
     return not pending and active_dag_runs(api) == 0
 
 
+def alerts_in(text: str):
+    """penstat.alerts events in a task log (plain lines or Airflow's JSON log lines)."""
+    marker = '{"event": "penstat_task_failed"'
+    for line in text.splitlines():
+        candidates = [line]
+        try:
+            record = json.loads(line)
+            if isinstance(record, dict):
+                candidates += [str(v) for v in record.values()]
+        except ValueError:
+            pass
+        for candidate in candidates:
+            at = candidate.find(marker)
+            if at >= 0:
+                try:
+                    yield json.loads(candidate[at:])
+                    break
+                except ValueError:
+                    continue
+
+
 def post_json(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -72,7 +119,7 @@ def post_json(url: str, body: dict) -> dict:
         return json.loads(resp.read())
 
 
-def test_deliveries_flow_from_doorbell_to_publication(stack):
+def test_deliveries_flow_from_doorbell_to_publication(stack, reader):
     paths, _ = stack
     folders = [Path(f) for f in generate(paths.inbox, scale=SCALE, seed=SEED, split="year")]
     deliveries = [f"{f.parent.name}/{f.name}" for f in folders]
@@ -86,7 +133,7 @@ def test_deliveries_flow_from_doorbell_to_publication(stack):
     assert not any(paths.quarantine.glob("*/*")), "the synthetic sender's deliveries are valid"
 
 
-def test_a_new_day_announced_through_the_rest_api_publishes_new_marts(stack):
+def test_a_new_day_announced_through_the_rest_api_publishes_new_marts(stack, reader):
     paths, state = stack
     wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
     before = current_manifest(paths)
@@ -120,3 +167,25 @@ def test_a_corrupted_delivery_is_quarantined_and_current_is_unchanged(stack):
     wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
     assert current_manifest(paths)["version"] == before["version"]
     assert os.path.realpath(paths.current_publication).endswith(before["version"])
+
+
+def test_no_raw_identifier_anywhere_no_partial_read_and_failures_alerted(stack, reader):
+    paths, state = stack
+    wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
+    reader.stop()
+    assert reader.failures == [], reader.failures[:5]
+    assert reader.reads > 0 and len(reader.versions) >= 2
+
+    refs = person_refs_in(paths.archive / "recidivism")
+    assert len(refs) > 50, "the synthetic recidivism deliveries were archived"
+    copies = tuple(paths.archive.glob("recidivism/*")) + tuple(
+        paths.quarantine.glob("recidivism/*"))
+    task_logs = list((paths.logs / "airflow").rglob("*.log"))
+    assert task_logs, "Airflow wrote task logs under PENSTAT_HOME"
+    assert find_identifiers(paths.home, refs, skip=copies) == []
+    assert private_modes(paths.archive / "recidivism") == []
+
+    alerts = [a for log in task_logs for a in alerts_in(log.read_text(errors="replace"))]
+    kinds = {(a["kind"], a["dag_id"]) for a in alerts}
+    assert ("feed_late", "penstat_build") in kinds, "the synthetic feeds are late today"
+    assert ("deliveries_rejected", "penstat_ingest_occupancy") in kinds

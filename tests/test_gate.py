@@ -52,6 +52,17 @@ def good_national() -> pd.DataFrame:
         "vulnerable_in_small_scale_female": [None, None, None, 0.2],
         "detainees_per_custodial_fte": [1.2, 2.0, 3.1, 2.5],
         "flag": [None, None, "p", None],
+        # added by issue 3 (after flag)
+        "occupancy_in_use": [84.0, 96.0, 111.0, 104.0],
+        "out_of_use_share": [0.0, 0.01, 0.02, 0.015],
+        "rehab_staff_per_100": [40.0, 15.0, 9.0, 12.0],
+        "work_participation": [0.7, 0.4, 0.4, 0.42],
+        "education_participation": [0.5, 0.2, 0.2, 0.21],
+        "digital_contact_share": [0.8, 0.5, 0.5, 0.52],
+        "release_plan_coverage": [0.8, 0.5, 0.5, 0.52],
+        "custodial_fte": [41.7, 95.0, 141.9, 278.6],
+        "rehab_fte": [20.0, 28.5, 39.6, 88.1],
+        "census_days": [31, 31, 31, 31],
     })
 
 

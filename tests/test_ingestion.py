@@ -81,8 +81,11 @@ def test_invalid_delivery_is_quarantined_whole_with_file_row_column_rule(paths):
     [problem] = why["problems"]
     assert problem["file"] == "occupancy.csv"
     assert problem["row"] == 2
-    assert problem["column"] == "population, population_female"
-    assert problem["rule"] == "expect_column_pair_values_a_to_be_greater_than_b"
+    assert problem["column"] == "population_female, population"
+    assert problem["rule"] == "exceeds_other_column"
+    assert problem["message"] == ("population_female must not be greater than population "
+                                  "(contract: population >= population_female)")
+    assert problem["value"] == "population_female=25, population=18"
     quarantined = paths.quarantine / "occupancy" / "occ-bad"
     assert {p.name: file_digest(p) for p in quarantined.iterdir()
             if not p.name.startswith("_REJECTED")} == original
@@ -253,3 +256,54 @@ def test_path_traversal_in_delivery_id_is_rejected(paths):
     [out] = ingest_feed("occupancy", paths)
     assert out.problems[0].rule == "delivery_id"
     assert not (paths.home / "x").exists()
+
+
+def test_a_link_under_the_reason_name_is_kept_and_never_written_through(paths, tmp_path):
+    b.register(paths.inbox)
+    ingest_feed("facility_register", paths)
+    folder = b.occupancy(paths.inbox, delivery_id="occ-link")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not yours\n")
+    (folder / "_REJECTED.json").symlink_to(victim)
+    [out] = ingest_feed("occupancy", paths)
+    assert out.outcome == "quarantined"
+    assert out.problems[0].rule == "symlink"
+    target = paths.quarantine / "occupancy" / "occ-link"
+    assert (target / "_REJECTED.json").is_symlink(), "the sender's link is kept as it was"
+    assert victim.read_text() == "not yours\n"
+    why = json.loads((target / "_PENSTAT_REJECTED.json").read_text())
+    assert why["problems"][0]["file"] == "_REJECTED.json"
+
+
+def test_a_linked_delivery_folder_is_quarantined_without_writing_into_its_target(paths,
+                                                                                tmp_path):
+    b.register(paths.inbox)
+    ingest_feed("facility_register", paths)
+    real = b.occupancy(tmp_path / "elsewhere", delivery_id="occ-real", ring=False)
+    (paths.inbox / "occupancy" / "occ-real").symlink_to(real, target_is_directory=True)
+    before = sorted(p.name for p in real.iterdir())
+    [out] = ingest_feed("occupancy", paths)
+    assert out.outcome == "quarantined" and out.problems[0].rule == "delivery_id"
+    assert sorted(p.name for p in real.iterdir()) == before
+    holder = paths.quarantine / "occupancy" / "occ-real"
+    assert (holder / "occ-real").is_symlink() and (holder / "_REJECTED.json").is_file()
+
+
+def test_a_crash_between_reason_and_move_is_finished_by_the_next_run(paths):
+    """The reason is written into the folder before the one rename to quarantine."""
+    b.register(paths.inbox)
+    ingest_feed("facility_register", paths)
+    bad = b.occupancy_rows()
+    bad[0] = bad[0].replace(",310,", ",-310,")
+    folder = b.occupancy(paths.inbox, delivery_id="occ-bad", rows=bad)
+    (folder / "_REJECTED.json").write_text("{}")  # left by a killed run
+    (folder / "_REJECTED.txt").write_text("stale")
+    [out] = ingest_feed("occupancy", paths)
+    assert out.outcome == "quarantined" and out.problems[0].rule == "non_negative"
+    why = reason(paths, "occupancy", "occ-bad")
+    assert why["problems"][0]["column"] == "population"
+    good = b.occupancy(paths.inbox, delivery_id="occ-good")
+    (good / "_REJECTED.txt").write_text("stale")  # a reason from a run that then changed
+    [ok] = ingest_feed("occupancy", paths)
+    assert ok.outcome == "loaded"
+    assert not (paths.archive / "occupancy" / "occ-good" / "_REJECTED.txt").exists()

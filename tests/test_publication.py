@@ -12,6 +12,37 @@ import pytest
 from ingestion.warehouse import connect
 from publication.publish import GateFailed, current_manifest, publish
 
+# The comparison marts (real data, tests/test_real_data.py); empty is valid for them.
+COMPARISON_MARTS_SQL = """
+CREATE OR REPLACE TABLE marts.mart_facility_snapshot AS
+SELECT * FROM (VALUES
+  ('TS', 'TS-0001', DATE '2024-01-01', DATE '2024-01-31', 'prison', 'large', 300, 330, 2, 310,
+   103.33, 104.03, 0.0067, 120.0, 3.7, 5.0, 140.0, 6.0, 2.58, 62.0, 0.03, 0.04, NULL::VARCHAR)
+) t(jurisdiction, facility_id, month, census_date, facility_type, scale_class, capacity_places,
+    operational_capacity, places_out_of_use, population, density, occupancy_in_use,
+    out_of_use_share, custodial_fte, custodial_vacancies_fte, education_fte, staff_fte,
+    staff_vacancies_fte, detainees_per_custodial_fte, detainees_per_education_fte,
+    custodial_vacancy_rate, staff_vacancy_rate, flag);
+CREATE OR REPLACE TABLE marts.mart_scale_class_facts AS
+SELECT * FROM (VALUES
+  ('TS', 'facility_census', DATE '2024-01-31', 'census_date', 'small', 1, 1, 20, 1, 18, 0.5,
+   0.05, NULL::VARCHAR),
+  ('TS', 'facility_census', DATE '2024-01-31', 'census_date', 'all', 2, 1, 320, 2, 328, NULL,
+   NULL, NULL::VARCHAR)
+) t(jurisdiction, source, reference_date, date_basis, scale_class, facilities,
+    facilities_small_optimal, capacity_places, facilities_with_population, population,
+    share_of_facilities, share_of_population, flag);
+CREATE OR REPLACE TABLE marts.mart_national_reference (dataset VARCHAR, indicator VARCHAR,
+    unit VARCHAR, geo VARCHAR, frequency VARCHAR, period VARCHAR, value DOUBLE, flag VARCHAR);
+CREATE OR REPLACE TABLE marts.mart_national_density_comparison (geo VARCHAR, period VARCHAR,
+    source VARCHAR, reference_date DATE, persons_held DOUBLE, official_capacity DOUBLE,
+    density DOUBLE, flag VARCHAR);
+CREATE OR REPLACE TABLE marts.mart_return_to_prison_cohort (jurisdiction VARCHAR,
+    release_year INTEGER, group_type VARCHAR, group_value VARCHAR, release_period_start DATE,
+    release_period_end DATE, follow_up_months INTEGER, cohort_size BIGINT, returned BIGINT,
+    return_to_prison_rate DOUBLE, flag VARCHAR);
+"""
+
 MARTS_SQL = """
 CREATE SCHEMA IF NOT EXISTS marts;
 CREATE OR REPLACE TABLE marts.mart_facility_daily AS
@@ -23,30 +54,33 @@ SELECT * FROM (VALUES
 CREATE OR REPLACE TABLE marts.mart_facility_monthly AS
 SELECT * FROM (VALUES
   ('TS-0001', DATE '2024-01-01', 'prison', 'large', false, 310.0, 103.33, 0.02, 150.0, 2.57,
-   5.0, 0.03, 0.8, 0.4, 0.3, 0.6, 0.75, NULL::VARCHAR)
+   5.0, 0.03, 0.8, 0.4, 0.3, 0.6, 0.75, NULL::VARCHAR, 104.03, 0.0067)
 ) t(facility_id, month, facility_type, scale_class, is_detention_house, average_daily_population,
     density, turnover, avg_length_of_stay_days, detainees_per_custodial_fte, rehab_staff_per_100,
     vacancy_rate, staff_trained_share, work_participation, education_participation,
-    digital_contact_share, release_plan_coverage, flag);
+    digital_contact_share, release_plan_coverage, flag, occupancy_in_use, out_of_use_share);
 CREATE OR REPLACE TABLE marts.mart_national_monthly AS
 SELECT * FROM (VALUES
   (DATE '2024-01-01', 'all', 2, 320.0, 328.0, {density}, 0.94, 0.05, 0.5, 0.1, 0.2, 2.6,
-   NULL::VARCHAR)
+   NULL::VARCHAR, 103.0, 0.006, 6.0, 0.4, 0.3, 0.6, 0.7, 126.0, 19.7, 31)
 ) t(month, scale_class, facilities, capacity_places, average_daily_population, density,
     share_in_overcrowded, share_in_small_scale, vulnerable_in_small_scale_under_18,
     vulnerable_in_small_scale_18_22, vulnerable_in_small_scale_female,
-    detainees_per_custodial_fte, flag);
+    detainees_per_custodial_fte, flag, occupancy_in_use, out_of_use_share, rehab_staff_per_100,
+    work_participation, education_participation, digital_contact_share, release_plan_coverage,
+    custodial_fte, rehab_fte, census_days);
 CREATE OR REPLACE TABLE marts.mart_recidivism_cohort AS
 SELECT * FROM (VALUES
   (2020, 'scale_class', 'large', 120, 0.4, 0.2, 0.3, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE,
-   NULL::DOUBLE, NULL::VARCHAR)
+   NULL::DOUBLE, NULL::VARCHAR, 1.4, NULL::DOUBLE, 0.42)
 ) t(cohort_year, group_type, group_value, cohort_size, recid_2y_general, recid_2y_custodial,
-    proven_reoffending_1y, observed_expected, adjusted_rate, ci_low, ci_high, flag);
+    proven_reoffending_1y, observed_expected, adjusted_rate, ci_low, ci_high, flag,
+    reoffences_per_reoffender_1y, observed_expected_se, national_rate);
 CREATE OR REPLACE TABLE marts.mart_delivery_status AS
 SELECT * FROM (VALUES
   ('occupancy', 'TS-0001', DATE '2024-01-01', 3, 'occ-1', 'late')
 ) t(feed, facility_id, last_period_received, days_late, last_delivery_id, status);
-"""
+""" + COMPARISON_MARTS_SQL
 
 
 def build_marts(paths, density: float = 102.5) -> None:

@@ -18,7 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 import statsmodels.api as sm
 
-from ingestion.contract import DELIVERY_ID_PATTERN, DOORBELL, FACILITY_TYPES, FEEDS, MANIFEST
+from ingestion.contract import (
+    DELIVERY_ID_PATTERN,
+    DOORBELL,
+    FACILITY_TYPES,
+    FEEDS,
+    MANIFEST,
+    V1_FEEDS,
+)
 from synthetic import TRUE_SMALL_SCALE_LOG_ODDS, csv_bytes, generate, next_day, write_delivery
 from synthetic.__main__ import main
 from synthetic.recidivism import risk_design
@@ -188,7 +195,7 @@ def test_deliveries_layout_ids_and_doorbells(inbox: Path) -> None:
         "recidivism/syn-rec-2026-06-30",
         "staffing/syn-stf-2023", "staffing/syn-stf-2024", "staffing/syn-stf-2025",
     ]
-    for feed in FEEDS:
+    for feed in V1_FEEDS:  # the synthetic system sends the contract-v1 feeds
         assert (inbox / feed / DOORBELL).exists()
     for folder in folders:
         manifest = json.loads((folder / MANIFEST).read_text())

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
+import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +28,8 @@ from typing import Any
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 from ingestion.settings import Config
+
+log = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
@@ -175,28 +179,77 @@ def _failure_message(result: dbtRunnerResult, nodes: list[NodeOutcome]) -> str:
     return "\n".join(lines)
 
 
-def build(home: Path, vars: dict[str, Any] | None = None) -> BuildReport:
+def build(home: Path, vars: dict[str, Any] | None = None, *, docs: bool = True,
+          unit_tests: bool = True) -> BuildReport:
     """`dbt build` (seeds, models, unit and data tests); raise DbtBuildFailed on failure.
 
-    vars are merged over the toml's thresholds and as_of_date (today).
+    vars are merged over the toml's thresholds and as_of_date (today). With `docs`
+    (the pipeline's default) a successful build also regenerates the dbt docs site
+    into $PENSTAT_HOME/reports/dbt_docs (write_docs); a docs failure is logged, never
+    fails the build. unit_tests=False leaves the dbt unit tests out (they test the SQL,
+    not the data; tests that build only to get data use it to save seconds).
     """
     merged = default_vars()
     merged.update(vars or {})
     started = time.monotonic()
-    result = run_dbt(["build"], home=home, vars=merged)
+    args = ["build"] if unit_tests else ["build", "--exclude-resource-type", "unit_test"]
+    result = run_dbt(args, home=home, vars=merged)
     elapsed = time.monotonic() - started
     nodes = _outcomes(result)
     failed = [n for n in nodes if n.status in FAILED_STATUSES]
     if not result.success or failed or result.exception is not None:
         raise DbtBuildFailed(_failure_message(result, nodes), failed)
+    if docs:
+        try:
+            # the build has just written a fresh manifest into the target path
+            write_docs(home, merged, compile=False)
+        except Exception:  # the docs site must never block the pipeline
+            log.warning("dbt docs generation failed; the build itself succeeded", exc_info=True)
     return BuildReport(success=True, elapsed_seconds=elapsed, nodes=nodes)
 
 
-def docs_generate(home: Path, vars: dict[str, Any] | None = None) -> dbtRunnerResult:
-    """`dbt docs generate` into the target path (catalog + manifest for the docs site)."""
+def docs_generate(home: Path, vars: dict[str, Any] | None = None, *,
+                  compile: bool = True) -> dbtRunnerResult:
+    """`dbt docs generate --static` into the target path (catalog, manifest, index.html
+    and the single-file static_index.html). compile=False reuses the manifest a build
+    has just written (seconds faster)."""
     merged = default_vars()
     merged.update(vars or {})
-    result = run_dbt(["docs", "generate"], home=home, vars=merged)
+    args = ["docs", "generate", "--static"] + ([] if compile else ["--no-compile"])
+    result = run_dbt(args, home=home, vars=merged)
     if not result.success:
         raise DbtBuildFailed(f"dbt docs generate failed: {result.exception}")
     return result
+
+
+def docs_path(home: Path) -> Path:
+    return Path(home) / "reports" / "dbt_docs"
+
+
+DOCS_FILES = ("index.html", "static_index.html", "manifest.json", "catalog.json")
+
+
+def write_docs(home: Path, vars: dict[str, Any] | None = None, *, compile: bool = True) -> Path:
+    """Generate the dbt docs and publish them into $PENSTAT_HOME/reports/dbt_docs.
+
+    static_index.html is the whole site in one file (open it in a browser); index.html
+    with manifest.json and catalog.json is the classic site (`python -m http.server`).
+    The folder is replaced in one rename, so a reader never sees half a site."""
+    docs_generate(home, vars, compile=compile)
+    target = target_path(home)
+    final = docs_path(home)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fresh = final.parent / f".dbt_docs-{os.getpid()}"
+    if fresh.exists():
+        shutil.rmtree(fresh)
+    fresh.mkdir()
+    for name in DOCS_FILES:
+        if (target / name).is_file():
+            shutil.copy2(target / name, fresh / name)
+    old = final.parent / f".dbt_docs-old-{os.getpid()}"
+    if final.exists():
+        os.rename(final, old)
+    os.rename(fresh, final)
+    if old.exists():
+        shutil.rmtree(old)
+    return final

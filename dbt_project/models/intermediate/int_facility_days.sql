@@ -22,6 +22,8 @@ joined as (
         history.is_detention_house,
         history.capacity_places,
         history.operational_capacity,
+        coalesce(census.census_date = history.valid_from and history.is_series_break, false)
+            as is_series_break,
         census.places_out_of_use,
         census.population,
         census.population_female,
@@ -39,7 +41,10 @@ joined as (
 rates as (
     select
         *,
-        greatest(capacity_places - places_out_of_use, 0) as places_in_use,
+        -- null without a register capacity (greatest would skip the null)
+        case when capacity_places is not null then
+            greatest(capacity_places - coalesce(places_out_of_use, 0), 0)
+        end as places_in_use,
         -- SPACE I: inmates per 100 places
         {{ per_100('population', 'capacity_places') }} as density,
         -- E&W / DJI: population per 100 places in use
@@ -61,6 +66,7 @@ select
     is_detention_house,
     capacity_places,
     operational_capacity,
+    is_series_break,
     places_out_of_use,
     places_in_use,
     population,

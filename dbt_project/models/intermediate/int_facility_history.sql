@@ -22,6 +22,20 @@ versions as (
         valid_to is null as is_current,
         {{ scale_class('capacity_places') }} as scale_class
     from register
+),
+
+-- a break in the facility's series: its type or scale class differs from the
+-- version before (Eurostat flag b on the first day of the new version)
+breaks as (
+    select
+        *,
+        coalesce(
+            lag(facility_type) over w is distinct from facility_type
+            or lag(scale_class) over w is distinct from scale_class,
+            false
+        ) and lag(facility_id) over w is not null as is_series_break
+    from versions
+    window w as (partition by facility_id order by valid_from)
 )
 
 select
@@ -55,5 +69,6 @@ select
             or facility_type in ('detention_house', 'transition_house')
         ),
         false
-    ) as is_detention_house
-from versions
+    ) as is_detention_house,
+    is_series_break
+from breaks

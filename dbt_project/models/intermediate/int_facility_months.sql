@@ -37,6 +37,11 @@ census as (
             as population_days_with_capacity,
         cast(sum(capacity_places) as bigint) as capacity_place_days,
         cast(sum(places_out_of_use) as bigint) as places_out_of_use_days,
+        cast(sum(places_in_use) as bigint) as places_in_use_days,
+        -- occupancy-in-use numerator: population on the days with places in use known
+        cast(sum(population) filter (where places_in_use is not null) as bigint)
+            as population_days_with_places_in_use,
+        coalesce(bool_or(is_series_break), false) as has_series_break,
         cast(sum(population_female) as bigint) as population_female_days,
         cast(sum(population_under_18) as bigint) as population_under_18_days,
         cast(sum(population_18_22) as bigint) as population_18_22_days,
@@ -67,6 +72,23 @@ fallback_version as (
     qualify row_number() over (
         partition by spine.facility_id, spine.month order by history.valid_from desc
     ) = 1
+),
+
+-- days of the month on which the facility is on the register (any version)
+register_days as (
+    select
+        spine.facility_id,
+        spine.month,
+        cast(sum(
+            least(history.valid_to, last_day(spine.month))
+            - greatest(history.valid_from, spine.month) + 1
+        ) as integer) as register_days
+    from spine
+    join history
+        on history.facility_id = spine.facility_id
+       and history.valid_from <= last_day(spine.month)
+       and history.valid_to >= spine.month
+    group by spine.facility_id, spine.month
 ),
 
 staff_pivot as (
@@ -101,11 +123,15 @@ select
     coalesce(
         majority_detention_house.is_detention_house, fallback_version.is_detention_house
     ) as is_detention_house,
+    coalesce(register_days.register_days, 0) as register_days,
     coalesce(census.days_reported, 0) as days_reported,
     census.population_days,
     census.population_days_with_capacity,
     census.capacity_place_days,
     census.places_out_of_use_days,
+    census.places_in_use_days,
+    census.population_days_with_places_in_use,
+    coalesce(census.has_series_break, false) as has_series_break,
     census.population_female_days,
     census.population_under_18_days,
     census.population_18_22_days,
@@ -132,5 +158,6 @@ left join majority_class using (facility_id, month)
 left join majority_type using (facility_id, month)
 left join majority_detention_house using (facility_id, month)
 left join fallback_version using (facility_id, month)
+left join register_days using (facility_id, month)
 left join regime using (facility_id, month)
 left join staff_pivot using (facility_id, month)

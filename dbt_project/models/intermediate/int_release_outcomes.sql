@@ -1,7 +1,9 @@
 -- Grain: one row per release (release_id), with the register attributes of
--- the facility of final discharge on the release date and the reoffending
--- outcomes judged against the recidivism extraction date.
+-- the facility of final discharge on the release date, the attribution by
+-- days in small-scale custody, and the reoffending outcomes judged against
+-- the recidivism extraction date (cohort maturity included).
 {%- set general_months = var('recidivism_general_window_months') %}
+{%- set general_waiting = var('recidivism_general_waiting_months') %}
 {%- set proven_months = var('recidivism_proven_window_months') %}
 {%- set waiting_months = var('recidivism_proven_waiting_months') %}
 with releases as (
@@ -33,6 +35,8 @@ windows as (
         releases.*,
         extraction.extraction_date,
         {{ add_months('releases.release_date', general_months) }} as general_window_end,
+        {{ add_months('releases.release_date', general_months + general_waiting) }}
+            as general_conviction_deadline,
         {{ add_months('releases.release_date', proven_months) }} as proven_window_end,
         {{ add_months('releases.release_date', proven_months + waiting_months) }}
             as proven_conviction_deadline
@@ -48,7 +52,9 @@ reoffences as (
         reconvictions.offence_date,
         reconvictions.conviction_date,
         reconvictions.custodial,
-        reconvictions.offence_date <= windows.general_window_end as in_general_window,
+        reconvictions.offence_date <= windows.general_window_end
+            and reconvictions.conviction_date <= windows.general_conviction_deadline
+            as in_general_window,
         reconvictions.offence_date <= windows.proven_window_end
             and reconvictions.conviction_date <= windows.proven_conviction_deadline
             as is_proven_1y
@@ -80,6 +86,19 @@ select
     history.scale_class,
     history.is_detention_house,
     windows.days_in_small_scale,
+    -- share of the sentence spent in small-scale units (sentence length stands in
+    -- for time in custody: the feed has no release-on-licence date)
+    -- (least / greatest skip nulls in DuckDB: guard the null share explicitly)
+    case when windows.days_in_small_scale is not null and windows.sentence_days > 0 then
+        least({{ ratio('windows.days_in_small_scale', 'windows.sentence_days') }}, 1.0)
+    end as small_scale_days_share,
+    case
+        when windows.days_in_small_scale is null or windows.sentence_days is null then null
+        when windows.days_in_small_scale = 0 then 'none'
+        when {{ ratio('windows.days_in_small_scale', 'windows.sentence_days') }}
+             >= {{ var('recidivism_small_scale_days_majority') }} then 'majority'
+        else 'minority'
+    end as small_scale_days_group,
     windows.sex,
     windows.birth_year,
     -- only the birth year is delivered: age in completed calendar years
@@ -89,12 +108,25 @@ select
     windows.sentence_days,
     windows.extraction_date,
     windows.general_window_end,
+    windows.general_conviction_deadline,
     windows.proven_window_end,
     windows.proven_conviction_deadline,
-    coalesce(windows.general_window_end < windows.extraction_date, false)
+    coalesce(windows.general_conviction_deadline < windows.extraction_date, false)
         as is_general_window_elapsed,
     coalesce(windows.proven_conviction_deadline < windows.extraction_date, false)
         as is_proven_window_elapsed,
+    -- the whole cohort year is mature when its last possible release (31 December)
+    -- has had the window plus waiting period before the extraction date
+    coalesce(
+        {{ add_months('make_date(year(windows.release_date), 12, 31)',
+                      general_months + general_waiting) }} < windows.extraction_date,
+        false
+    ) as is_cohort_mature,
+    coalesce(
+        {{ add_months('make_date(year(windows.release_date), 12, 31)',
+                      proven_months + waiting_months) }} < windows.extraction_date,
+        false
+    ) as is_cohort_proven_mature,
     coalesce(outcomes.recid_2y_general, false) as recid_2y_general,
     coalesce(outcomes.recid_2y_custodial, false) as recid_2y_custodial,
     coalesce(outcomes.proven_reoffences_1y, 0) > 0 as proven_reoffending_1y,

@@ -1,38 +1,43 @@
 -- Grain: one row per facility per month (facility_id, month).
 -- Every rate is a ratio of the month's sums (never a mean of daily rates).
-with months as (
-    select * from {{ ref('int_facility_months') }}
+-- Disclosure control is the last step: values int_disclosure_facility_months
+-- withholds are empty, and the row's flag carries c.
+{%- set v1 = [
+    'average_daily_population', 'density', 'turnover', 'avg_length_of_stay_days',
+    'detainees_per_custodial_fte', 'rehab_staff_per_100', 'vacancy_rate',
+    'staff_trained_share', 'work_participation', 'education_participation',
+    'digital_contact_share', 'release_plan_coverage',
+] %}
+{%- set withheld_terms = [] %}
+{%- for column in v1 + ['occupancy_in_use'] %}
+{%- do withheld_terms.append('(disclosure.' ~ column ~ '_withheld and kpis.' ~ column ~ ' is not null)') %}
+{%- endfor %}
+with kpis as (
+    select * from {{ ref('int_facility_month_kpis') }}
 ),
 
-adp as (
-    select
-        *,
-        -- BJS: mean of the daily population over the reported days
-        {{ ratio('population_days', 'nullif(days_reported, 0)') }} as average_daily_population
-    from months
+disclosure as (
+    select * from {{ ref('int_disclosure_facility_months') }}
 )
 
 select
-    facility_id,
-    month,
-    facility_type,
-    scale_class,
-    is_detention_house,
-    average_daily_population,
-    -- SPACE I, ratio of sums: sum(population) / sum(capacity in force each day) x 100
-    {{ per_100('population_days_with_capacity', 'capacity_place_days') }} as density,
-    -- BJS: (admissions + releases) / average daily population
-    {{ ratio('admissions + releases', 'average_daily_population') }} as turnover,
-    -- SPACE I flow method: days x ADP / releases; days x ADP = population-days
-    {{ ratio('population_days', 'releases') }} as avg_length_of_stay_days,
-    {{ ratio('avg_population', 'custodial_fte') }} as detainees_per_custodial_fte,
-    {{ per_100('rehab_fte', 'avg_population') }} as rehab_staff_per_100,
-    {{ ratio('vacancies_fte', 'fte_with_vacancies_reported + vacancies_fte') }} as vacancy_rate,
-    {{ ratio('trained_last_24m', 'headcount_with_training_reported') }} as staff_trained_share,
-    {{ ratio('in_paid_work', 'avg_population') }} as work_participation,
-    {{ ratio('in_education', 'avg_population') }} as education_participation,
-    {{ ratio('with_digital_contact', 'avg_population') }} as digital_contact_share,
-    {{ ratio('releases_with_plan', 'releases_total') }} as release_plan_coverage,
-    cast(null as varchar) as flag
-from adp
-order by facility_id, month
+    kpis.facility_id,
+    kpis.month,
+    kpis.facility_type,
+    kpis.scale_class,
+    kpis.is_detention_house,
+    {%- for column in v1 %}
+    case when not disclosure.{{ column }}_withheld then kpis.{{ column }} end as {{ column }},
+    {%- endfor %}
+    {{ eurostat_flag(
+        'kpis.is_series_break',
+        '(' ~ withheld_terms | join(' or ') ~ ')',
+        'kpis.is_estimated',
+        'kpis.is_provisional') }} as flag,
+    -- added after interface v1
+    case when not disclosure.occupancy_in_use_withheld then kpis.occupancy_in_use end
+        as occupancy_in_use,
+    kpis.out_of_use_share
+from kpis
+join disclosure using (facility_id, month)
+order by kpis.facility_id, kpis.month

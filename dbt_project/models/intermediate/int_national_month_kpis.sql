@@ -1,0 +1,207 @@
+-- Grain: one row per month per scale class (month, scale_class): 'small',
+-- 'medium', 'large' (the facility-DAYS grouped by the class in force that
+-- day; staffing and regime: the facility-MONTHS by their monthly class) and
+-- 'all' (every facility-day / facility-month). National KPIs before
+-- disclosure control, with the average daily person counts behind each rate.
+-- Rates are ratios of sums, never means of rates.
+with days as (
+    select * from {{ ref('int_facility_days') }}
+),
+
+months as (
+    select * from {{ ref('int_facility_months') }}
+),
+
+facility_month_kpis as (
+    select * from {{ ref('int_facility_month_kpis') }}
+),
+
+-- national reporting days of each month (distinct census dates)
+census_days as (
+    select month, count(distinct census_date) as census_days
+    from days
+    group by month
+),
+
+national_census as (
+    select max(census_date) as last_census_date from days
+),
+
+grouped_days as (
+    select *, scale_class as group_class from days where scale_class is not null
+    union all
+    select *, 'all' as group_class from days
+),
+
+day_sums as (
+    select
+        month,
+        group_class,
+        count(distinct facility_id) as facilities,
+        sum(capacity_places) as capacity_place_days,
+        sum(places_out_of_use) as places_out_of_use_days,
+        sum(places_in_use) as places_in_use_days,
+        sum(population) as population_days,
+        sum(population) filter (where capacity_places is not null)
+            as population_days_with_capacity,
+        sum(population) filter (where places_in_use is not null)
+            as population_days_with_places_in_use,
+        sum(population) filter (where density > {{ var('overcrowding_over') }})
+            as population_days_overcrowded,
+        sum(population) filter (where scale_class = 'small') as population_days_small,
+        sum(population_under_18) as under_18_days,
+        sum(population_under_18) filter (where scale_class = 'small') as under_18_days_small,
+        sum(population_18_22) as age_18_22_days,
+        sum(population_18_22) filter (where scale_class = 'small') as age_18_22_days_small,
+        sum(population_female) as female_days,
+        sum(population_female) filter (where scale_class = 'small') as female_days_small
+    from grouped_days
+    group by month, group_class
+),
+
+-- a facility changed scale class during the month: the class series has a break
+class_moves as (
+    select distinct month, scale_class as group_class
+    from days
+    where is_series_break and scale_class is not null
+    union
+    select distinct days.month, previous.scale_class
+    from days
+    join {{ ref('int_facility_history') }} as previous
+        on previous.facility_id = days.facility_id
+       and previous.valid_to = days.census_date - 1
+    where days.is_series_break and previous.scale_class is not null
+),
+
+-- facility-months missing census days (estimated) or not yet closed (provisional)
+month_status as (
+    select
+        month,
+        coalesce(scale_class, 'unknown') as group_class,
+        bool_or(is_estimated) as any_estimated
+    from facility_month_kpis
+    group by all
+    union all
+    select month, 'all' as group_class, bool_or(is_estimated) as any_estimated
+    from facility_month_kpis
+    group by month
+),
+
+-- staffing and regime are monthly: facility-months grouped by their monthly class
+grouped_months as (
+    select *, scale_class as group_class from months where scale_class is not null
+    union all
+    select *, 'all' as group_class from months
+),
+
+staff_sums as (
+    select
+        month,
+        group_class,
+        -- each ratio over the facility-months that report both its parts
+        sum(avg_population) filter (where custodial_fte is not null) as custodial_avg_population,
+        sum(custodial_fte) filter (where avg_population is not null) as custodial_fte,
+        sum(avg_population) filter (where rehab_fte is not null) as rehab_avg_population,
+        sum(rehab_fte) filter (where avg_population is not null) as rehab_fte,
+        sum(avg_population) filter (where in_paid_work is not null) as work_avg_population,
+        sum(in_paid_work) filter (where avg_population is not null) as in_paid_work,
+        sum(avg_population) filter (where in_education is not null) as education_avg_population,
+        sum(in_education) filter (where avg_population is not null) as in_education,
+        sum(avg_population) filter (where with_digital_contact is not null)
+            as digital_avg_population,
+        sum(with_digital_contact) filter (where avg_population is not null)
+            as with_digital_contact,
+        sum(releases_total) filter (where releases_with_plan is not null) as releases_total,
+        sum(releases_with_plan) filter (where releases_total is not null) as releases_with_plan
+    from grouped_months
+    group by month, group_class
+)
+
+select
+    day_sums.month,
+    day_sums.group_class as scale_class,
+    cast(day_sums.facilities as bigint) as facilities,
+    -- average daily capacity: place-days / national reporting days of the month
+    {{ ratio('day_sums.capacity_place_days', 'census_days.census_days') }} as capacity_places,
+    {{ ratio('day_sums.population_days', 'census_days.census_days') }}
+        as average_daily_population,
+    {{ per_100('day_sums.population_days_with_capacity', 'day_sums.capacity_place_days') }}
+        as density,
+    {{ per_100('day_sums.population_days_with_places_in_use', 'day_sums.places_in_use_days') }}
+        as occupancy_in_use,
+    {{ ratio('day_sums.places_out_of_use_days', 'day_sums.capacity_place_days') }}
+        as out_of_use_share,
+    {{ ratio('coalesce(day_sums.population_days_overcrowded, 0)', 'day_sums.population_days') }}
+        as share_in_overcrowded,
+    -- small-scale shares are defined over all facilities: 'all' row only
+    case when day_sums.group_class = 'all' then
+        {{ ratio('coalesce(day_sums.population_days_small, 0)', 'day_sums.population_days') }}
+    end as share_in_small_scale,
+    case when day_sums.group_class = 'all' then
+        {{ ratio('coalesce(day_sums.under_18_days_small, 0)', 'day_sums.under_18_days') }}
+    end as vulnerable_in_small_scale_under_18,
+    case when day_sums.group_class = 'all' then
+        {{ ratio('coalesce(day_sums.age_18_22_days_small, 0)', 'day_sums.age_18_22_days') }}
+    end as vulnerable_in_small_scale_18_22,
+    case when day_sums.group_class = 'all' then
+        {{ ratio('coalesce(day_sums.female_days_small, 0)', 'day_sums.female_days') }}
+    end as vulnerable_in_small_scale_female,
+    -- staff and regime: ratios of sums over facility-months, by monthly class
+    {{ ratio('staff_sums.custodial_avg_population', 'staff_sums.custodial_fte') }}
+        as detainees_per_custodial_fte,
+    {{ per_100('staff_sums.rehab_fte', 'staff_sums.rehab_avg_population') }}
+        as rehab_staff_per_100,
+    {{ ratio('staff_sums.in_paid_work', 'staff_sums.work_avg_population') }}
+        as work_participation,
+    {{ ratio('staff_sums.in_education', 'staff_sums.education_avg_population') }}
+        as education_participation,
+    {{ ratio('staff_sums.with_digital_contact', 'staff_sums.digital_avg_population') }}
+        as digital_contact_share,
+    {{ ratio('staff_sums.releases_with_plan', 'staff_sums.releases_total') }}
+        as release_plan_coverage,
+    cast(staff_sums.custodial_fte as double) as custodial_fte,
+    cast(staff_sums.rehab_fte as double) as rehab_fte,
+    -- average daily person counts behind the census rates (disclosure control)
+    cast(census_days.census_days as bigint) as census_days,
+    {{ ratio('day_sums.population_days_overcrowded', 'census_days.census_days') }}
+        as avg_overcrowded_population,
+    {{ ratio('day_sums.population_days_small', 'census_days.census_days') }}
+        as avg_small_scale_population,
+    {{ ratio('day_sums.under_18_days', 'census_days.census_days') }} as avg_under_18,
+    {{ ratio('day_sums.under_18_days_small', 'census_days.census_days') }}
+        as avg_under_18_small,
+    {{ ratio('day_sums.age_18_22_days', 'census_days.census_days') }} as avg_18_22,
+    {{ ratio('day_sums.age_18_22_days_small', 'census_days.census_days') }}
+        as avg_18_22_small,
+    {{ ratio('day_sums.female_days', 'census_days.census_days') }} as avg_female,
+    {{ ratio('day_sums.female_days_small', 'census_days.census_days') }} as avg_female_small,
+    -- persons behind the staff and regime rates
+    cast(staff_sums.custodial_avg_population as double) as custodial_avg_population,
+    cast(staff_sums.rehab_avg_population as double) as rehab_avg_population,
+    cast(staff_sums.work_avg_population as double) as work_avg_population,
+    cast(staff_sums.education_avg_population as double) as education_avg_population,
+    cast(staff_sums.digital_avg_population as double) as digital_avg_population,
+    cast(staff_sums.in_paid_work as double) as in_paid_work,
+    cast(staff_sums.in_education as double) as in_education,
+    cast(staff_sums.with_digital_contact as double) as with_digital_contact,
+    cast(staff_sums.releases_total as double) as releases_total,
+    cast(staff_sums.releases_with_plan as double) as releases_with_plan,
+    -- Eurostat flags other than c
+    coalesce(last_day(day_sums.month) > national_census.last_census_date, true)
+        as is_provisional,
+    coalesce(month_status.any_estimated, false)
+        and not coalesce(last_day(day_sums.month) > national_census.last_census_date, true)
+        as is_estimated,
+    class_moves.group_class is not null and day_sums.group_class <> 'all' as is_series_break
+from day_sums
+join census_days using (month)
+cross join national_census
+left join staff_sums
+    on staff_sums.month = day_sums.month
+   and staff_sums.group_class = day_sums.group_class
+left join month_status
+    on month_status.month = day_sums.month
+   and month_status.group_class = day_sums.group_class
+left join (select distinct month, group_class from class_moves) as class_moves
+    on class_moves.month = day_sums.month
+   and class_moves.group_class = day_sums.group_class

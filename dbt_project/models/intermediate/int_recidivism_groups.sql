@@ -1,0 +1,106 @@
+-- Grain: one row per mature release cohort year per group (cohort_year,
+-- group_type, group_value), before disclosure control. Three attributions:
+-- group_type 'scale_class' and 'facility_type' of the facility of final
+-- discharge on the release date ('unknown' when the register has no row for
+-- it), and 'small_scale_days' (none / minority / majority of the sentence in
+-- small-scale units). Observed reoffenders O, expected E from the risk model
+-- (int_recidivism_expected), O/E with its standard error, and the adjusted
+-- rate = O/E x national rate of the cohort year with a 95 % interval.
+{%- set z = var('recidivism_ci_z') %}
+with outcomes as (
+    select
+        outcomes.*,
+        expected.expected_2y_general
+    from {{ ref('int_release_outcomes') }} as outcomes
+    left join {{ ref('int_recidivism_expected') }} as expected using (release_id)
+    where outcomes.is_cohort_mature
+),
+
+grouped as (
+    select *, 'scale_class' as group_type, coalesce(scale_class, 'unknown') as group_value
+    from outcomes
+    union all
+    select *, 'facility_type' as group_type, coalesce(facility_type, 'unknown') as group_value
+    from outcomes
+    union all
+    select *, 'small_scale_days' as group_type,
+           coalesce(small_scale_days_group, 'unknown') as group_value
+    from outcomes
+),
+
+national as (
+    select
+        cohort_year,
+        count(*) as national_size,
+        count(*) filter (where recid_2y_general) as national_reoffenders
+    from outcomes
+    group by cohort_year
+),
+
+groups as (
+    select
+        cohort_year,
+        group_type,
+        group_value,
+        count(*) as cohort_size,
+        count(*) filter (where recid_2y_general) as reoffenders_2y_general,
+        count(*) filter (where recid_2y_custodial) as reoffenders_2y_custodial,
+        count(*) filter (where proven_reoffending_1y) as proven_reoffenders_1y,
+        sum(proven_reoffences_1y) as proven_reoffences_1y,
+        bool_and(is_cohort_proven_mature) as is_proven_mature,
+        count(expected_2y_general) as modelled,
+        sum(expected_2y_general) as expected_2y_general,
+        -- Var(O) given the covariates: sum of p(1 - p) over the group's releases
+        sum(expected_2y_general * (1 - expected_2y_general)) as expected_variance
+    from grouped
+    group by cohort_year, group_type, group_value
+),
+
+ratios as (
+    select
+        groups.*,
+        {{ ratio('national.national_reoffenders', 'national.national_size') }} as national_rate,
+        case when groups.modelled = groups.cohort_size then
+            {{ ratio('groups.reoffenders_2y_general', 'groups.expected_2y_general') }}
+        end as observed_expected,
+        case when groups.modelled = groups.cohort_size then
+            {{ ratio('sqrt(groups.expected_variance)', 'groups.expected_2y_general') }}
+        end as observed_expected_se
+    from groups
+    join national using (cohort_year)
+)
+
+select
+    cast(cohort_year as integer) as cohort_year,
+    group_type,
+    group_value,
+    cast(cohort_size as bigint) as cohort_size,
+    cast(reoffenders_2y_general as bigint) as reoffenders_2y_general,
+    cast(reoffenders_2y_custodial as bigint) as reoffenders_2y_custodial,
+    cast(proven_reoffenders_1y as bigint) as proven_reoffenders_1y,
+    cast(proven_reoffences_1y as bigint) as proven_reoffences_1y,
+    is_proven_mature,
+    -- WODC two-year general and custodial prevalence
+    {{ ratio('reoffenders_2y_general', 'cohort_size') }} as recid_2y_general,
+    {{ ratio('reoffenders_2y_custodial', 'cohort_size') }} as recid_2y_custodial,
+    -- UK MoJ proven reoffending: binary rate and reoffences per reoffender
+    case when is_proven_mature then {{ ratio('proven_reoffenders_1y', 'cohort_size') }} end
+        as proven_reoffending_1y,
+    case when is_proven_mature then
+        {{ ratio('proven_reoffences_1y', 'proven_reoffenders_1y') }}
+    end as reoffences_per_reoffender_1y,
+    cast(expected_2y_general as double) as expected_2y_general,
+    national_rate,
+    observed_expected,
+    observed_expected_se,
+    -- greatest / least skip nulls in DuckDB: no model, no adjusted rate
+    case when observed_expected is not null then
+        least(observed_expected * national_rate, 1.0)
+    end as adjusted_rate,
+    case when observed_expected is not null then
+        greatest(observed_expected - {{ z }} * observed_expected_se, 0) * national_rate
+    end as ci_low,
+    case when observed_expected is not null then
+        least((observed_expected + {{ z }} * observed_expected_se) * national_rate, 1.0)
+    end as ci_high
+from ratios

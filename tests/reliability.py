@@ -1,0 +1,265 @@
+"""Shared helpers of the reliability tests (corpus, resend, crash, concurrency, personal data).
+
+A small but complete PENSTAT_HOME (tests/builders.py deliveries on all four
+feeds, ingested, built with dbt and published), fingerprints of the warehouse
+and of a publication, and the check that a publication is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from ingestion.contract import FEEDS, raw_table_name
+from ingestion.settings import Paths
+from tests import builders as b
+from tests.conftest import TEST_KEY
+
+V1_FEEDS = ("facility_register", "occupancy", "staffing", "recidivism")
+MARTS = ("mart_facility_daily", "mart_facility_monthly", "mart_national_monthly",
+         "mart_recidivism_cohort", "mart_delivery_status")
+
+
+@contextmanager
+def penstat_home(home: Path) -> Iterator[Paths]:
+    """PENSTAT_HOME and the throwaway key set for the body (task bodies read the env)."""
+    saved = {k: os.environ.get(k) for k in ("PENSTAT_HOME", "PENSTAT_PSEUDONYM_KEY")}
+    os.environ["PENSTAT_HOME"] = str(home)
+    os.environ["PENSTAT_PSEUDONYM_KEY"] = TEST_KEY
+    try:
+        paths = Paths.from_env()
+        paths.ensure()
+        yield paths
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def write_baseline(paths: Paths) -> list[str]:
+    """One valid delivery per feed (builders' defaults); returns feed/delivery_id."""
+    b.register(paths.inbox)
+    b.occupancy(paths.inbox, delivery_id="occ-base")
+    b.staffing(paths.inbox)
+    b.recidivism(paths.inbox)
+    return ["facility_register/reg-1", "occupancy/occ-base", "staffing/stf-1",
+            "recidivism/rec-1"]
+
+
+def ingest_all(feeds=V1_FEEDS) -> list[dict]:
+    from operations import tasks
+
+    return [o for feed in feeds for o in tasks.ingest(feed)]
+
+
+def build_and_publish() -> dict:
+    from operations import tasks
+
+    tasks.build_marts()
+    return tasks.gate_and_publish()
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def tree_digest(folder: Path) -> dict[str, str]:
+    """Every entry under `folder` (links as their target, files as their sha256)."""
+    out = {}
+    if not folder.exists() and not folder.is_symlink():
+        return out
+    if folder.is_symlink():
+        out["."] = "link:" + os.readlink(folder)
+        folder = folder.resolve()
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            p = Path(root) / name
+            rel = str(p.relative_to(folder))
+            if p.is_symlink():
+                out[rel] = "link:" + os.readlink(p)
+            elif p.is_file():
+                out[rel] = sha256_file(p)
+    return out
+
+
+def published_fingerprint(paths: Paths) -> dict[str, str]:
+    return tree_digest(paths.current_publication)
+
+
+def warehouse_state(path: Path) -> dict:
+    """What must converge after crashes: ledger, raw rows, builds seen, marts content.
+
+    Load times, and the order in which deliveries of different feeds got their
+    sequence numbers, are left out; everything else is compared exactly.
+    """
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        ledger = con.execute(
+            "SELECT feed, delivery_id, sender, created_at, period_start, period_end, replaces, "
+            "manifest_sha256, content_sha256, rows_loaded FROM meta.deliveries "
+            "ORDER BY feed, delivery_id").fetchall()
+        per_feed_order = con.execute(
+            "SELECT feed, list(delivery_id ORDER BY delivery_seq) FROM meta.deliveries "
+            "GROUP BY feed ORDER BY feed").fetchall()
+        raw = {}
+        for feed in V1_FEEDS:
+            for spec in FEEDS[feed].files:
+                table = raw_table_name(feed, spec.stem)
+                cols = [c[0] for c in con.execute(f"DESCRIBE {table}").fetchall()
+                        if c[0] not in ("_loaded_at", "_delivery_seq")]
+                select = ", ".join(f'"{c}"' for c in cols)
+                raw[table] = con.execute(
+                    f"SELECT count(*), md5(string_agg(CAST(({select}) AS VARCHAR), '|' "
+                    f"ORDER BY {select})) FROM {table}").fetchone()
+        receipts = sorted(set(con.execute(
+            "SELECT feed, delivery_id, outcome FROM meta.receipts").fetchall()))
+        marts = {}
+        for mart in MARTS:
+            try:
+                marts[mart] = con.execute(
+                    f"SELECT count(*), md5(string_agg(CAST(t AS VARCHAR), '|' ORDER BY "
+                    f"CAST(t AS VARCHAR))) FROM marts.{mart} t").fetchone()
+            except duckdb.CatalogException:
+                marts[mart] = None
+        return {"ledger": ledger, "order": per_feed_order, "raw": raw, "receipts": receipts,
+                "marts": marts}
+    finally:
+        con.close()
+
+
+def check_publication(folder: Path) -> dict:
+    """Assert `folder` (a version, or `current`) is one complete publication; its manifest."""
+    folder = Path(os.path.realpath(folder))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["validation"]["success"] is True
+    assert folder.name == manifest["version"]
+    con = duckdb.connect(str(folder / "published.duckdb"), read_only=True)
+    try:
+        for mart, info in manifest["marts"].items():
+            assert sha256_file(folder / f"{mart}.parquet") == info["sha256"], mart
+            rows = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+            assert rows == info["rows"], (mart, rows, info["rows"])
+    finally:
+        con.close()
+    return manifest
+
+
+# --- personal data -----------------------------------------------------------------
+
+_DIGITS = re.compile(rb"[0-9]{6,}")
+
+
+def _hits_in_text(data: bytes, refs: set[str]) -> set[str]:
+    return {m.decode() for m in _DIGITS.findall(data)} & refs
+
+
+def _hits_in_duckdb(path: Path, refs: set[str], parquet: bool = False) -> list[str]:
+    """Every value of every table (or of the Parquet file), compressed or not."""
+    found = []
+    con = duckdb.connect(":memory:")
+    try:
+        if parquet:
+            sources = [(path.name, f"read_parquet('{path}')")]
+        else:
+            con.execute(f"ATTACH '{path}' AS scanned (READ_ONLY)")
+            sources = [(f"{s}.{t}", f'scanned."{s}"."{t}"') for s, t in con.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() "
+                "WHERE database_name = 'scanned'").fetchall()]
+        for name, source in sources:
+            digits = {r[0] for r in con.execute(
+                f"SELECT DISTINCT unnest(regexp_extract_all(CAST(t AS VARCHAR), '[0-9]{{6,}}')) "
+                f"FROM {source} t").fetchall()}
+            found += [f"{name}: {ref}" for ref in sorted(digits & refs)]
+    finally:
+        con.close()
+    return found
+
+
+def find_identifiers(root: Path, refs: set[str], skip: tuple[Path, ...] = ()) -> list[str]:
+    """Places under `root` holding any of `refs` (raw person identifiers).
+
+    Text and binary files are scanned byte for byte; DuckDB and Parquet files are
+    also read value by value, because they compress what they store.
+    """
+    hits = []
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            path = Path(dirpath) / name
+            if path.is_symlink() or any(path.is_relative_to(s) for s in skip):
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            hits += [f"{path}: {ref}" for ref in sorted(_hits_in_text(data, refs))]
+            if name.endswith(".duckdb"):
+                hits += [f"{path} {h}" for h in _hits_in_duckdb(path, refs)]
+            elif name.endswith(".parquet"):
+                hits += [f"{path} {h}" for h in _hits_in_duckdb(path, refs, parquet=True)]
+    return hits
+
+
+def person_refs_in(folder: Path) -> set[str]:
+    """The raw person_ref values of the person-level files under `folder` (archive copies)."""
+    import csv as _csv
+
+    refs = set()
+    for path in folder.rglob("*.csv"):
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            for row in _csv.DictReader(fh):
+                if row.get("person_ref"):
+                    refs.add(row["person_ref"])
+    return refs
+
+
+def private_modes(folder: Path) -> list[str]:
+    """Entries under `folder` (included) that are not owner-only (0700 / 0600)."""
+    wrong = []
+    for dirpath, dirs, files in os.walk(folder):
+        for p in [Path(dirpath)] + [Path(dirpath) / d for d in dirs]:
+            if not p.is_symlink() and (p.stat().st_mode & 0o777) != 0o700:
+                wrong.append(f"{p} {oct(p.stat().st_mode & 0o777)}")
+        for f in files:
+            p = Path(dirpath) / f
+            if not p.is_symlink() and (p.stat().st_mode & 0o777) != 0o600:
+                wrong.append(f"{p} {oct(p.stat().st_mode & 0o777)}")
+    return sorted(set(wrong))
+
+
+# --- readers -----------------------------------------------------------------------
+
+class PublicationReader(threading.Thread):
+    """A dashboard in a loop: resolve `current` once, read that version, check it whole."""
+
+    def __init__(self, paths: Paths, pause: float = 0.1):
+        super().__init__(daemon=True)
+        self.paths, self.pause = paths, pause
+        self.reads, self.failures, self.versions = 0, [], set()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            if os.path.lexists(self.paths.current_publication):
+                version = os.path.realpath(self.paths.current_publication)
+                try:
+                    manifest = check_publication(Path(version))
+                    self.reads += 1
+                    self.versions.add(manifest["version"])
+                except Exception as exc:  # every failure is reported
+                    self.failures.append(f"{version}: {type(exc).__name__}: {exc}")
+            self._halt.wait(self.pause)
+
+    def stop(self) -> PublicationReader:
+        self._halt.set()
+        self.join(timeout=60)
+        return self
