@@ -145,6 +145,11 @@ while not stop.exists():
             failures.append(f"{version}: manifest says {manifest['version']}")
         reads += 1
         versions.add(manifest["version"])
+        # Tell the test which version this reader has read, so it stops readers only
+        # after each has read the final publication (a condition, not a sleep).
+        seen_file = Path(os.environ["CONTROL"]) / f"seen-{os.getpid()}"
+        seen_file.with_suffix(".tmp").write_text(manifest["version"])
+        seen_file.with_suffix(".tmp").replace(seen_file)
     except Exception as exc:  # noqa: BLE001 - every failure is reported
         failures.append(f"{version}: {type(exc).__name__}: {exc}")
     time.sleep(0.1)  # a busy dashboard, not a busy loop starving the 2-core test machine
@@ -251,6 +256,14 @@ def test_deliveries_at_once_on_all_feeds_with_readers_throughout(tmp_path):
 
             wait_until(done, TIMEOUT, "every delivery to be published", interval=0.5,
                        on_timeout=explain)
+            final_version = current_manifest(paths)["version"]
+
+            def readers_saw_final() -> bool:
+                seen = [f.read_text() for f in control.glob("seen-*") if f.suffix != ".tmp"]
+                return len(seen) == READERS and all(v == final_version for v in seen)
+
+            wait_until(readers_saw_final, TIMEOUT, "every reader to read the final publication",
+                       interval=0.2, on_timeout=explain)
             (control / "stop").touch()
             for proc, _, _ in procs:
                 proc.wait(timeout=120)
