@@ -8,7 +8,10 @@ PENSTAT_CONFIG          thresholds file (default: config/penstat.toml in the che
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -70,6 +73,36 @@ class Paths:
             d.mkdir(parents=True, exist_ok=True)
         for feed in FEEDS:
             self.feed_inbox(feed).mkdir(parents=True, exist_ok=True)
+
+
+@contextmanager
+def penstat_home_env(home: Path) -> Iterator[None]:
+    """Set PENSTAT_HOME for code that reads it from the environment (dbt, GX), then restore."""
+    previous = os.environ.get("PENSTAT_HOME")
+    os.environ["PENSTAT_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PENSTAT_HOME", None)
+        else:
+            os.environ["PENSTAT_HOME"] = previous
+
+
+def fresh_scratch_home(paths: Paths, marker: str, made_by: str) -> None:
+    """Empty a scratch PENSTAT_HOME (demo, real data) and mark it as such.
+
+    Refuses to wipe a non-empty folder that does not carry the marker, so a
+    real PENSTAT_HOME pointed at by mistake is never deleted.
+    """
+    if paths.home.exists() and any(paths.home.iterdir()):
+        if not (paths.home / marker).exists():
+            raise SystemExit(f"{paths.home} is not empty and was not made by {made_by}; "
+                             "refusing to wipe it. Point PENSTAT_HOME at a new folder.")
+        shutil.rmtree(paths.home)
+    paths.home.mkdir(parents=True, exist_ok=True)
+    (paths.home / marker).write_text(f"created by {made_by}; wiped by its next run\n")
+    paths.ensure()
 
 
 class MissingPseudonymKey(RuntimeError):

@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import time
 from pathlib import Path
 
-from ingestion.settings import Paths
+from ingestion.settings import Paths, fresh_scratch_home
 from operations.local_airflow import Stack
 from operations.waiting import publication_with
 from publication.headline import headline
 
 DEMO_MARKER = ".penstat-demo"
-
-
-def _fresh_home(paths: Paths) -> None:
-    """Empty the demo home; refuse to touch a folder that is not a demo home."""
-    if paths.home.exists() and any(paths.home.iterdir()):
-        if not (paths.home / DEMO_MARKER).exists():
-            raise SystemExit(f"{paths.home} is not empty and not a demo home; refusing to wipe "
-                             "it. Set PENSTAT_HOME to a new folder for the demo.")
-        shutil.rmtree(paths.home)
-    paths.home.mkdir(parents=True, exist_ok=True)
-    (paths.home / DEMO_MARKER).write_text("created by make demo; wiped by the next demo run\n")
-    paths.ensure()
 
 
 def run_demo(scale: float = 1.0, seed: int = 42, timeout: float = 1800) -> int:
@@ -40,7 +27,7 @@ def run_demo(scale: float = 1.0, seed: int = 42, timeout: float = 1800) -> int:
     paths = Paths.from_env()
     timings: list[tuple[str, float]] = []
     t = time.monotonic()
-    _fresh_home(paths)
+    fresh_scratch_home(paths, DEMO_MARKER, "make demo")
     if not os.environ.get("PENSTAT_PSEUDONYM_KEY"):
         # A throwaway key for this run only; real deployments set their own secret.
         os.environ["PENSTAT_PSEUDONYM_KEY"] = secrets.token_hex(32)

@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingestion.pipeline import DeliveryOutcome, ingest_feed
-from ingestion.settings import DEFAULT_CONFIG, REPO_ROOT, Config, Paths
+from ingestion.settings import (
+    DEFAULT_CONFIG,
+    REPO_ROOT,
+    Config,
+    Paths,
+    fresh_scratch_home,
+    penstat_home_env,
+)
 from ingestion.sources import SourceReport, california, data_dir, eurostat, hifld, iowa, italy
 from ingestion.sources.register import send_register
 
@@ -81,33 +85,6 @@ def send_all(inbox: Path, data: Path | None = None) -> dict[str, SourceReport]:
     return {r.source: r for r in (ca.report, it.report, us.report, ia.report, eu.report)}
 
 
-def _fresh_home(paths: Paths) -> None:
-    if paths.home.exists() and any(paths.home.iterdir()):
-        if not (paths.home / REAL_MARKER).exists():
-            raise SystemExit(f"{paths.home} is not empty and not a real-data home; refusing "
-                             "to wipe it. Choose a new folder with --home.")
-        shutil.rmtree(paths.home)
-    paths.home.mkdir(parents=True, exist_ok=True)
-    (paths.home / REAL_MARKER).write_text("created by make real; wiped by the next run\n")
-    paths.ensure()
-
-
-@contextmanager
-def _home_env(home: Path) -> Iterator[None]:
-    """GX writes validation results and Data Docs under $PENSTAT_HOME: point it here."""
-    import os
-
-    previous = os.environ.get("PENSTAT_HOME")
-    os.environ["PENSTAT_HOME"] = str(home)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PENSTAT_HOME", None)
-        else:
-            os.environ["PENSTAT_HOME"] = previous
-
-
 class RealRunFailed(RuntimeError):
     pass
 
@@ -119,9 +96,9 @@ def run_real(home: Path = DEFAULT_HOME, data: Path | None = None,
     from transform.dbt_runner import build
 
     paths = Paths(Path(home).resolve())
-    _fresh_home(paths)
+    fresh_scratch_home(paths, REAL_MARKER, "make real")
     config = real_config()
-    with _home_env(paths.home):
+    with penstat_home_env(paths.home):
         t = time.monotonic()
         reports = send_all(paths.inbox, data)
         run = RealRun(paths=paths, reports=reports)

@@ -19,15 +19,13 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
-from ingestion.settings import Config
+from ingestion.settings import Config, penstat_home_env
 
 log = logging.getLogger(__name__)
 
@@ -92,19 +90,6 @@ def default_vars(as_of_date: dt.date | str | None = None) -> dict[str, Any]:
     return out
 
 
-@contextmanager
-def _penstat_home(home: Path) -> Iterator[None]:
-    previous = os.environ.get("PENSTAT_HOME")
-    os.environ["PENSTAT_HOME"] = str(home)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("PENSTAT_HOME", None)
-        else:
-            os.environ["PENSTAT_HOME"] = previous
-
-
 def run_dbt(
     args: list[str], *, home: Path, vars: dict[str, Any] | None = None
 ) -> dbtRunnerResult:
@@ -121,7 +106,7 @@ def run_dbt(
         cli += ["--target-path", str(target_path(home))]
     if vars:
         cli += ["--vars", json.dumps(vars, sort_keys=True, default=str)]
-    with _penstat_home(home):
+    with penstat_home_env(home):
         try:
             return dbtRunner().invoke(cli)
         finally:
