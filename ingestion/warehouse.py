@@ -76,6 +76,10 @@ CREATE TABLE IF NOT EXISTS meta.builds (
     started_at        TIMESTAMP NOT NULL,
     finished_at       TIMESTAMP            -- null: interrupted or still running
 );
+-- added with incremental builds (transform/increments.py); older warehouses gain them
+ALTER TABLE meta.builds ADD COLUMN IF NOT EXISTS mode VARCHAR;        -- full | incremental
+ALTER TABLE meta.builds ADD COLUMN IF NOT EXISTS months VARCHAR;      -- JSON list of months
+ALTER TABLE meta.builds ADD COLUMN IF NOT EXISTS project_fingerprint VARCHAR;
 """
 
 

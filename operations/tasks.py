@@ -6,6 +6,7 @@ under Airflow; called directly (tests, scripts), the caller serialises them.
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -86,25 +87,44 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def build_marts() -> dict:
-    """dbt build of staging, intermediate and marts (tests and unit tests included).
+def build_marts(full_refresh: bool = False) -> dict:
+    """dbt build of what the deliveries since the last finished build touch.
+
+    transform.increments plans it: incremental (only the models downstream of
+    the feeds that delivered, and in the period models only the months those
+    deliveries touch) or full (first build, register delivery, changed project,
+    or `full_refresh`, which `make rebuild` asks for). dbt unit tests are not
+    run here (they test the SQL: `make test` runs them); data tests are.
 
     The build is recorded in meta.builds: started (with the ledger position it
-    builds from) before dbt runs, finished after. Publication lists exactly the
-    deliveries up to that position, and refuses marts whose build never finished.
+    builds from and its plan) before dbt runs, finished after. Publication lists
+    exactly the deliveries up to that position, and refuses marts whose build
+    never finished; the next plan starts from the last finished build.
     """
+    from transform.increments import plan_build, project_fingerprint
+
     paths = Paths.from_env()
+    variables = {**Config.load().dbt_vars, "as_of_date": datetime.now(UTC).date().isoformat()}
+    fingerprint = project_fingerprint(variables)
     with connect(paths.warehouse) as con:
         seq = con.execute("SELECT coalesce(max(delivery_seq), 0) FROM meta.deliveries"
                           ).fetchone()[0]
+        plan = plan_build(con, int(seq), fingerprint, full_refresh=full_refresh)
         build_id = con.execute("SELECT coalesce(max(build_id), 0) + 1 FROM meta.builds"
                                ).fetchone()[0]
-        con.execute("INSERT INTO meta.builds VALUES (?, ?, ?, NULL)", [build_id, seq, _now()])
+        con.execute(
+            "INSERT INTO meta.builds (build_id, max_delivery_seq, started_at, finished_at, "
+            "mode, months, project_fingerprint) VALUES (?, ?, ?, NULL, ?, ?, ?)",
+            [build_id, seq, _now(), plan.mode,
+             json.dumps([m.isoformat() for m in plan.months]), fingerprint])
+    log.info("dbt build %s: %s", build_id, plan.describe())
     kill_point("build.started")
-    from transform.dbt_runner import build  # dbt is heavy: import it once the build is due
+    from transform.dbt_runner import build, docs_path  # dbt is heavy: import it when due
 
-    variables = {**Config.load().dbt_vars, "as_of_date": datetime.now(UTC).date().isoformat()}
-    report = build(paths.home, variables)
+    # the docs site describes models and columns, which only a full build can change
+    docs = plan.mode == "full" or not (docs_path(paths.home) / "index.html").is_file()
+    report = build(paths.home, {**variables, **plan.dbt_vars}, docs=docs, unit_tests=False,
+                   select=plan.select, full_refresh=plan.mode == "full")
     kill_point("build.finished")
     with connect(paths.warehouse) as con:
         con.execute("UPDATE meta.builds SET finished_at = ? WHERE build_id = ?",
@@ -113,7 +133,8 @@ def build_marts() -> dict:
     log.info("dbt build %s (ledger up to delivery %s) finished in %.1fs: %s", build_id, seq,
              report.elapsed_seconds, counts)
     return {"elapsed_seconds": round(report.elapsed_seconds, 1), "nodes": counts,
-            "build_id": int(build_id), "max_delivery_seq": int(seq)}
+            "build_id": int(build_id), "max_delivery_seq": int(seq), "mode": plan.mode,
+            "months": [m.isoformat() for m in plan.months]}
 
 
 def late_feeds(paths: Paths | None = None, min_days_late: int | None = None) -> list[dict]:

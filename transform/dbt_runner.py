@@ -165,19 +165,29 @@ def _failure_message(result: dbtRunnerResult, nodes: list[NodeOutcome]) -> str:
 
 
 def build(home: Path, vars: dict[str, Any] | None = None, *, docs: bool = True,
-          unit_tests: bool = True) -> BuildReport:
+          unit_tests: bool = True, select: list[str] | None = None,
+          full_refresh: bool = False) -> BuildReport:
     """`dbt build` (seeds, models, unit and data tests); raise DbtBuildFailed on failure.
 
     vars are merged over the toml's thresholds and as_of_date (today). With `docs`
-    (the pipeline's default) a successful build also regenerates the dbt docs site
-    into $PENSTAT_HOME/reports/dbt_docs (write_docs); a docs failure is logged, never
-    fails the build. unit_tests=False leaves the dbt unit tests out (they test the SQL,
-    not the data; tests that build only to get data use it to save seconds).
+    a successful build also regenerates the dbt docs site into
+    $PENSTAT_HOME/reports/dbt_docs (write_docs); a docs failure is logged, never
+    fails the build. unit_tests=False leaves the dbt unit tests out (they test the
+    SQL, not the data: `make test` runs them, the pipeline's builds do not).
+    `select` limits the build to those nodes (dbt selection syntax) and
+    `full_refresh` rebuilds incremental models from scratch
+    (transform/increments.py decides both).
     """
     merged = default_vars()
     merged.update(vars or {})
     started = time.monotonic()
-    args = ["build"] if unit_tests else ["build", "--exclude-resource-type", "unit_test"]
+    args = ["build"]
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
+    if select:
+        args += ["--select", *select]
+    if full_refresh:
+        args.append("--full-refresh")
     result = run_dbt(args, home=home, vars=merged)
     elapsed = time.monotonic() - started
     nodes = _outcomes(result)

@@ -193,9 +193,14 @@ def _fit_logit(name: str, frame: pd.DataFrame, x: pd.DataFrame,
 
 
 def mature_releases(outcomes: pd.DataFrame) -> pd.DataFrame:
-    """The releases the model is fitted on: mature cohorts, covariates present."""
+    """The releases the model is fitted on: mature cohorts, covariates present.
+
+    Sorted by release_id: the warehouse hands rows over in no fixed order, and
+    the fit's floating-point sums must not depend on it (a full rebuild gives
+    the same published numbers to the last bit)."""
     frame = outcomes[outcomes["is_cohort_mature"].astype(bool)]
-    return frame.dropna(subset=list(COLUMNS)).reset_index(drop=True)
+    frame = frame.dropna(subset=list(COLUMNS))
+    return frame.sort_values("release_id", kind="stable").reset_index(drop=True)
 
 
 def fit_expected(outcomes: pd.DataFrame, min_events_per_parameter: float,

@@ -23,6 +23,7 @@
 --              (int_disclosure_national_census).
 -- Zero is never withheld (an empty facility identifies nobody).
 {%- set min_count = var('disclosure_min_person_count') %}
+{{ period_model_config() }}
 with days as (
     select
         facility_id,
@@ -33,6 +34,7 @@ with days as (
         population,
         coalesce(population > 0 and population < {{ min_count }}, false) as is_primary
     from {{ ref('int_facility_days') }}
+    where {{ in_incremental_months('month') }}
 ),
 
 units as (

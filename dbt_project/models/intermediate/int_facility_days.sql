@@ -1,7 +1,9 @@
 -- Grain: one row per facility per census date (facility_id, census_date),
 -- with the register version in force on that date (capacity, type, class).
+{{ period_model_config() }}
 with census as (
     select * from {{ ref('stg_occupancy__daily_census') }}
+    where {{ in_incremental_months('census_date') }}
 ),
 
 history as (

@@ -2,16 +2,20 @@
 -- facility-month with census days, a regime census or staffing rows.
 -- Census sums, the majority register attributes, and the regime and
 -- staffing pivots; no rates here (marts divide sums).
+{{ period_model_config() }}
 with days as (
     select * from {{ ref('int_facility_days') }}
+    where {{ in_incremental_months('month') }}
 ),
 
 regime as (
     select * from {{ ref('stg_occupancy__monthly_regime') }}
+    where {{ in_incremental_months('month') }}
 ),
 
 staff as (
     select * from {{ ref('stg_staffing__monthly_staff') }}
+    where {{ in_incremental_months('month') }}
 ),
 
 history as (

@@ -49,9 +49,13 @@ groups as (
         sum(proven_reoffences_1y) as proven_reoffences_1y,
         bool_and(is_cohort_proven_mature) as is_proven_mature,
         count(expected_2y_general) as modelled,
-        sum(expected_2y_general) as expected_2y_general,
+        -- summed as decimals: exact, so the result does not depend on the order in
+        -- which parallel threads add the rows (rebuilds give the same last bit)
+        cast(sum(cast(expected_2y_general as decimal(18, 15))) as double)
+            as expected_2y_general,
         -- Var(O) given the covariates: sum of p(1 - p) over the group's releases
-        sum(expected_2y_general * (1 - expected_2y_general)) as expected_variance
+        cast(sum(cast(expected_2y_general * (1 - expected_2y_general) as decimal(18, 15)))
+            as double) as expected_variance
     from grouped
     group by cohort_year, group_type, group_value
 ),

@@ -2,12 +2,15 @@
 -- Disclosure control is the last step: where int_disclosure_days withholds
 -- the day, its population and everything derived from it (density,
 -- occupancy in use, overcrowding tier) are empty and flagged c.
+{{ period_model_config(unique_key='census_date') }}
 with days as (
     select * from {{ ref('int_facility_days') }}
+    where {{ in_incremental_months('month') }}
 ),
 
 disclosure as (
     select * from {{ ref('int_disclosure_days') }}
+    where {{ in_incremental_months('month') }}
 )
 
 select

@@ -3,8 +3,10 @@
 -- force that day, whether disclosure control withholds that day
 -- (int_disclosure_days, the same decision as mart_facility_daily), and the
 -- month's staff by category.
+{{ period_model_config() }}
 with days as (
     select * from {{ ref('int_facility_days') }}
+    where {{ in_incremental_months('month') }}
 ),
 
 last_census as (
@@ -16,6 +18,7 @@ last_census as (
 disclosure as (
     select facility_id, census_date, is_suppressed, suppression
     from {{ ref('int_disclosure_days') }}
+    where {{ in_incremental_months('month') }}
 ),
 
 staff as (
@@ -31,6 +34,7 @@ staff as (
         sum(vacancies_fte) as staff_vacancies_fte,
         sum(fte) filter (where vacancies_fte is not null) as staff_fte_with_vacancies
     from {{ ref('stg_staffing__monthly_staff') }}
+    where {{ in_incremental_months('month') }}
     group by facility_id, month
 )
 
