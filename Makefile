@@ -9,7 +9,7 @@ export PENSTAT_HOME ?= $(CURDIR)/.penstat
 DEMO_HOME ?= $(CURDIR)/.penstat/demo
 REAL_HOME ?= $(CURDIR)/.penstat/real
 
-.PHONY: help setup demo real test test-fast up down status lint fmt suites bench clean
+.PHONY: help setup demo real test test-fast up down status rebuild lint fmt suites bench clean
 BENCH_SCALES ?= 1,10
 BENCH_RUNS ?= 3
 
@@ -19,6 +19,7 @@ help:
 	@echo "make test   - set up and run the whole test suite (includes the Airflow end-to-end test)"
 	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
 	@echo "make down   - stop every process 'make up' started"
+	@echo "make rebuild - rebuild every model from the raw layer, gate, publish (same marts as incremental)"
 	@echo "make lint   - ruff"
 	@echo "make bench  - benchmarks at scales \$$BENCH_SCALES (default 1,10) into docs/benchmarks.md"
 	@echo "make suites - regenerate the committed Great Expectations context from gate/suites.py"
@@ -60,6 +61,11 @@ down: setup
 
 status: setup
 	$(BIN)/python -m operations status
+
+# Builds are incremental; this rebuilds every model from the raw layer (through
+# Airflow if `make up` is running for this PENSTAT_HOME).
+rebuild: setup
+	$(BIN)/python -m operations rebuild
 
 lint: setup
 	$(BIN)/ruff check .

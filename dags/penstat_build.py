@@ -1,13 +1,16 @@
 """Build DAG: dbt build of the warehouse whenever any feed's raw layer changed,
 then the operator's view: a late feed fails `check_delivery_status`, whose
-failure callback alerts the operator (operations/callbacks.py)."""
+failure callback alerts the operator (operations/callbacks.py).
+
+The build is incremental (transform/increments.py); triggered by hand with
+`{"full_refresh": true}` (what `make rebuild` sends) it rebuilds everything."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from functools import reduce
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from operations import tasks
@@ -23,13 +26,17 @@ from operations.callbacks import notify_failure
     max_active_runs=1,
     tags=["penstat", "dbt"],
     default_args={"on_failure_callback": notify_failure},
-    doc_md="`dbt build`: staging, intermediate and marts, with dbt tests and unit tests; "
-           "then `check_delivery_status` fails (and alerts) if a feed is late.",
+    params={"full_refresh": Param(False, type="boolean",
+                                  description="rebuild every model from the raw layer")},
+    doc_md="`dbt build` of what new deliveries touch (incremental; `full_refresh` rebuilds "
+           "everything), with dbt data tests; then `check_delivery_status` fails (and "
+           "alerts) if a feed is late.",
 )
 def penstat_build():
     @task(pool=WAREHOUSE_POOL, outlets=[MARTS_BUILT])
     def dbt_build() -> dict:
-        return tasks.build_marts()
+        full_refresh = bool(get_current_context()["params"].get("full_refresh", False))
+        return tasks.build_marts(full_refresh=full_refresh)
 
     @task(pool=WAREHOUSE_POOL)
     def check_delivery_status() -> dict:

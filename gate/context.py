@@ -2,10 +2,13 @@
 
 Everything a validation needs is declared in the context: the suites, one
 pandas data source `penstat` with a dataframe asset per suite, a validation
-definition and a checkpoint per suite (the checkpoint updates the Data Docs).
-Validation results and Data Docs are written under $PENSTAT_HOME/reports, via
-`${PENSTAT_HOME}` substitution in great_expectations.yml, so the checkout can
-stay read-only.
+definition and a checkpoint per suite. Validation results and Data Docs are
+written under $PENSTAT_HOME/reports, via `${PENSTAT_HOME}` substitution in
+great_expectations.yml, so the checkout can stay read-only.
+
+The checkpoints carry no Data Docs action: a task builds the docs once, for
+every result it produced (build_data_docs), instead of once per checkpoint,
+and it builds the context once (get_context caches it per process).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import uuid
 from pathlib import Path
 
 import great_expectations as gx
-from great_expectations.checkpoint import UpdateDataDocsAction
 from great_expectations.data_context import FileDataContext
 
 from gate.suites import MART_KEYS, all_suites
@@ -69,9 +71,28 @@ def result_format(suite_name: str) -> dict:
             "partial_unexpected_count": 5}
 
 
+_CONTEXTS: dict[tuple[str, str], FileDataContext] = {}
+
+
 def get_context(root: Path = CONTEXT_ROOT) -> FileDataContext:
+    """The context of `root` for the current PENSTAT_HOME, built once per process."""
     os.environ.setdefault("PENSTAT_HOME", str(Paths.from_env().home))
-    return gx.get_context(mode="file", project_root_dir=str(root))
+    key = (str(root), os.environ["PENSTAT_HOME"])
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = gx.get_context(mode="file", project_root_dir=str(root))
+    return _CONTEXTS[key]
+
+
+def suite_file(suite_name: str, root: Path = CONTEXT_ROOT) -> Path:
+    """A suite's committed JSON ('mart.mart_facility_daily': mart/mart_facility_daily.json)."""
+    return root / "gx" / "expectations" / (suite_name.replace(".", "/") + ".json")
+
+
+def build_data_docs(context: FileDataContext, results: list) -> None:
+    """Render the Data Docs pages of these validation results (GateResult) and the index."""
+    ids = [rid for result in results for rid in result.result_ids]
+    if ids:
+        context.build_data_docs(resource_identifiers=ids)
 
 
 def write_context(root: Path = CONTEXT_ROOT) -> list[str]:
@@ -96,8 +117,7 @@ def write_context(root: Path = CONTEXT_ROOT) -> list[str]:
             definition = ctx.validation_definitions.add(
                 gx.ValidationDefinition(name=suite.name, data=batch, suite=suite))
             ctx.checkpoints.add(gx.Checkpoint(
-                name=suite.name, validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="update_data_docs")],
+                name=suite.name, validation_definitions=[definition], actions=[],
                 result_format=result_format(suite.name)))
             names.append(suite.name)
         no_analytics = yml.read_text().replace("analytics_enabled:\n", "analytics_enabled: false\n")

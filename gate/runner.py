@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from great_expectations.data_context import FileDataContext
 
-from gate.context import get_context
+from gate.context import build_data_docs, get_context
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class GateResult:
     success: bool
     evaluated: int
     failures: tuple[FailedExpectation, ...] = field(default=())
+    # the stored validation results (ValidationResultIdentifier), for the Data Docs
+    result_ids: tuple = field(default=())
 
 
 def _columns(kwargs: dict) -> tuple[str, ...]:
@@ -58,10 +60,14 @@ def _plain(value):
 def run_suite(suite_name: str, frame: pd.DataFrame,
               context: FileDataContext | None = None,
               index_columns: tuple[str, ...] = ("_row",),
-              hidden_columns: frozenset[str] = frozenset()) -> GateResult:
-    """Validate `frame` with the suite's checkpoint (Data Docs are updated too).
+              hidden_columns: frozenset[str] = frozenset(),
+              data_docs: bool = True) -> GateResult:
+    """Validate `frame` with the suite's checkpoint.
 
     `hidden_columns` are never copied into the returned failures (personal data).
+    With `data_docs` the result's Data Docs page is rendered now; a caller that
+    validates several frames passes False and calls gate.context.build_data_docs
+    once with all the results.
     """
     ctx = context or get_context()
     result = ctx.checkpoints.get(suite_name).run(batch_parameters={"dataframe": frame})
@@ -85,13 +91,16 @@ def run_suite(suite_name: str, frame: pd.DataFrame,
                 suite=suite_name, expectation=cfg.type, columns=_columns(cfg.kwargs),
                 unexpected_count=(r.result or {}).get("unexpected_count"),
                 first_failures=first, exception=exc))
+    ids = tuple(result.run_results.keys())
     gate = GateResult(suite=suite_name, success=bool(result.success) and not failures,
-                      evaluated=evaluated, failures=tuple(failures))
+                      evaluated=evaluated, failures=tuple(failures), result_ids=ids)
     if evaluated == 0:
         # A suite that evaluated nothing has proven nothing.
         gate = GateResult(suite=suite_name, success=False, evaluated=0, failures=(
             FailedExpectation(suite=suite_name, expectation="(no expectation evaluated)",
-                              columns=(), unexpected_count=None),))
+                              columns=(), unexpected_count=None),), result_ids=ids)
+    if data_docs:
+        build_data_docs(ctx, [gate])
     for f in gate.failures:
         log.warning("gate failure: %s", f.describe())
     return gate

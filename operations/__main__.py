@@ -1,4 +1,4 @@
-"""`python -m operations up|down|status|demo` (see the Makefile and README)."""
+"""`python -m operations up|down|status|demo|rebuild` (see the Makefile and README)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def main(argv: list[str]) -> int:
     demo = sub.add_parser("demo", help="run the pipeline end to end on synthetic deliveries")
     demo.add_argument("--scale", type=float, default=1.0)
     demo.add_argument("--seed", type=int, default=42)
+    sub.add_parser("rebuild", help="full rebuild of every model from the raw layer, then "
+                   "gate and publish (through Airflow when the stack is up)")
     args = parser.parse_args(argv)
 
     stack = Stack(Paths.from_env())
@@ -40,6 +42,18 @@ def main(argv: list[str]) -> int:
         from operations.demo import run_demo
 
         return run_demo(scale=args.scale, seed=args.seed)
+    elif args.command == "rebuild":
+        from operations.rebuild import rebuild
+
+        result = rebuild(stack.paths)
+        if result["via"] == "airflow":
+            print(f"queued penstat_build run {result['dag_run_id']} with full_refresh; "
+                  "penstat_publish follows")
+        else:
+            publication = result["publication"]
+            state = "unchanged" if publication["unchanged"] else "published"
+            print(f"full rebuild in {result['build']['elapsed_seconds']} s; "
+                  f"{state}: {publication['version']}")
     return 0
 
 

@@ -131,17 +131,70 @@ def _write_exports(paths: Paths, staging: Path, now: datetime) -> dict:
     return extras
 
 
-def _gate(staging: Path) -> tuple[list[str], list[str]]:
-    """Run every mart suite on the staged Parquet files; (suites run, failures)."""
+def suite_fingerprints() -> dict[str, str]:
+    """sha256 of each mart suite's committed definition (a changed suite re-validates all)."""
+    from gate.context import suite_file
+
+    return {mart: sha256_of(suite_file(mart_suite_name(mart))) for mart in MART_COLUMNS}
+
+
+def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
+                  current: Path | None) -> str:
+    """SQL for the staged rows the gate must see: those whose key has a row that
+    differs from the current publication (new, changed, or duplicated keys).
+    Rows equal to the current publication were validated when it was published."""
+    new = f"read_parquet('{staged}')"
+    if current is None:
+        return f"SELECT * FROM {new}"
+    keys = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
+    old = f"read_parquet('{current}')"
+    changed = (f"SELECT {keys} FROM (SELECT * FROM {new} EXCEPT ALL SELECT * FROM {old}) "
+               f"UNION SELECT {keys} FROM (SELECT * FROM {old} EXCEPT ALL SELECT * FROM {new})")
+    rows = f"SELECT * FROM {new} WHERE ({keys}) IN ({changed})"
+    if con.execute(f"SELECT count(*) FROM ({rows})").fetchone()[0] == 0:
+        return f"SELECT * FROM {new}"  # rows only removed: judge what is left, whole
+    return rows
+
+
+def _gate(paths: Paths, staging: Path, current: dict | None,
+          marts: dict[str, dict]) -> tuple[list[str], list[str], dict[str, int]]:
+    """Run the mart suites on what changed; (suites run, failures, rows validated per mart).
+
+    A mart whose Parquet file is byte-identical to the current publication's, under
+    an unchanged suite, is not validated again; in any other mart the suite sees the
+    rows of every key that is new or changed (all rows for a first publication or a
+    changed suite). Data Docs are built once, for all the suites run.
+    """
+    from gate.context import build_data_docs, get_context
     from gate.runner import run_suite
 
-    suites, failures = [], []
-    for mart in MART_COLUMNS:
-        frame = duckdb.sql(f"SELECT * FROM read_parquet('{staging / (mart + '.parquet')}')").df()
-        result = run_suite(mart_suite_name(mart), frame, index_columns=MART_KEYS[mart])
-        suites.append(result.suite)
-        failures += [f.describe() for f in result.failures]
-    return suites, failures
+    suites, failures, validated = [], [], {}
+    previous = (current or {}).get("marts", {})
+    previous_suites = (current or {}).get("validation", {}).get("suite_sha256", {})
+    fingerprints = suite_fingerprints()
+    context = get_context()
+    results = []
+    con = duckdb.connect()
+    try:
+        for mart in MART_COLUMNS:
+            same_suite = previous_suites.get(mart) == fingerprints[mart]
+            if same_suite and previous.get(mart) == marts[mart]:
+                validated[mart] = 0
+                continue
+            old = paths.current_publication / f"{mart}.parquet"
+            sql = _changed_rows(con, mart, staging / f"{mart}.parquet",
+                                old if same_suite and old.is_file() else None)
+            frame = con.execute(sql).df()
+            result = run_suite(mart_suite_name(mart), frame, context=context,
+                               index_columns=MART_KEYS[mart], data_docs=False)
+            suites.append(result.suite)
+            results.append(result)
+            validated[mart] = len(frame)
+            failures += [f.describe() for f in result.failures]
+    finally:
+        con.close()
+    build_data_docs(context, results)
+    return suites, failures, validated
 
 
 def current_manifest(paths: Paths) -> dict | None:
@@ -253,13 +306,14 @@ def publish(paths: Paths | None = None) -> Publication:
         while (paths.published / version).exists():
             version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}-{n}"
             n += 1
-        suites, failures = _gate(staging)
+        suites, failures, validated = _gate(paths, staging, current, marts)
         kill_point("publish.gated")
         report_dir = paths.reports / "gate"
         report_dir.mkdir(parents=True, exist_ok=True)
         report = report_dir / f"{version}.json"
         data_docs = paths.reports / "data_docs" / "index.html"
         validation = {"success": not failures, "suites": suites, "failures": failures,
+                      "rows_validated": validated, "suite_sha256": suite_fingerprints(),
                       "report": str(data_docs)}
         report.write_text(json.dumps({"version": version, **validation}, indent=2) + "\n")
         if failures:

@@ -59,6 +59,12 @@ def test_build_dag_runs_on_any_raw_asset(dagbag):
     assert [o.name for o in task.outlets] == [MARTS_BUILT.name]
 
 
+def test_build_dag_is_incremental_unless_a_full_refresh_is_asked_for(dagbag):
+    params = dagbag.dags["penstat_build"].params
+    assert params["full_refresh"] is False  # asset-triggered runs are incremental
+    assert params.get_param("full_refresh").schema["type"] == "boolean"
+
+
 def test_publish_dag_follows_the_build_and_only_the_gate_emits_published(dagbag):
     dag = dagbag.dags["penstat_publish"]
     [asset] = dag.timetable.asset_condition.objects
