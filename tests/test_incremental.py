@@ -79,7 +79,7 @@ def test_new_day_rebuilds_only_its_month_and_the_feeds_downstream_models():
     assert plan.mode == "incremental"
     assert plan.months == (date(2024, 3, 1),)
     assert plan.select == ["source:occupancy+", *ALWAYS_SELECTED]
-    assert plan.dbt_vars == {"incremental_months": ["2024-03-01"]}
+    assert plan.dbt_vars == {"months_from_ledger": True}
 
 
 def test_months_of_a_monthly_feed_and_of_several_deliveries_are_merged():
@@ -135,7 +135,7 @@ def test_a_changed_project_or_threshold_forces_a_full_rebuild(tmp_path: Path):
     base = project_fingerprint({"disclosure_min_person_count": 5}, project)
     # the run's date and months do not change what a model means
     assert project_fingerprint({"disclosure_min_person_count": 5, "as_of_date": "2026-01-01",
-                                "incremental_months": ["2024-01-01"]}, project) == base
+                                "months_from_ledger": True}, project) == base
     assert project_fingerprint({"disclosure_min_person_count": 6}, project) != base
     (project / "models" / "m.sql").write_text("select 2")
     assert project_fingerprint({"disclosure_min_person_count": 5}, project) != base

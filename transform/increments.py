@@ -44,7 +44,7 @@ FULL_REFRESH_FEEDS = ("facility_register",)
 ALWAYS_SELECTED = ("mart_delivery_status",)
 
 # dbt vars that change between builds without changing what a model means.
-_RUN_VARS = frozenset({"as_of_date", "incremental_months"})
+_RUN_VARS = frozenset({"as_of_date", "months_from_ledger"})
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,9 @@ class BuildPlan:
 
     @property
     def dbt_vars(self) -> dict[str, Any]:
-        return {"incremental_months": [m.isoformat() for m in self.months]}
+        """The period models read the months from the build's meta.builds row (the
+        same on every build, so dbt's partial parsing survives)."""
+        return {"months_from_ledger": True}
 
     def describe(self) -> str:
         if self.mode == "full":
