@@ -104,3 +104,22 @@ def test_immature_cohorts_stay_out_of_the_model():
     frame.loc[frame["cohort_year"] == 2020, "is_cohort_mature"] = False
     out = risk_model.expected_frame(frame, 10, 30)
     assert set(out["release_id"]) == set(frame.loc[frame["cohort_year"] == 2019, "release_id"])
+
+
+def test_the_model_is_fitted_once_per_data_whatever_the_row_order(monkeypatch):
+    """int_recidivism_expected and int_recidivism_risk_model share one fit per build."""
+    calls = []
+    real_fit = risk_model._fit_logit
+    monkeypatch.setattr(risk_model, "_fit_logit",
+                        lambda *a, **k: calls.append(a[0]) or real_fit(*a, **k))
+    frame = releases(3000, seed=8)
+    expected = risk_model.expected_frame(frame, 10, 30)
+    shuffled = frame.sample(frac=1, random_state=1)
+    stats = risk_model.fit_statistics_frame(shuffled, 10, 30)
+    assert calls.count("expected") == 1, calls
+    assert expected["expected_2y_general"].notna().all()
+    assert (stats["model"] == "expected").any()
+    # other data (or other settings) is fitted again
+    risk_model.fit_expected(frame.iloc[:2500], 10, 30)
+    risk_model.fit_expected(frame, 10, 31)
+    assert calls.count("expected") == 3, calls

@@ -203,12 +203,24 @@ def mature_releases(outcomes: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("release_id", kind="stable").reset_index(drop=True)
 
 
+# The last fit of the risk model in this process, keyed by a hash of its data and
+# settings: dbt runs int_recidivism_expected and int_recidivism_risk_model one after
+# the other in one process, and both need the same fit (it is fitted once per build).
+_LAST_EXPECTED_FIT: dict[tuple, tuple[Fit, dict[str, object]]] = {}
+
+
 def fit_expected(outcomes: pd.DataFrame, min_events_per_parameter: float,
                  min_level_size: int) -> tuple[Fit, dict[str, object]]:
     """The risk model (no facility information) on the whole mature cohort."""
     frame = mature_releases(outcomes)
-    x, choices = design(frame, min_level_size)
-    return _fit_logit("expected", frame, x, min_events_per_parameter), choices
+    key = (int(pd.util.hash_pandas_object(frame, index=False).sum()), len(frame),
+           tuple(frame.columns), float(min_events_per_parameter), int(min_level_size))
+    if key not in _LAST_EXPECTED_FIT:
+        x, choices = design(frame, min_level_size)
+        fitted = _fit_logit("expected", frame, x, min_events_per_parameter), choices
+        _LAST_EXPECTED_FIT.clear()
+        _LAST_EXPECTED_FIT[key] = fitted
+    return _LAST_EXPECTED_FIT[key]
 
 
 def fit_comparison(outcomes: pd.DataFrame, attribution: str, min_events_per_parameter: float,
