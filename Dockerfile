@@ -50,8 +50,10 @@ RUN pip install --no-cache-dir --no-deps -e /opt/penstat \
 
 # PYTHONPATH: every top-level folder of the checkout importable the way it is in a
 # local run from the repository root (the editable install covers only the packages
-# listed in pyproject.toml).
+# listed in pyproject.toml). operations/airflow_settings holds airflow_local_settings.py,
+# which preloads the task code in the processes that fork task processes (the Celery
+# workers here, the scheduler with the LocalExecutor).
 ENV PENSTAT_HOME=/opt/penstat/home \
     PENSTAT_CONFIG=/opt/penstat/config/penstat.toml \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/penstat/dags \
-    PYTHONPATH=/opt/penstat
+    PYTHONPATH=/opt/penstat:/opt/penstat/operations/airflow_settings

@@ -19,12 +19,25 @@ from pathlib import Path
 REFERENCE_SQL = Path(__file__).with_name("reference.sql")
 
 
+LAP = "lap"  # stderr lines `lap <step> <seconds>`: where a stage's time goes
+
+
+def _lap(step: str, started: float) -> float:
+    now = time.perf_counter()
+    print(f"{LAP} {step} {now - started:.3f}", file=sys.stderr, flush=True)
+    return now
+
+
 def pipeline(home: Path) -> None:
-    """What the DAGs do, called directly: every feed's ingest, dbt build, gate and publish."""
+    """What the DAGs do, called directly: every feed's ingest, dbt build, gate and publish.
+
+    Reports laps: imports, ingest, build (dbt) and publish (gate and publication)."""
+    t = time.perf_counter()
     os.environ["PENSTAT_HOME"] = str(home)
     from ingestion.contract import FEEDS
     from operations import tasks
 
+    t = _lap("imports", t)
     loaded = False
     for feed in FEEDS:
         outcomes = tasks.ingest(feed)
@@ -34,8 +47,11 @@ def pipeline(home: Path) -> None:
         loaded |= tasks.loaded_any(outcomes)
     if not loaded:
         raise SystemExit("no delivery was pending: nothing to benchmark")
+    t = _lap("ingest", t)
     tasks.build_marts()
+    t = _lap("build", t)
     tasks.gate_and_publish()
+    _lap("publish", t)
 
 
 def reference(home: Path) -> None:

@@ -24,6 +24,8 @@ from ingestion.settings import REPO_ROOT, Paths
 from operations.assets import WAREHOUSE_POOL
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# airflow_local_settings.py: preloads the task code in the scheduler (see its docstring)
+AIRFLOW_SETTINGS = REPO_ROOT / "operations" / "airflow_settings"
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 
 
@@ -51,7 +53,10 @@ class Stack:
             "PATH": bin_dir + os.pathsep + env.get("PATH", ""),  # components start `airflow`
             "PENSTAT_HOME": str(self.paths.home),
             "AIRFLOW_HOME": str(self.airflow_home),
-            "PYTHONPATH": str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+            # the checkout (task code) and airflow_local_settings (preloads it in the
+            # scheduler, so forked task processes start with it imported)
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(AIRFLOW_SETTINGS),
+                                           env.get("PYTHONPATH", "")]),
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
