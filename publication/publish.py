@@ -140,20 +140,20 @@ def suite_fingerprints() -> dict[str, str]:
 
 def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
                   current: Path | None) -> str:
-    """SQL for the staged rows the gate must see: those whose key has a row that
-    differs from the current publication (new, changed, or duplicated keys).
-    Rows equal to the current publication were validated when it was published."""
+    """A query for the staged rows the gate must see: every row of each key that has a
+    row not in the current publication (new, changed or duplicated keys). Rows equal to
+    the current publication were validated when it was published. The keys are
+    computed once, into a temporary table, by one EXCEPT ALL over whole rows (exact)."""
     new = f"read_parquet('{staged}')"
     if current is None:
         return f"SELECT * FROM {new}"
     keys = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
-    old = f"read_parquet('{current}')"
-    changed = (f"SELECT {keys} FROM (SELECT * FROM {new} EXCEPT ALL SELECT * FROM {old}) "
-               f"UNION SELECT {keys} FROM (SELECT * FROM {old} EXCEPT ALL SELECT * FROM {new})")
-    rows = f"SELECT * FROM {new} WHERE ({keys}) IN ({changed})"
-    if con.execute(f"SELECT count(*) FROM ({rows})").fetchone()[0] == 0:
+    table = f"changed_{mart}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {keys} FROM "
+                f"(SELECT * FROM {new} EXCEPT ALL SELECT * FROM read_parquet('{current}'))")
+    if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0:
         return f"SELECT * FROM {new}"  # rows only removed: judge what is left, whole
-    return rows
+    return f"SELECT * FROM {new} SEMI JOIN {table} USING ({keys})"
 
 
 def _gate(paths: Paths, staging: Path, current: dict | None,
