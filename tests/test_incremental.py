@@ -289,3 +289,21 @@ def test_the_gate_sees_new_changed_and_duplicated_keys_but_not_unchanged_rows(tm
     assert [(r[0], r[2]) for r in rows] == [("F1", 99), ("F2", 12), ("F2", 13), ("F3", 1)]
     # a first publication (nothing current) is validated whole
     assert len(con.execute(_changed_rows(con, "mart_facility_daily", new, None)).fetchall()) == 5
+
+
+def test_large_gate_batches_keep_every_row_of_a_key_together():
+    from publication.publish import _batches
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE m AS SELECT 'F' || (i % 97) AS facility_id, "
+                "DATE '2024-01-01' + CAST(i // 97 AS INTEGER) AS census_date, i AS population "
+                "FROM range(5000) t(i)")
+    con.execute("INSERT INTO m SELECT * FROM m WHERE population IN (7, 4242)")  # duplicates
+    batches = list(_batches(con, "SELECT * FROM m", ("facility_id", "census_date"),
+                            batch_rows=1000))
+    assert len(batches) == 6
+    assert sum(len(b) for b in batches) == 5002
+    for b in batches:
+        assert len(b) < 1500
+    duplicated = [b for b in batches if b.duplicated(["facility_id", "census_date"]).any()]
+    assert sum(int(b.duplicated(["facility_id", "census_date"]).sum()) for b in duplicated) == 2
