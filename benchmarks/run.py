@@ -78,8 +78,9 @@ def run_stage(stage: str, home: Path, env: dict[str, str]
     laps = {}
     for line in stderr.splitlines():
         parts = line.split()
-        if len(parts) == 3 and parts[0] == LAP:
+        if len(parts) == 4 and parts[0] == LAP:
             laps[parts[1]] = float(parts[2])
+            laps[f"{parts[1]}_peak_mb"] = float(parts[3])
     return seconds, usage.ru_maxrss / 1024, laps  # Linux reports kilobytes
 
 
@@ -219,15 +220,18 @@ def write_report(results: list[dict]) -> str:
             f"| {share:.0%} | {fmt(m['airflow'].median)} | {fmt(m['full'].peak, 'MB')} "
             f"| {fmt(m['daily'].peak, 'MB')} | {fmt(m['reference'].peak, 'MB')} "
             f"| {r['runs']} |")
-    lines += ["", "Where the time goes (median seconds per step, one process per stage):", "",
+    steps = ("imports", "ingest", "build", "publish")
+    lines += ["", "Where the time goes: median seconds per step (one process per stage), and in",
+              "brackets the process's peak memory at the end of the step:", "",
               "| scale | stage | imports | ingest | build (dbt) | publish (gate + publication) |",
               "|---|---|---|---|---|---|"]
     for r in results:
         for stage in ("full", "daily"):
             laps = r["measures"][stage].lap_medians()
-            lines.append(f"| {r['scale']:g} | {stage} | " + " | ".join(
-                fmt(laps.get(step)) for step in ("imports", "ingest", "build", "publish"))
-                + " |")
+            cells = [fmt(laps.get(step)) + (f" ({fmt(laps[step + '_peak_mb'], 'MB')})"
+                                             if step + "_peak_mb" in laps else "")
+                     for step in steps]
+            lines.append(f"| {r['scale']:g} | {stage} | " + " | ".join(cells) + " |")
     lines += ["", "Targets of issue 5 (benchmarks, not timed tests):", "",
               "| target | measured | met |", "|---|---|---|"]
     for target, measured, met in targets(results):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -23,8 +24,10 @@ LAP = "lap"  # stderr lines `lap <step> <seconds>`: where a stage's time goes
 
 
 def _lap(step: str, started: float) -> float:
+    """Print the step's seconds and the process's peak resident memory so far (MB)."""
     now = time.perf_counter()
-    print(f"{LAP} {step} {now - started:.3f}", file=sys.stderr, flush=True)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{LAP} {step} {now - started:.3f} {peak_mb:.0f}", file=sys.stderr, flush=True)
     return now
 
 

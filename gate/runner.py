@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import duckdb
 import pandas as pd
 from great_expectations.data_context import FileDataContext
 
@@ -104,3 +106,25 @@ def run_suite(suite_name: str, frame: pd.DataFrame,
     for f in gate.failures:
         log.warning("gate failure: %s", f.describe())
     return gate
+
+
+# The largest batch handed to Great Expectations at once (a pandas copy, in memory).
+BATCH_ROWS = 1_000_000
+
+
+def batches(con: duckdb.DuckDBPyConnection, sql: str, keys: tuple[str, ...],
+            batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """The rows of `sql` as DataFrames of at most about `batch_rows` rows, split by a
+    hash of the key: all rows of one key are in the same batch, so a duplicated key
+    is still seen by a suite's uniqueness rule. Bounds the memory of a validation."""
+    batch_rows = batch_rows or BATCH_ROWS
+    rows = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    parts = max(1, -(-rows // batch_rows))
+    if parts == 1:
+        yield con.execute(sql).df()
+        return
+    key = ", ".join(f'"{k}"' for k in keys)
+    for part in range(parts):
+        frame = con.execute(f"SELECT * FROM ({sql}) WHERE hash({key}) % {parts} = {part}").df()
+        if len(frame):  # a hash may leave a part empty: that is no empty table
+            yield frame

@@ -227,7 +227,7 @@ class FeedIngestor:
     def _stage_and_check(self, con, folder: Path, manifest: Manifest,
                          scratch: Path) -> dict[str, tuple]:
         from gate.context import build_data_docs, get_context
-        from gate.runner import run_suite  # GX is heavy: import it when a delivery is checked
+        from gate.runner import batches, run_suite  # GX is heavy: import it when due
         from gate.suites import delivery_suite_name
 
         context = get_context()
@@ -246,12 +246,12 @@ class FeedIngestor:
                 except DeliveryRejected as rejected:
                     problems += rejected.problems
                     continue
-                gate = run_suite(delivery_suite_name(self.feed, spec.stem),
-                                 con.execute(f"SELECT * FROM {table}").df(),
-                                 context=context, data_docs=False)
-                results.append(gate)
-                problems += [gate_problem(f, entry.name, self.feed, spec, con, table)
-                             for f in gate.failures]
+                for frame in batches(con, f"SELECT * FROM {table}", spec.key):
+                    gate = run_suite(delivery_suite_name(self.feed, spec.stem), frame,
+                                     context=context, data_docs=False)
+                    results.append(gate)
+                    problems += [gate_problem(f, entry.name, self.feed, spec, con, table)
+                                 for f in gate.failures]
                 problems += context_problems(con, self.feed, spec.stem, table, entry.name,
                                              manifest, self.today, factor)
                 tables[entry.stem] = (entry, spec, table)

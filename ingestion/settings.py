@@ -134,6 +134,11 @@ class Config:
     def get(self, section: str, key: str) -> Any:
         return self.values[section][key]
 
+    @property
+    def duckdb_memory_limit(self) -> str:
+        """DuckDB's memory_limit for penstat's own connections and dbt's ([resources])."""
+        return str(self.values.get("resources", {}).get("duckdb_memory_limit", "2GB"))
+
     @cached_property
     def dbt_vars(self) -> dict[str, Any]:
         """Thresholds handed to dbt as vars, so SQL never holds the literals."""

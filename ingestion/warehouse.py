@@ -33,6 +33,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.contract import FEEDS, raw_table_name, stored_column_name
+from ingestion.settings import Config
 
 LOAD_METADATA_COLUMNS = (
     ("_delivery_id", "VARCHAR NOT NULL"),
@@ -153,6 +154,7 @@ class WarehouseSession:
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{self.SCRATCH_PREFIX}{os.getpid()}-"))
         self.con = duckdb.connect(":memory:")
         self.con.execute(f"SET temp_directory = '{self.scratch / 'spill'}'")
+        self.con.execute(f"SET memory_limit = '{Config.load().duckdb_memory_limit}'")
         self._mode: str | None = None
 
     def _attach(self, mode: str) -> duckdb.DuckDBPyConnection:

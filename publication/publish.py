@@ -26,24 +26,27 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 from gate.suites import MART_COLUMNS, MART_KEYS, mart_suite_name
 from ingestion.faults import kill_point
 from ingestion.folder import sha256_of
-from ingestion.settings import Paths
+from ingestion.settings import Config, Paths
 
 log = logging.getLogger(__name__)
 
 PUBLISHED_DB = "published.duckdb"
 MANIFEST = "manifest.json"
 INTERFACE_VERSION = "1"
+
+
+def _limits() -> dict[str, str]:
+    """DuckDB's memory limit ([resources] in config/penstat.toml): beyond it, it spills."""
+    return {"memory_limit": Config.load().duckdb_memory_limit}
 
 
 class MartsIncomplete(RuntimeError):
@@ -89,7 +92,7 @@ def _built_up_to(con: duckdb.DuckDBPyConnection) -> int | None:
 def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
     """Copy the marts out of the warehouse (read-only) into the staging folder."""
     staging.mkdir(parents=True)
-    con = duckdb.connect(str(staging / PUBLISHED_DB))
+    con = duckdb.connect(str(staging / PUBLISHED_DB), config=_limits())
     try:
         con.execute(f"ATTACH '{paths.warehouse}' AS wh (READ_ONLY)")
         built = _built_up_to(con)
@@ -158,26 +161,6 @@ def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
     return f"SELECT * FROM {new} SEMI JOIN {table} USING ({keys})"
 
 
-# The largest batch the gate hands to Great Expectations at once (pandas, in memory).
-GATE_BATCH_ROWS = 1_000_000
-
-
-def _batches(con: duckdb.DuckDBPyConnection, sql: str, keys: tuple[str, ...],
-             batch_rows: int | None = None) -> Iterator[pd.DataFrame]:
-    """The rows of `sql` as DataFrames of at most about `batch_rows` rows, split by a
-    hash of the key: all rows of one key are in the same batch, so a duplicated key
-    is still seen by the suite's uniqueness rule. Bounds the gate's memory."""
-    batch_rows = batch_rows or GATE_BATCH_ROWS
-    rows = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
-    parts = max(1, -(-rows // batch_rows))
-    if parts == 1:
-        yield con.execute(sql).df()
-        return
-    key = ", ".join(f'"{k}"' for k in keys)
-    for part in range(parts):
-        yield con.execute(f"SELECT * FROM ({sql}) WHERE hash({key}) % {parts} = {part}").df()
-
-
 def _gate(paths: Paths, staging: Path, current: dict | None,
           marts: dict[str, dict]) -> tuple[list[str], list[str], dict[str, int]]:
     """Run the mart suites on what changed; (suites run, failures, rows validated per mart).
@@ -185,11 +168,11 @@ def _gate(paths: Paths, staging: Path, current: dict | None,
     A mart whose Parquet file is byte-identical to the current publication's, under
     an unchanged suite, is not validated again; in any other mart the suite sees the
     rows of every key that is new or changed (all rows for a first publication or a
-    changed suite), in batches of at most GATE_BATCH_ROWS rows. Data Docs are built
+    changed suite), in batches of at most gate.runner.BATCH_ROWS rows. Data Docs are built
     once, for all the suites run.
     """
     from gate.context import build_data_docs, get_context
-    from gate.runner import run_suite
+    from gate.runner import batches, run_suite
 
     suites, failures, validated = [], [], {}
     previous = (current or {}).get("marts", {})
@@ -197,7 +180,7 @@ def _gate(paths: Paths, staging: Path, current: dict | None,
     fingerprints = suite_fingerprints()
     context = get_context()
     results = []
-    con = duckdb.connect()
+    con = duckdb.connect(config=_limits())
     try:
         for mart in MART_COLUMNS:
             same_suite = previous_suites.get(mart) == fingerprints[mart]
@@ -208,7 +191,7 @@ def _gate(paths: Paths, staging: Path, current: dict | None,
             sql = _changed_rows(con, mart, staging / f"{mart}.parquet",
                                 old if same_suite and old.is_file() else None)
             validated[mart] = 0
-            for frame in _batches(con, sql, MART_KEYS[mart]):
+            for frame in batches(con, sql, MART_KEYS[mart]):
                 result = run_suite(mart_suite_name(mart), frame, context=context,
                                    index_columns=MART_KEYS[mart], data_docs=False)
                 results.append(result)

@@ -292,18 +292,18 @@ def test_the_gate_sees_new_changed_and_duplicated_keys_but_not_unchanged_rows(tm
 
 
 def test_large_gate_batches_keep_every_row_of_a_key_together():
-    from publication.publish import _batches
+    from gate.runner import batches
 
     con = duckdb.connect()
     con.execute("CREATE TABLE m AS SELECT 'F' || (i % 97) AS facility_id, "
                 "DATE '2024-01-01' + CAST(i // 97 AS INTEGER) AS census_date, i AS population "
                 "FROM range(5000) t(i)")
     con.execute("INSERT INTO m SELECT * FROM m WHERE population IN (7, 4242)")  # duplicates
-    batches = list(_batches(con, "SELECT * FROM m", ("facility_id", "census_date"),
+    parts = list(batches(con, "SELECT * FROM m", ("facility_id", "census_date"),
                             batch_rows=1000))
-    assert len(batches) == 6
-    assert sum(len(b) for b in batches) == 5002
-    for b in batches:
+    assert 1 < len(parts) <= 6  # a hash part may be empty: it is not yielded
+    assert sum(len(b) for b in parts) == 5002
+    for b in parts:
         assert len(b) < 1500
-    duplicated = [b for b in batches if b.duplicated(["facility_id", "census_date"]).any()]
+    duplicated = [b for b in parts if b.duplicated(["facility_id", "census_date"]).any()]
     assert sum(int(b.duplicated(["facility_id", "census_date"]).sum()) for b in duplicated) == 2

@@ -307,3 +307,24 @@ def test_a_crash_between_reason_and_move_is_finished_by_the_next_run(paths):
     [ok] = ingest_feed("occupancy", paths)
     assert ok.outcome == "loaded"
     assert not (paths.archive / "occupancy" / "occ-good" / "_REJECTED.txt").exists()
+
+
+def test_large_deliveries_are_validated_in_batches_with_the_same_verdicts(paths, monkeypatch):
+    """Above gate.runner.BATCH_ROWS rows a file is validated in key-hashed batches
+    (bounded memory): valid files still load, and a bad row in any batch is still
+    named by file, row, column and rule."""
+    import gate.runner
+
+    monkeypatch.setattr(gate.runner, "BATCH_ROWS", 1)  # every row its own batch
+    b.register(paths.inbox)
+    b.recidivism(paths.inbox)  # releases and reconvictions: keys with a person_ref
+    ingest_feed("facility_register", paths)
+    [out] = ingest_feed("recidivism", paths)
+    assert out.outcome == "loaded", out.problems
+    bad = b.occupancy_rows()
+    bad[2] = "TS-0003,2024-01-01,5,100,108,60,0,12,4,5"  # female (108) > population (100)
+    b.occupancy(paths.inbox, delivery_id="occ-bad", rows=bad)
+    [out] = ingest_feed("occupancy", paths)
+    assert out.outcome == "quarantined"
+    problems = reason(paths, "occupancy", "occ-bad")["problems"]
+    assert [(p["row"], p["rule"]) for p in problems] == [(3, "exceeds_other_column")]

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
+MEMORY_LIMIT_ENV = "PENSTAT_DUCKDB_MEMORY_LIMIT"
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 # dbt subcommands that take no --target-path option.
 _COMMANDS_WITHOUT_TARGET_PATH = frozenset({"debug", "deps", "init"})
@@ -106,11 +107,17 @@ def run_dbt(
         cli += ["--target-path", str(target_path(home))]
     if vars:
         cli += ["--vars", json.dumps(vars, sort_keys=True, default=str)]
+    saved_limit = os.environ.get(MEMORY_LIMIT_ENV)
+    os.environ[MEMORY_LIMIT_ENV] = Config.load().duckdb_memory_limit  # profiles.yml reads it
     with penstat_home_env(home):
         try:
             return dbtRunner().invoke(cli)
         finally:
             _release_warehouse()
+            if saved_limit is None:
+                os.environ.pop(MEMORY_LIMIT_ENV, None)
+            else:
+                os.environ[MEMORY_LIMIT_ENV] = saved_limit
 
 
 def _release_warehouse() -> None:

@@ -200,7 +200,23 @@ def mature_releases(outcomes: pd.DataFrame) -> pd.DataFrame:
     the same published numbers to the last bit)."""
     frame = outcomes[outcomes["is_cohort_mature"].astype(bool)]
     frame = frame.dropna(subset=list(COLUMNS))
-    return frame.sort_values("release_id", kind="stable").reset_index(drop=True)
+    if not frame["release_id"].is_monotonic_increasing:
+        frame = frame.sort_values("release_id", kind="stable")
+    return frame.reset_index(drop=True)
+
+
+# What the models read from int_release_outcomes: the covariates, the outcome, the
+# attributions of the comparison models and the maturity flag.
+INPUT_COLUMNS = (*COLUMNS, "is_cohort_mature",
+                 *(column for column, _ in COMPARISON_GROUPS.values()))
+
+
+def model_input(outcomes) -> pd.DataFrame:
+    """The mature releases from a DuckDB relation of int_release_outcomes, only the
+    columns the models use, sorted by release_id, filtered and sorted by DuckDB (at
+    scale 50 this is 1.25 million of 1.75 million rows: pandas would take seconds)."""
+    columns = ", ".join(f'"{c}"' for c in INPUT_COLUMNS)
+    return outcomes.filter("is_cohort_mature").project(columns).order("release_id").df()
 
 
 # The last fit of the risk model in this process, keyed by a hash of its data and

@@ -7,9 +7,9 @@
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from transform.risk_model import fit_statistics_frame
+    from transform.risk_model import fit_statistics_frame, model_input
 
-    outcomes = dbt.ref("int_release_outcomes").df()
+    outcomes = model_input(dbt.ref("int_release_outcomes"))
     frame = fit_statistics_frame(
         outcomes,
         float(dbt.config.get("min_events_per_parameter")),
