@@ -29,9 +29,8 @@ import pytest
 from scipy.optimize import linprog
 
 from ingestion.pipeline import ingest_feed
-from ingestion.settings import Paths
 from synthetic import generate
-from tests.conftest import TEST_KEY
+from tests.reliability import penstat_home
 from transform.dbt_runner import build
 
 SCALE, SEED, YEARS = 0.1, 7, 1
@@ -101,19 +100,12 @@ def pinned(low: float, high: float) -> bool:
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
     home = tmp_path_factory.mktemp("disclosure") / "home"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PENSTAT_HOME", str(home))
-    mp.setenv("PENSTAT_PSEUDONYM_KEY", TEST_KEY)
-    try:
-        paths = Paths.from_env()
-        paths.ensure()
+    with penstat_home(home) as paths:
         generate(paths.inbox, scale=SCALE, seed=SEED, split="year", years=YEARS)
         for feed in FEEDS:
             outcomes = ingest_feed(feed, paths)
             assert {o.outcome for o in outcomes} == {"loaded"}, outcomes
         build(home, {"as_of_date": AS_OF}, docs=False, unit_tests=False)
-    finally:
-        mp.undo()
     con = duckdb.connect(str(Path(home) / "warehouse" / "warehouse.duckdb"), read_only=True)
     yield con
     con.close()

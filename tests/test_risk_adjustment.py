@@ -39,12 +39,11 @@ import pandas as pd
 import pytest
 
 from ingestion.pipeline import ingest_feed
-from ingestion.settings import Paths
 from publication.headline import gap, pooled_recidivism, small_vs_large
 from synthetic import TRUE_SMALL_SCALE_LOG_ODDS, generate
 from synthetic import recidivism as generator
 from synthetic.system import SyntheticSystem, SystemConfig
-from tests.conftest import TEST_KEY
+from tests.reliability import penstat_home
 from transform.dbt_runner import build
 
 SCALE, SEED = 1.0, 42
@@ -55,18 +54,11 @@ Z = 1.959964
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
     home = tmp_path_factory.mktemp("risk") / "home"
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PENSTAT_HOME", str(home))
-    mp.setenv("PENSTAT_PSEUDONYM_KEY", TEST_KEY)
-    try:
-        paths = Paths.from_env()
-        paths.ensure()
+    with penstat_home(home) as paths:
         generate(paths.inbox, scale=SCALE, seed=SEED, feeds=["facility_register", "recidivism"])
         for feed in ("facility_register", "recidivism"):
             assert {o.outcome for o in ingest_feed(feed, paths)} == {"loaded"}
         build(home, {"as_of_date": AS_OF}, docs=False, unit_tests=False)
-    finally:
-        mp.undo()
     con = duckdb.connect(str(Path(home) / "warehouse" / "warehouse.duckdb"), read_only=True)
     yield con
     con.close()
