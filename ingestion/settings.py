@@ -11,7 +11,7 @@ import os
 import shutil
 import tomllib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -76,17 +76,23 @@ class Paths:
 
 
 @contextmanager
-def penstat_home_env(home: Path) -> Iterator[None]:
-    """Set PENSTAT_HOME for code that reads it from the environment (dbt, GX), then restore."""
-    previous = os.environ.get("PENSTAT_HOME")
-    os.environ["PENSTAT_HOME"] = str(home)
+def scoped_env(**values: str) -> Iterator[None]:
+    """Set environment variables for code that reads them (dbt, GX), then restore them."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop("PENSTAT_HOME", None)
-        else:
-            os.environ["PENSTAT_HOME"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def penstat_home_env(home: Path) -> AbstractContextManager[None]:
+    """Set PENSTAT_HOME for code that reads it from the environment, then restore it."""
+    return scoped_env(PENSTAT_HOME=str(home))
 
 
 def fresh_scratch_home(paths: Paths, marker: str, made_by: str) -> None:

@@ -169,6 +169,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def post_json(url: str, body: dict) -> dict:
+    """POST a JSON body to the api-server (the local stack needs no token) and parse the reply."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
 def health(api: str) -> dict | None:
     try:
         with urllib.request.urlopen(f"{api}/api/v2/monitor/health", timeout=5) as resp:

@@ -8,22 +8,16 @@ Without it, the task bodies run here, in this process.
 
 from __future__ import annotations
 
-import json
-import urllib.request
-
 from ingestion.settings import Paths
-from operations.local_airflow import Stack, health
+from operations.local_airflow import Stack, health, post_json
 
 
 def trigger_full_refresh(api: str) -> str:
     """Queue a penstat_build run with full_refresh; returns the dag_run_id."""
-    body = json.dumps({"logical_date": None, "conf": {"full_refresh": True},
-                       "note": "make rebuild"}).encode()
-    request = urllib.request.Request(f"{api}/api/v2/dags/penstat_build/dagRuns", data=body,
-                                     method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())["dag_run_id"]
+    run = post_json(f"{api}/api/v2/dags/penstat_build/dagRuns",
+                    {"logical_date": None, "conf": {"full_refresh": True},
+                     "note": "make rebuild"})
+    return run["dag_run_id"]
 
 
 def rebuild(paths: Paths | None = None) -> dict:

@@ -161,8 +161,8 @@ def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
     return f"SELECT * FROM {new} SEMI JOIN {table} USING ({keys})"
 
 
-def _gate(paths: Paths, staging: Path, current: dict | None,
-          marts: dict[str, dict]) -> tuple[list[str], list[str], dict[str, int]]:
+def _gate(paths: Paths, staging: Path, current: dict | None, marts: dict[str, dict],
+          fingerprints: dict[str, str]) -> tuple[list[str], list[str], dict[str, int]]:
     """Run the mart suites on what changed; (suites run, failures, rows validated per mart).
 
     A mart whose Parquet file is byte-identical to the current publication's, under
@@ -177,7 +177,6 @@ def _gate(paths: Paths, staging: Path, current: dict | None,
     suites, failures, validated = [], [], {}
     previous = (current or {}).get("marts", {})
     previous_suites = (current or {}).get("validation", {}).get("suite_sha256", {})
-    fingerprints = suite_fingerprints()
     context = get_context()
     results = []
     con = duckdb.connect(config=_limits())
@@ -313,14 +312,15 @@ def publish(paths: Paths | None = None) -> Publication:
         while (paths.published / version).exists():
             version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}-{n}"
             n += 1
-        suites, failures, validated = _gate(paths, staging, current, marts)
+        fingerprints = suite_fingerprints()
+        suites, failures, validated = _gate(paths, staging, current, marts, fingerprints)
         kill_point("publish.gated")
         report_dir = paths.reports / "gate"
         report_dir.mkdir(parents=True, exist_ok=True)
         report = report_dir / f"{version}.json"
         data_docs = paths.reports / "data_docs" / "index.html"
         validation = {"success": not failures, "suites": suites, "failures": failures,
-                      "rows_validated": validated, "suite_sha256": suite_fingerprints(),
+                      "rows_validated": validated, "suite_sha256": fingerprints,
                       "report": str(data_docs)}
         report.write_text(json.dumps({"version": version, **validation}, indent=2) + "\n")
         if failures:

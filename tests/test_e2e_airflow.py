@@ -26,7 +26,7 @@ import duckdb
 import pytest
 
 from ingestion.settings import Paths
-from operations.local_airflow import Stack
+from operations.local_airflow import Stack, post_json
 from operations.waiting import active_dag_runs, publication_with, wait_until
 from publication.publish import current_manifest
 from synthetic import generate, next_day
@@ -110,13 +110,6 @@ def alerts_in(text: str):
                     break
                 except ValueError:
                     continue
-
-
-def post_json(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return json.loads(resp.read())
 
 
 def test_deliveries_flow_from_doorbell_to_publication(stack, reader):

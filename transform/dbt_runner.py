@@ -25,7 +25,7 @@ from typing import Any
 
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
-from ingestion.settings import Config, penstat_home_env
+from ingestion.settings import Config, scoped_env
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +107,13 @@ def run_dbt(
         cli += ["--target-path", str(target_path(home))]
     if vars:
         cli += ["--vars", json.dumps(vars, sort_keys=True, default=str)]
-    saved_limit = os.environ.get(MEMORY_LIMIT_ENV)
-    os.environ[MEMORY_LIMIT_ENV] = Config.load().duckdb_memory_limit  # profiles.yml reads it
-    with penstat_home_env(home):
+    # profiles.yml reads both
+    with scoped_env(PENSTAT_HOME=str(home),
+                    **{MEMORY_LIMIT_ENV: Config.load().duckdb_memory_limit}):
         try:
             return dbtRunner().invoke(cli)
         finally:
             _release_warehouse()
-            if saved_limit is None:
-                os.environ.pop(MEMORY_LIMIT_ENV, None)
-            else:
-                os.environ[MEMORY_LIMIT_ENV] = saved_limit
 
 
 def _release_warehouse() -> None:
