@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from ingestion.contract import FEEDS, raw_table_name
-from ingestion.settings import Paths
+from ingestion.settings import Paths, scoped_env
 from tests import builders as b
 from tests.conftest import TEST_KEY
 
@@ -31,19 +31,10 @@ MARTS = ("mart_facility_daily", "mart_facility_monthly", "mart_national_monthly"
 @contextmanager
 def penstat_home(home: Path) -> Iterator[Paths]:
     """PENSTAT_HOME and the throwaway key set for the body (task bodies read the env)."""
-    saved = {k: os.environ.get(k) for k in ("PENSTAT_HOME", "PENSTAT_PSEUDONYM_KEY")}
-    os.environ["PENSTAT_HOME"] = str(home)
-    os.environ["PENSTAT_PSEUDONYM_KEY"] = TEST_KEY
-    try:
+    with scoped_env(PENSTAT_HOME=str(home), PENSTAT_PSEUDONYM_KEY=TEST_KEY):
         paths = Paths.from_env()
         paths.ensure()
         yield paths
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def write_baseline(paths: Paths) -> list[str]:
