@@ -36,24 +36,22 @@ USER airflow
 COPY --chown=airflow:0 requirements.lock pyproject.toml /opt/penstat/
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/penstat/requirements.lock
 
-# The project itself. .dockerignore is an allow-list: only the project's packages
-# (ingestion/, synthetic/, gate/, transform/, publication/, operations/, dags/,
-# dbt_project/, expectations/, config/) and the files above reach the build context,
+# The project itself. .dockerignore is an allow-list: only the package (penstat/),
+# dags/, dbt_project/, expectations/, config/ and the files above reach the build context,
 # so no .env, local warehouse or virtualenv can leak into the image.
 COPY --chown=airflow:0 . /opt/penstat/
 
-# Editable install: the packages stay in /opt/penstat, where ingestion.settings
+# Editable install: the package stays in /opt/penstat, where penstat.core.locations
 # finds config/penstat.toml, dbt_project/ and expectations/ relative to the
 # checkout. --no-deps: everything was installed from the lock above.
 RUN pip install --no-cache-dir --no-deps -e /opt/penstat \
     && chmod -R g+rwX /opt/penstat
 
-# PYTHONPATH: every top-level folder of the checkout importable the way it is in a
-# local run from the repository root (the editable install covers only the packages
-# listed in pyproject.toml). operations/airflow_settings holds airflow_local_settings.py,
+# PYTHONPATH: the checkout, as in a local run from the repository root, and
+# penstat/orchestration/airflow_settings, which holds airflow_local_settings.py,
 # which preloads the task code in the processes that fork task processes (the Celery
 # workers here, the scheduler with the LocalExecutor).
 ENV PENSTAT_HOME=/opt/penstat/home \
     PENSTAT_CONFIG=/opt/penstat/config/penstat.toml \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/penstat/dags \
-    PYTHONPATH=/opt/penstat:/opt/penstat/operations/airflow_settings
+    PYTHONPATH=/opt/penstat:/opt/penstat/penstat/orchestration/airflow_settings

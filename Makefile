@@ -15,36 +15,38 @@ BENCH_RUNS ?= 3
 
 help:
 	@echo "make demo   - set up, run the pipeline end to end through Airflow, print headline KPIs"
-	@echo "make real   - run five real public data sets (../shared/real) through the pipeline, print the summary"
+	@echo "make real   - run five real public data sets (data/real) through the pipeline, print the summary"
 	@echo "make test   - set up and run the whole test suite (includes the Airflow end-to-end test)"
 	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
 	@echo "make down   - stop every process 'make up' started"
 	@echo "make rebuild - rebuild every model from the raw layer, gate, publish (same marts as incremental)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and the layering contract (import-linter)"
 	@echo "make bench  - benchmarks at scales \$$BENCH_SCALES (default 1,10) into docs/benchmarks.md"
-	@echo "make suites - regenerate the committed Great Expectations context from gate/suites.py"
+	@echo "make suites - regenerate the committed Great Expectations context from penstat/validation/suites.py"
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV)
 
-# uv installs the ~750 MB lock in seconds; plain pip is the fallback.
+# uv installs the ~750 MB lock in seconds (plain pip is the fallback), then the
+# package itself, editable, with its `penstat` console script.
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q --disable-pip-version-check uv \
+	@echo "setting up $(VENV) from requirements.lock (first run only)"
+	@$(BIN)/python -m pip install -q --disable-pip-version-check uv \
 	  && $(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock \
-	  || $(BIN)/python -m pip install -q -r requirements.lock
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . \
-	  || $(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
-	touch $@
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . 2>/dev/null \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
 
 setup: $(VENV)/.installed
 
 demo: setup
-	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/python -m operations demo --scale $(SCALE) --seed $(SEED)
+	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/penstat demo --scale $(SCALE) --seed $(SEED)
 
 # Real data: adapters -> inbox -> ingest -> dbt build -> gate -> publication, in-process
 # through the same code paths as the Airflow tasks (docs/real-data.md).
 real: setup
-	PENSTAT_HOME=$(REAL_HOME) $(BIN)/python -m operations.real --home $(REAL_HOME)
+	$(BIN)/penstat real --home $(REAL_HOME)
 
 test: setup
 	$(BIN)/python -m pytest
@@ -54,27 +56,28 @@ test-fast: setup
 
 up: setup
 	@test -n "$$PENSTAT_PSEUDONYM_KEY" || { echo "Set PENSTAT_PSEUDONYM_KEY (a secret of >= 16 characters) first: recidivism deliveries are pseudonymised with it."; exit 1; }
-	$(BIN)/python -m operations up
+	$(BIN)/penstat up
 
 down: setup
-	$(BIN)/python -m operations down
+	$(BIN)/penstat down
 
 status: setup
-	$(BIN)/python -m operations status
+	$(BIN)/penstat status
 
 # Builds are incremental; this rebuilds every model from the raw layer (through
 # Airflow if `make up` is running for this PENSTAT_HOME).
 rebuild: setup
-	$(BIN)/python -m operations rebuild
+	$(BIN)/penstat rebuild
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 fmt: setup
 	$(BIN)/ruff check --fix .
 
 suites: setup
-	$(BIN)/python -m gate write-context
+	$(BIN)/python -m penstat.validation write-context
 
 # Not part of `make test`: timings belong in docs/benchmarks.md, never in assertions.
 # Scale 50 is opt-in (BENCH_SCALES=1,10,50): it runs for a long time here.

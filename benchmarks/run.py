@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from ingestion.settings import REPO_ROOT, Paths
+from penstat.contract.layout import Paths
+from penstat.core.locations import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
 SEED = 42
@@ -99,10 +100,10 @@ def airflow_daily(home: Path, env: dict[str, str], scale: float, days: list[date
                   ) -> list[float]:
     """_READY to a new publication through the real local Airflow stack, once per day
     (the stack is started once; each day waits for the previous publication)."""
-    from operations.local_airflow import Stack
-    from operations.waiting import publication_with
-    from publication.publish import current_manifest
-    from synthetic import next_day
+    from penstat.orchestration.local_airflow import Stack
+    from penstat.orchestration.waiting import publication_with
+    from penstat.publication.publish import current_manifest
+    from penstat.senders.synthetic import next_day
 
     os.environ.update({k: env[k] for k in ("PENSTAT_HOME", "PENSTAT_PSEUDONYM_KEY")})
     paths = Paths.from_env()
@@ -124,7 +125,7 @@ def airflow_daily(home: Path, env: dict[str, str], scale: float, days: list[date
 
 
 def bench_scale(scale: float, runs: int, work: Path, with_airflow: bool) -> dict:
-    from synthetic import generate, next_day
+    from penstat.senders.synthetic import generate, next_day
 
     template = work / f"template-{scale:g}"
     t = time.perf_counter()

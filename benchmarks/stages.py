@@ -50,8 +50,8 @@ def pipeline(home: Path) -> None:
     Reports laps: imports, ingest, build (dbt) and publish (gate and publication)."""
     t = time.perf_counter()
     os.environ["PENSTAT_HOME"] = str(home)
-    from ingestion.contract import FEEDS
-    from operations import tasks
+    from penstat.contract.feeds import FEEDS
+    from penstat.orchestration import tasks
 
     t = _lap("imports", t)
     loaded = False

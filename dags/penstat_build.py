@@ -1,8 +1,8 @@
 """Build DAG: dbt build of the warehouse whenever any feed's raw layer changed,
 then the operator's view: a late feed fails `check_delivery_status`, whose
-failure callback alerts the operator (operations/callbacks.py).
+failure callback alerts the operator (penstat/orchestration/callbacks.py).
 
-The build is incremental (transform/increments.py); triggered by hand with
+The build is incremental (penstat/transform/increments.py); triggered by hand with
 `{"full_refresh": true}` (what `make rebuild` sends) it rebuilds everything."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from functools import reduce
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from operations import tasks
-from operations.assets import MARTS_BUILT, RAW_ASSETS, WAREHOUSE_POOL
-from operations.callbacks import notify_failure
+from penstat.orchestration import tasks
+from penstat.orchestration.assets import MARTS_BUILT, RAW_ASSETS, WAREHOUSE_POOL
+from penstat.orchestration.callbacks import notify_failure
 
 
 @dag(

@@ -11,10 +11,10 @@ from datetime import datetime
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from ingestion.contract import FEEDS
-from operations import tasks
-from operations.assets import RAW_ASSETS, WAREHOUSE_POOL, inbox_asset
-from operations.callbacks import notify_failure
+from penstat.contract.feeds import FEEDS
+from penstat.orchestration import tasks
+from penstat.orchestration.assets import RAW_ASSETS, WAREHOUSE_POOL, inbox_asset
+from penstat.orchestration.callbacks import notify_failure
 
 
 def ingest_dag(feed: str):

@@ -7,9 +7,9 @@ from datetime import datetime
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from operations import tasks
-from operations.assets import MARTS_BUILT, PUBLISHED_MARTS, WAREHOUSE_POOL
-from operations.callbacks import notify_failure
+from penstat.orchestration import tasks
+from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, WAREHOUSE_POOL
+from penstat.orchestration.callbacks import notify_failure
 
 
 @dag(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synthetic.delivery import write_delivery
+from penstat.senders.delivery import write_delivery
 
 REGISTER_HEADER = ("facility_id,name,region,facility_type,security_level,capacity_places,"
                    "operational_capacity,living_group_size,community_integrated,valid_from,"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.settings import Paths
+from penstat.contract.layout import Paths
 
 TEST_KEY = "test-only-pseudonym-key-0123456789"
 

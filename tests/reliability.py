@@ -18,8 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from ingestion.contract import FEEDS, raw_table_name
-from ingestion.settings import Paths, scoped_env
+from penstat.contract.feeds import FEEDS, raw_table_name
+from penstat.contract.layout import Paths
+from penstat.core.env import scoped_env
 from tests import builders as b
 from tests.conftest import TEST_KEY
 
@@ -48,13 +49,13 @@ def write_baseline(paths: Paths) -> list[str]:
 
 
 def ingest_all(feeds=V1_FEEDS) -> list[dict]:
-    from operations import tasks
+    from penstat.orchestration import tasks
 
     return [o for feed in feeds for o in tasks.ingest(feed)]
 
 
 def build_and_publish() -> dict:
-    from operations import tasks
+    from penstat.orchestration import tasks
 
     tasks.build_marts()
     return tasks.gate_and_publish()

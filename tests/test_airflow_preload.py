@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from operations.local_airflow import AIRFLOW_SETTINGS
+from penstat.orchestration.local_airflow import AIRFLOW_SETTINGS
 
 
 def _settings():
@@ -43,8 +43,10 @@ def test_a_scheduler_process_has_the_task_code_and_great_expectations_loaded():
         "import sys; sys.argv = ['airflow', 'scheduler']; "
         f"sys.path.insert(0, {str(AIRFLOW_SETTINGS)!r}); "
         "import airflow_local_settings as s; "
-        "print(sorted(m for m in ('great_expectations', 'dbt.cli.main', 'operations.tasks') "
+        "print(sorted(m for m in ('great_expectations', 'dbt.cli.main', "
+        "'penstat.orchestration.tasks') "
         "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, check=True)
-    assert out.stdout.strip() == "['dbt.cli.main', 'great_expectations', 'operations.tasks']"
+    assert out.stdout.strip() == ("['dbt.cli.main', 'great_expectations', "
+                                  "'penstat.orchestration.tasks']")

@@ -36,8 +36,9 @@ import pandas as pd
 import pytest
 
 from benchmarks import stages
-from gate.suites import MART_COLUMNS, MART_KEYS
-from synthetic import generate, next_day, write_delivery
+from penstat.contract.published import MART_COLUMNS, MART_KEYS
+from penstat.senders.delivery import write_delivery
+from penstat.senders.synthetic import generate, next_day
 from tests.reliability import penstat_home
 
 SEED = 42

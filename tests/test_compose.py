@@ -377,5 +377,5 @@ def test_dockerignore_keeps_secrets_and_local_data_out() -> None:
     assert lines[0] == "*", ".dockerignore should start by excluding everything"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
     assert not allowed & {".env", ".penstat", ".venv", ".git"}
-    for package in ("ingestion", "dags", "dbt_project", "config", "requirements.lock"):
+    for package in ("penstat", "dags", "dbt_project", "config", "requirements.lock"):
         assert package in allowed, f"{package} does not reach the image"

@@ -3,7 +3,7 @@
 Processes stand in for Airflow's: one ingest worker per feed (the four ingest
 DAGs), one build-and-publish worker (the build and publish DAGs), forked from a
 launcher that did the heavy imports once, each calling the task bodies of
-operations.tasks, and each holding a file lock for the
+penstat.orchestration.tasks, and each holding a file lock for the
 duration of a task body, the way the one-slot pool `penstat_warehouse`
 serialises writers. While several senders drop deliveries on every feed at the
 same moment, reader processes open `published/current` in a loop, the way a
@@ -29,9 +29,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.settings import REPO_ROOT, Paths
-from operations.waiting import wait_until
-from publication.publish import current_manifest
+from penstat.contract.layout import Paths
+from penstat.core.locations import REPO_ROOT
+from penstat.orchestration.waiting import wait_until
+from penstat.publication.publish import current_manifest
 from tests import builders as b
 from tests.conftest import TEST_KEY
 from tests.reliability import V1_FEEDS, check_publication, penstat_home, write_baseline
@@ -46,11 +47,11 @@ LAUNCHER = """
 import fcntl, json, os, sys, time, traceback
 from contextlib import contextmanager
 from pathlib import Path
-import gate.runner  # noqa: F401
-import transform.dbt_runner  # noqa: F401
-from ingestion.pipeline import pending_folders
-from ingestion.settings import Paths
-from operations import tasks
+import penstat.validation.runner  # noqa: F401
+import penstat.transform.dbt_runner  # noqa: F401
+from penstat.ingestion.pipeline import pending_folders
+from penstat.contract.layout import Paths
+from penstat.orchestration import tasks
 
 paths = Paths.from_env()
 control, logs = Path(os.environ["CONTROL"]), Path(sys.argv[1])
@@ -322,7 +323,7 @@ def test_an_ingest_run_with_nothing_pending_does_not_open_the_warehouse(feed, tm
     """A doorbell rung for nothing (or twice) leaves the warehouse alone."""
     with penstat_home(tmp_path / "home") as paths:
         assert not paths.warehouse.exists()
-        from operations import tasks
+        from penstat.orchestration import tasks
 
         assert tasks.ingest(feed) == []
         assert not paths.warehouse.exists()

@@ -29,10 +29,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.contract import FEEDS
-from ingestion.pipeline import ingest_feed
-from ingestion.settings import Config, Paths
-from synthetic.delivery import write_delivery
+from penstat.contract.feeds import FEEDS
+from penstat.contract.layout import Paths
+from penstat.core.config import Config
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.senders.delivery import write_delivery
 from tests import builders as b
 from tests.reliability import (
     build_and_publish,

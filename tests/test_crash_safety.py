@@ -1,11 +1,11 @@
 """Crash safety: SIGKILL ingestion, the dbt build and publication at named points.
 
-The task bodies (operations.tasks) run in child processes forked by a warm
+The task bodies (penstat.orchestration.tasks) run in child processes forked by a warm
 runner process, the way Airflow's executors start task processes. A test-only
 switch makes a child kill itself (SIGKILL: no cleanup, no `finally`) at a
 named point:
 
-- PENSTAT_TEST_KILL_AT=<point>[@n] for the points in ingestion.faults.KILL_POINTS
+- PENSTAT_TEST_KILL_AT=<point>[@n] for the points in penstat.core.faults.KILL_POINTS
   (ingestion, the build's bookkeeping, publication);
 - inside dbt, a dbtRunner callback installed by this test's subprocess code
   kills the process when a given node starts or finishes (no hook in dbt's code).
@@ -32,10 +32,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.faults import KILL_ENV, KILL_POINTS
-from ingestion.settings import REPO_ROOT, Paths
-from operations import tasks
-from publication.publish import MartsIncomplete, publish
+from penstat.contract.layout import Paths
+from penstat.core.faults import KILL_ENV, KILL_POINTS
+from penstat.core.locations import REPO_ROOT
+from penstat.orchestration import tasks
+from penstat.publication.publish import MartsIncomplete, publish
 from tests import builders as b
 from tests.conftest import TEST_KEY
 from tests.reliability import (
@@ -57,9 +58,9 @@ DBT_KILL_ENV = "PENSTAT_TEST_KILL_DBT"
 # imports each, for the same proof.)
 RUNNER = f"""
 import json, os, signal, sys, traceback
-from operations import tasks
-import gate.runner  # noqa: F401
-import transform.dbt_runner as runner
+from penstat.orchestration import tasks
+import penstat.validation.runner  # noqa: F401
+import penstat.transform.dbt_runner as runner
 from dbt.cli.main import dbtRunner
 
 for line in sys.stdin:
@@ -214,7 +215,7 @@ class Crasher:
             ledger = dict(con.execute(
                 "SELECT feed || '/' || delivery_id, rows_loaded FROM meta.deliveries").fetchall())
             for feed in V1_FEEDS:
-                from ingestion.contract import FEEDS, raw_table_name
+                from penstat.contract.feeds import FEEDS, raw_table_name
 
                 for spec in FEEDS[feed].files:
                     for delivery_id, n in con.execute(
@@ -362,7 +363,7 @@ def test_a_publication_lists_only_the_deliveries_its_build_saw(tmp_path):
 
 
 def test_leftovers_of_a_dead_publisher_are_cleaned_and_a_live_ones_kept(tmp_path):
-    from publication.publish import clean_stale
+    from penstat.publication.publish import clean_stale
 
     with penstat_home(tmp_path / "home") as paths:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -379,8 +380,7 @@ def test_leftovers_of_a_dead_publisher_are_cleaned_and_a_live_ones_kept(tmp_path
 
 def test_every_kill_point_is_reached_by_the_code():
     """The points the crash test kills at exist in the code (no silent no-op)."""
-    sources = "".join(p.read_text() for d in ("ingestion", "operations", "publication")
-                      for p in (REPO_ROOT / d).glob("*.py"))
+    sources = "".join(p.read_text() for p in (REPO_ROOT / "penstat").rglob("*.py"))
     for point in KILL_POINTS:
         assert f'kill_point("{point}")' in sources, point
-    assert Path(REPO_ROOT / "ingestion" / "faults.py").read_text().count("SIGKILL") >= 1
+    assert Path(REPO_ROOT / "penstat" / "core" / "faults.py").read_text().count("SIGKILL") >= 1

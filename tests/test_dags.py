@@ -7,9 +7,9 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import Asset
 
-from ingestion.contract import DOORBELL, FEEDS
-from ingestion.settings import REPO_ROOT
-from operations.assets import MARTS_BUILT, PUBLISHED_MARTS, RAW_ASSETS, WAREHOUSE_POOL
+from penstat.contract.feeds import DOORBELL, FEEDS
+from penstat.core.locations import REPO_ROOT
+from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, RAW_ASSETS, WAREHOUSE_POOL
 
 
 @pytest.fixture(scope="module")

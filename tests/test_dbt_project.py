@@ -1,6 +1,6 @@
 """dbt project: builds on a small hand-made raw layer and checks the marts.
 
-The fixture warehouse is created with ingestion.warehouse.create_schema and
+The fixture warehouse is created with penstat.warehouse.schema.create_schema and
 filled in code: a register with a superseded snapshot and a capacity change
 (NL-0001: 24 places until 2025-01-10, 36 from 2025-01-11), a week of daily
 census with a correcting delivery, one month of regime and staffing, and a
@@ -30,15 +30,10 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # plain `pytest` does not put the checkout on sys.path
     sys.path.insert(0, str(REPO))
 
-from ingestion.contract import FEEDS  # noqa: E402
-from ingestion.settings import Config  # noqa: E402
-from ingestion.warehouse import create_schema  # noqa: E402
-from transform.dbt_runner import (  # noqa: E402
-    PROJECT_DIR,
-    BuildReport,
-    DbtBuildFailed,
-    build,
-)
+from penstat.contract.feeds import FEEDS  # noqa: E402
+from penstat.core.config import Config  # noqa: E402
+from penstat.transform.dbt_runner import PROJECT_DIR, BuildReport, DbtBuildFailed, build  # noqa: E402
+from penstat.warehouse.schema import create_schema  # noqa: E402
 
 AS_OF = "2025-02-10"
 EXTRACTION = dt.datetime(2025, 1, 15, 6, 0, 0)

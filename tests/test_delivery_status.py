@@ -11,7 +11,7 @@ mart_delivery_status is built by dbt against `as_of_date`; here a fixed date
   2025-06-30, on time.
 
 A late feed fails penstat_build.check_delivery_status; every penstat task's
-failure goes to operations.callbacks.notify_failure: one JSON line on the
+failure goes to penstat.orchestration.callbacks.notify_failure: one JSON line on the
 `penstat.alerts` logger, and the PENSTAT_ALERT_HOOK function if configured.
 """
 
@@ -25,7 +25,7 @@ from types import SimpleNamespace
 import duckdb
 import pytest
 
-from operations import callbacks, tasks
+from penstat.orchestration import callbacks, tasks
 from tests.reliability import V1_FEEDS, ingest_all, penstat_home, write_baseline
 
 AS_OF = "2024-03-10"
@@ -43,7 +43,7 @@ def broken_hook(event: dict) -> None:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
-    from transform.dbt_runner import build
+    from penstat.transform.dbt_runner import build
 
     with penstat_home(tmp_path_factory.mktemp("status") / "home") as paths:
         write_baseline(paths)
@@ -135,8 +135,8 @@ def test_a_broken_hook_does_not_swallow_the_alert(monkeypatch, caplog):
 def test_every_penstat_task_routes_failures_and_the_check_follows_the_build(tmp_path):
     from airflow.dag_processing.dagbag import DagBag
 
-    from ingestion.settings import REPO_ROOT
-    from operations.assets import WAREHOUSE_POOL
+    from penstat.core.locations import REPO_ROOT
+    from penstat.orchestration.assets import WAREHOUSE_POOL
 
     with penstat_home(tmp_path / "home"):
         dagbag = DagBag(dag_folder=str(REPO_ROOT / "dags"))

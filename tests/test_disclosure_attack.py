@@ -28,10 +28,10 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from ingestion.pipeline import ingest_feed
-from synthetic import generate
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.senders.synthetic import generate
+from penstat.transform.dbt_runner import build
 from tests.reliability import penstat_home
-from transform.dbt_runner import build
 
 SCALE, SEED, YEARS = 0.1, 7, 1
 AS_OF = "2026-07-01"

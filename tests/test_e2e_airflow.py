@@ -25,11 +25,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.settings import Paths
-from operations.local_airflow import Stack, post_json
-from operations.waiting import active_dag_runs, publication_with, wait_until
-from publication.publish import current_manifest
-from synthetic import generate, next_day
+from penstat.contract.layout import Paths
+from penstat.orchestration.local_airflow import Stack, post_json
+from penstat.orchestration.waiting import active_dag_runs, publication_with, wait_until
+from penstat.publication.publish import current_manifest
+from penstat.senders.synthetic import generate, next_day
 from tests.conftest import TEST_KEY
 from tests.reliability import (
     PublicationReader,

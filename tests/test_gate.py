@@ -1,5 +1,6 @@
 """The Great Expectations gate really evaluates: good batches pass, seeded bad ones fail
-on the expected expectation, and the committed context is the one gate/suites.py writes.
+on the expected expectation, and the committed context is the one
+penstat/validation/suites.py writes.
 
 GX 1.24's SQL data source on DuckDB (duckdb-engine) fails every expectation with
 an IndexError and reports success=false, which would make every gate fail
@@ -15,9 +16,10 @@ import json
 import pandas as pd
 import pytest
 
-from gate.context import CONTEXT_ROOT, get_context
-from gate.runner import run_suite
-from gate.suites import MART_COLUMNS, MART_KEYS, all_suites, mart_suite_name
+from penstat.contract.published import MART_COLUMNS, MART_KEYS
+from penstat.validation.gx_context import CONTEXT_ROOT, get_context
+from penstat.validation.runner import run_suite
+from penstat.validation.suites import all_suites, mart_suite_name
 
 
 def good_occupancy() -> pd.DataFrame:

@@ -19,17 +19,17 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingestion.contract import FEEDS
-from ingestion.settings import Paths
-from ingestion.warehouse import create_schema
-from synthetic.delivery import write_delivery
-from transform.increments import (
+from penstat.contract.feeds import FEEDS
+from penstat.contract.layout import Paths
+from penstat.senders.delivery import write_delivery
+from penstat.transform.increments import (
     ALWAYS_SELECTED,
     FULL_REFRESH_FEEDS,
     PERIOD_FEEDS,
     plan_build,
     project_fingerprint,
 )
+from penstat.warehouse.schema import create_schema
 
 # ---------------------------------------------------------------- the planner
 
@@ -143,7 +143,7 @@ def test_a_changed_project_or_threshold_forces_a_full_rebuild(tmp_path: Path):
 
 def test_period_feeds_are_exactly_the_sources_upstream_of_the_incremental_models(tmp_path):
     """If a model starts reading another feed, the planner must learn its months."""
-    from transform.dbt_runner import run_dbt, target_path
+    from penstat.transform.dbt_runner import run_dbt, target_path
 
     result = run_dbt(["parse"], home=tmp_path)
     assert result.success, result.exception
@@ -180,7 +180,7 @@ SCALE = 0.1
 
 
 def _run_pipeline(full_refresh: bool = False) -> tuple[dict, dict]:
-    from operations import tasks
+    from penstat.orchestration import tasks
 
     for feed in FEEDS:
         outcomes = tasks.ingest(feed)
@@ -215,13 +215,13 @@ def _published(paths: Paths, sql: str, params=()) -> list[tuple]:
 
 
 def _rows_validated(paths: Paths) -> dict[str, int]:
-    from publication.publish import current_manifest
+    from penstat.publication.publish import current_manifest
 
     return current_manifest(paths)["validation"]["rows_validated"]
 
 
 def test_incremental_builds_touch_only_their_months_and_equal_a_full_rebuild(paths: Paths):
-    from synthetic import generate, next_day
+    from penstat.senders.synthetic import generate, next_day
 
     generate(paths.inbox, scale=SCALE, seed=7, split="year")
     build, first = _run_pipeline()
@@ -262,7 +262,7 @@ def test_incremental_builds_touch_only_their_months_and_equal_a_full_rebuild(pat
 
     # make rebuild (no Airflow stack up: it runs here): a full refresh from the raw
     # layer gives byte-identical marts
-    from operations.rebuild import rebuild
+    from penstat.orchestration.rebuild import rebuild
 
     result = rebuild(paths)
     build, rebuilt = result["build"], result["publication"]
@@ -273,7 +273,7 @@ def test_incremental_builds_touch_only_their_months_and_equal_a_full_rebuild(pat
 
 
 def test_the_gate_sees_new_changed_and_duplicated_keys_but_not_unchanged_rows(tmp_path):
-    from publication.publish import _changed_rows
+    from penstat.publication.publish import _changed_rows
 
     con = duckdb.connect()
     old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
@@ -292,7 +292,7 @@ def test_the_gate_sees_new_changed_and_duplicated_keys_but_not_unchanged_rows(tm
 
 
 def test_large_gate_batches_keep_every_row_of_a_key_together():
-    from gate.runner import batches
+    from penstat.validation.runner import batches
 
     con = duckdb.connect()
     con.execute("CREATE TABLE m AS SELECT 'F' || (i % 97) AS facility_id, "

@@ -10,10 +10,10 @@ import stat
 import duckdb
 import pytest
 
-from ingestion.pipeline import ingest_feed
-from ingestion.pseudonymise import pseudonymise
-from ingestion.settings import MissingPseudonymKey
-from synthetic.delivery import write_delivery
+from penstat.core.secrets import MissingPseudonymKey
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.ingestion.pseudonymise import pseudonymise
+from penstat.senders.delivery import write_delivery
 from tests import builders as b
 from tests.conftest import TEST_KEY
 
@@ -310,12 +310,12 @@ def test_a_crash_between_reason_and_move_is_finished_by_the_next_run(paths):
 
 
 def test_large_deliveries_are_validated_in_batches_with_the_same_verdicts(paths, monkeypatch):
-    """Above gate.runner.BATCH_ROWS rows a file is validated in key-hashed batches
+    """Above penstat.validation.runner.BATCH_ROWS rows a file is validated in key-hashed batches
     (bounded memory): valid files still load, and a bad row in any batch is still
     named by file, row, column and rule."""
-    import gate.runner
+    import penstat.validation.runner
 
-    monkeypatch.setattr(gate.runner, "BATCH_ROWS", 1)  # every row its own batch
+    monkeypatch.setattr(penstat.validation.runner, "BATCH_ROWS", 1)  # every row its own batch
     b.register(paths.inbox)
     b.recidivism(paths.inbox)  # releases and reconvictions: keys with a person_ref
     ingest_feed("facility_register", paths)

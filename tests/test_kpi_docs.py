@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.suites import MART_COLUMNS
+from penstat.contract.published import MART_COLUMNS
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = (REPO / "docs" / "kpis.md").read_text()
@@ -76,7 +76,7 @@ def test_every_published_kpi_column_is_defined_in_the_doc():
 
 
 def test_disclosure_thresholds_in_the_doc_are_the_configured_ones():
-    from ingestion.settings import Config
+    from penstat.core.config import Config
 
     disclosure = Config.load().values["disclosure"]
     assert f"`min_person_count` = {disclosure['min_person_count']}" in DOC

@@ -23,10 +23,10 @@ import os
 import duckdb
 import pytest
 
-from ingestion.pipeline import ingest_feed
-from ingestion.pseudonymise import pseudonymise
-from ingestion.settings import MissingPseudonymKey
-from synthetic.delivery import write_delivery
+from penstat.core.secrets import MissingPseudonymKey
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.ingestion.pseudonymise import pseudonymise
+from penstat.senders.delivery import write_delivery
 from tests import builders as b
 from tests.conftest import TEST_KEY
 from tests.reliability import (

@@ -9,8 +9,8 @@ import os
 import duckdb
 import pytest
 
-from ingestion.warehouse import connect
-from publication.publish import GateFailed, current_manifest, publish
+from penstat.publication.publish import GateFailed, current_manifest, publish
+from penstat.warehouse.schema import connect
 
 # The comparison marts (real data, tests/test_real_data.py); empty is valid for them.
 COMPARISON_MARTS_SQL = """

@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
-from operations import rebuild as rebuild_module
+from penstat.orchestration import rebuild as rebuild_module
 
 
 class _ApiServer(BaseHTTPRequestHandler):

@@ -15,9 +15,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from ingestion.pipeline import ingest_feed
-from publication.publish import current_manifest
-from synthetic.delivery import write_delivery
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.publication.publish import current_manifest
+from penstat.senders.delivery import write_delivery
 from tests import builders as b
 from tests.reliability import (
     build_and_publish,

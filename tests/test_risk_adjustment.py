@@ -1,6 +1,6 @@
 """Risk adjustment recovers the synthetic system's true small-scale effect (scale 1, seed 42).
 
-The generator (synthetic/recidivism.py) discharges lower-risk people to small-scale
+The generator (penstat/senders/synthetic/recidivism.py) discharges lower-risk people to small-scale
 units (selection) and lowers the log-odds of two-year general reoffending by
 TRUE_SMALL_SCALE_LOG_ODDS = -0.30 for discharge from a unit of <= 30 places.
 The register and the recidivism extraction at scale 1, seed 42 are ingested and
@@ -15,7 +15,7 @@ What is compared, precisely:
    at -0.336 with a Wald 95 % interval of -0.420 .. -0.252 (seed 42). The interval
    must contain the true -0.30.
 2. The published figures, pooled over the mature cohorts as the headline does
-   (publication.headline.pooled_recidivism): raw two-year rate small 35.1 % vs
+   (penstat.reporting.headline.pooled_recidivism): raw two-year rate small 35.1 % vs
    large 47.4 %, gap -12.2 points; risk-adjusted (O/E x national rate) 39.2 % vs
    46.7 %, gap -7.4 points [-9.4, -5.5]. Selection makes the raw gap MORE negative
    than the adjusted one; both are negative.
@@ -38,13 +38,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion.pipeline import ingest_feed
-from publication.headline import gap, pooled_recidivism, small_vs_large
-from synthetic import TRUE_SMALL_SCALE_LOG_ODDS, generate
-from synthetic import recidivism as generator
-from synthetic.system import SyntheticSystem, SystemConfig
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.reporting.headline import gap, pooled_recidivism, small_vs_large
+from penstat.senders.synthetic import TRUE_SMALL_SCALE_LOG_ODDS, generate
+from penstat.senders.synthetic import recidivism as generator
+from penstat.senders.synthetic.system import SyntheticSystem, SystemConfig
+from penstat.transform.dbt_runner import build
 from tests.reliability import penstat_home
-from transform.dbt_runner import build
 
 SCALE, SEED = 1.0, 42
 AS_OF = "2026-07-01"

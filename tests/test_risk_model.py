@@ -1,4 +1,4 @@
-"""transform.risk_model: the logistic risk model behind O/E, on simulated releases."""
+"""penstat.transform.risk_model: the logistic risk model behind O/E, on simulated releases."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from transform import risk_model
+from penstat.transform import risk_model
 
 Z = 1.959964
 

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from ingestion.folder import sha256_of
-from publication.publish import publish
-from publication.sdmx import COLUMNS, SDMX_FILE, sdmx_csv
+from penstat.core.files import sha256_file
+from penstat.publication.publish import publish
+from penstat.publication.sdmx import COLUMNS, SDMX_FILE, sdmx_csv
+from penstat.transform.dbt_runner import build
 from tests.test_dbt_project import AS_OF, load_fixture
-from transform.dbt_runner import build
 
 
 def test_columns_are_eurostats():
@@ -57,7 +57,7 @@ def test_every_publication_carries_the_sdmx_export_and_the_fit_statistics(paths,
     export = folder / SDMX_FILE
     assert export.is_file()
     assert not os.access(export, os.W_OK) or os.geteuid() == 0
-    assert manifest["sdmx"]["sha256"] == sha256_of(export)
+    assert manifest["sdmx"]["sha256"] == sha256_file(export)
     table = list(csv.DictReader(io.StringIO(export.read_text(encoding="utf-8"))))
     assert manifest["sdmx"]["rows"] == len(table) > 0
     assert list(table[0]) == list(COLUMNS)

@@ -1,4 +1,4 @@
-"""The real-data adapters' rules, one quirk at a time (ingestion/sources/, SOURCE.md files).
+"""The real-data adapters' rules, one quirk at a time (penstat/senders/real/, SOURCE.md files).
 
 Small inputs are built in code in the layout of ../shared/real/<folder>/, so each rule is
 seen in isolation; a few tests read the real files (milliseconds) to pin the counts the
@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.contract import FEEDS
-from ingestion.pipeline import ingest_feed
-from ingestion.sources import california, data_dir, eurostat, hifld, iowa, italy
-from synthetic.delivery import write_delivery
+from penstat.contract.feeds import FEEDS
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.senders.delivery import write_delivery
+from penstat.senders.real import california, data_dir, eurostat, hifld, iowa, italy
 
 REAL = data_dir()
-needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real data sets not in {REAL}")
 
 
 def write(root: Path, folder: str, name: str, text: str | bytes) -> None:
@@ -85,7 +84,6 @@ def test_california_validity_intervals_open_close_and_capacity_changes(tmp_path)
     assert register[("US-CA-CCC", "2022-10-01")][3:5] == ["prison", "medium"]
 
 
-@needs_real
 def test_california_real_file_rule_counts():
     result = california.build(REAL)
     report = result.report
@@ -159,7 +157,6 @@ def test_italy_rules_schema_drift_null_entities_regions_staff(tmp_path):
     assert occ[0] == ["IT-MII1", "2025-01-07", 10, 130, 0, 0, 0, 0, 0, 0]
 
 
-@needs_real
 def test_italy_real_files_counts():
     result = italy.build(REAL)
     assert result.report.rows_read == 380
@@ -194,7 +191,6 @@ def test_hifld_bom_crlf_and_sentinels(tmp_path):
     assert result.report.mapped["not_available"] == 1
 
 
-@needs_real
 def test_hifld_real_file_counts():
     result = hifld.build(REAL)
     assert result.report.rows_read == 6_737
@@ -249,7 +245,6 @@ def test_iowa_spellings_shift_duplicates_and_truncated_race(tmp_path):
     assert got[3]["sex"] == "F" and got[1]["sex"] is None and got[3]["age_band"] == "55_plus"
 
 
-@needs_real
 def test_iowa_real_file_counts():
     result = iowa.build(REAL)
     report = result.report
@@ -289,7 +284,6 @@ def test_eurostat_header_crlf_trailing_spaces_and_unparseable(tmp_path):
     assert result.report.mapped["unbalanced_pairs"] == 2  # UKM and FR have one indicator
 
 
-@needs_real
 def test_eurostat_real_file_counts():
     result = eurostat.build(REAL)
     assert len(result.cells) == 1_620

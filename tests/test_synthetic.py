@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import statsmodels.api as sm
 
-from ingestion.contract import (
+from penstat.contract.feeds import (
     DELIVERY_ID_PATTERN,
     DOORBELL,
     FACILITY_TYPES,
@@ -26,9 +26,10 @@ from ingestion.contract import (
     MANIFEST,
     V1_FEEDS,
 )
-from synthetic import TRUE_SMALL_SCALE_LOG_ODDS, csv_bytes, generate, next_day, write_delivery
-from synthetic.__main__ import main
-from synthetic.recidivism import risk_design
+from penstat.senders.delivery import csv_bytes, write_delivery
+from penstat.senders.synthetic import TRUE_SMALL_SCALE_LOG_ODDS, generate, next_day
+from penstat.senders.synthetic.__main__ import main
+from penstat.senders.synthetic.recidivism import risk_design
 
 SMALL_SCALE = 0.1
 SEED = 42

@@ -1,7 +1,7 @@
 {#- Incremental builds (docs/operations.md, "Incremental builds").
 
     The period models (facility days and months, their disclosure control and
-    mart_facility_daily) are incremental by calendar month: transform/increments.py
+    mart_facility_daily) are incremental by calendar month: penstat/transform/increments.py
     works out which months the deliveries since the last finished build touch
     (occupancy census dates, regime and staffing months) and records them with
     the build in meta.builds (ISO dates of the first of each month). An

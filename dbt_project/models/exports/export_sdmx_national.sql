@@ -1,6 +1,6 @@
 -- Grain: one row per observation of the national series (freq, indic,
 -- scale, unit, time_period), in the layout of Eurostat's SDMX-CSV
--- (publication/sdmx.py adds DATAFLOW, LAST UPDATE and geo and writes it
+-- (penstat/publication/sdmx.py adds DATAFLOW, LAST UPDATE and geo and writes it
 -- into every publication). Monthly (freq M): the national conditions, staff
 -- and regime KPIs of mart_national_monthly by scale class (TOTAL = the 'all'
 -- row); annual (freq A): reoffending of the mature release cohorts by scale

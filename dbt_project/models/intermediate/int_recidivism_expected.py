@@ -1,13 +1,13 @@
 # Grain: one row per release of a mature cohort (release_id): its expected
 # probability of two-year general reoffending from the risk model fitted on
-# the whole mature cohort (transform/risk_model.py; statsmodels Logit).
+# the whole mature cohort (penstat/transform/risk_model.py; statsmodels Logit).
 # Null for every release when the model is not fitted (see
 # int_recidivism_risk_model for the reason).
 
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from transform.risk_model import expected_frame, model_input
+    from penstat.transform.risk_model import expected_frame, model_input
 
     outcomes = model_input(dbt.ref("int_release_outcomes"))
     frame = expected_frame(

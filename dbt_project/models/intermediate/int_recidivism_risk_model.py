@@ -7,7 +7,7 @@
 
 def model(dbt, session):
     dbt.config(materialized="table")
-    from transform.risk_model import fit_statistics_frame, model_input
+    from penstat.transform.risk_model import fit_statistics_frame, model_input
 
     outcomes = model_input(dbt.ref("int_release_outcomes"))
     frame = fit_statistics_frame(

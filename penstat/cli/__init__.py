@@ -1,0 +1,1 @@
+"""The `penstat` command line (also `python -m penstat`)."""

@@ -1,0 +1,104 @@
+"""The published interface: the marts of a publication, their columns in order, and keys.
+
+This is the one source of the interface dashboards and statisticians build on. The
+publisher copies exactly these columns in this order; the gate's mart suites check
+them; tests check that the dbt YAML of the marts (dbt_project/models/marts/) and
+docs/published.md say the same (tests/unit/contract/test_published_interface.py).
+
+Adding a mart or a column is allowed within interface version 1; renaming or removing
+one needs a new version.
+"""
+
+from __future__ import annotations
+
+INTERFACE_VERSION = "1"
+
+# The marts the pipeline builds from the v1 feeds.
+# Beyond published.md v1 (adding is allowed): `flag` on the daily, monthly and national
+# marts, detainees_per_custodial_fte on the national mart, and (issue 3) the columns
+# after `flag`: more KPIs of kpis.md and the sums that let readers pool months/cohorts.
+PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
+    "mart_facility_daily": (
+        "facility_id", "census_date", "facility_type", "scale_class", "capacity_places",
+        "places_out_of_use", "population", "density", "occupancy_in_use", "overcrowding_tier",
+        "flag",
+    ),
+    "mart_facility_monthly": (
+        "facility_id", "month", "facility_type", "scale_class", "is_detention_house",
+        "average_daily_population", "density", "turnover", "avg_length_of_stay_days",
+        "detainees_per_custodial_fte", "rehab_staff_per_100", "vacancy_rate",
+        "staff_trained_share", "work_participation", "education_participation",
+        "digital_contact_share", "release_plan_coverage", "flag",
+        "occupancy_in_use", "out_of_use_share",
+    ),
+    "mart_national_monthly": (
+        "month", "scale_class", "facilities", "capacity_places", "average_daily_population",
+        "density", "share_in_overcrowded", "share_in_small_scale",
+        "vulnerable_in_small_scale_under_18", "vulnerable_in_small_scale_18_22",
+        "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "flag",
+        "occupancy_in_use", "out_of_use_share", "rehab_staff_per_100", "work_participation",
+        "education_participation", "digital_contact_share", "release_plan_coverage",
+        "custodial_fte", "rehab_fte", "census_days",
+    ),
+    "mart_recidivism_cohort": (
+        "cohort_year", "group_type", "group_value", "cohort_size", "recid_2y_general",
+        "recid_2y_custodial", "proven_reoffending_1y", "observed_expected", "adjusted_rate",
+        "ci_low", "ci_high", "flag",
+        "reoffences_per_reoffender_1y", "observed_expected_se", "national_rate",
+    ),
+    "mart_delivery_status": (
+        "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id", "status",
+    ),
+}
+PIPELINE_MART_KEYS: dict[str, tuple[str, ...]] = {
+    "mart_facility_daily": ("facility_id", "census_date"),
+    "mart_facility_monthly": ("facility_id", "month"),
+    "mart_national_monthly": ("month", "scale_class"),
+    "mart_recidivism_cohort": ("cohort_year", "group_type", "group_value"),
+    "mart_delivery_status": ("feed", "facility_id"),
+}
+
+
+# --- Marts for comparisons across sources and publishers (real data; docs/real-data.md) ---
+# Added to the published interface (adding marts is allowed). They are empty where a
+# warehouse has no such feed (no v2 reference data in the synthetic system), so they
+# carry no row-count rule.
+COMPARISON_MART_COLUMNS: dict[str, tuple[str, ...]] = {
+    "mart_facility_snapshot": (
+        "jurisdiction", "facility_id", "month", "census_date", "facility_type", "scale_class",
+        "capacity_places", "operational_capacity", "places_out_of_use", "population",
+        "density", "occupancy_in_use", "out_of_use_share", "custodial_fte",
+        "custodial_vacancies_fte", "education_fte", "staff_fte", "staff_vacancies_fte",
+        "detainees_per_custodial_fte", "detainees_per_education_fte",
+        "custodial_vacancy_rate", "staff_vacancy_rate", "flag",
+    ),
+    "mart_scale_class_facts": (
+        "jurisdiction", "source", "reference_date", "date_basis", "scale_class", "facilities",
+        "facilities_small_optimal", "capacity_places", "facilities_with_population",
+        "population", "share_of_facilities", "share_of_population", "flag",
+    ),
+    "mart_national_reference": (
+        "dataset", "indicator", "unit", "geo", "frequency", "period", "value", "flag",
+    ),
+    "mart_national_density_comparison": (
+        "geo", "period", "source", "reference_date", "persons_held", "official_capacity",
+        "density", "flag",
+    ),
+    "mart_return_to_prison_cohort": (
+        "jurisdiction", "release_year", "group_type", "group_value", "release_period_start",
+        "release_period_end", "follow_up_months", "cohort_size", "returned",
+        "return_to_prison_rate", "flag",
+    ),
+}
+COMPARISON_MART_KEYS: dict[str, tuple[str, ...]] = {
+    "mart_facility_snapshot": ("facility_id", "month"),
+    "mart_scale_class_facts": ("jurisdiction", "source", "reference_date", "scale_class"),
+    "mart_national_reference": ("dataset", "indicator", "unit", "geo", "frequency", "period"),
+    "mart_national_density_comparison": ("geo", "period", "source"),
+    "mart_return_to_prison_cohort": ("jurisdiction", "release_year", "group_type",
+                                     "group_value"),
+}
+
+# Every published mart, in publication order.
+MART_COLUMNS: dict[str, tuple[str, ...]] = {**PIPELINE_MART_COLUMNS, **COMPARISON_MART_COLUMNS}
+MART_KEYS: dict[str, tuple[str, ...]] = {**PIPELINE_MART_KEYS, **COMPARISON_MART_KEYS}

@@ -1,0 +1,1 @@
+"""Small, dependency-free building blocks every layer may use."""

@@ -1,0 +1,347 @@
+"""Read a delivery's data files into DuckDB temporary tables and check their types.
+
+Two steps per file, both with DuckDB's own readers:
+
+1. `stage_text`: the file as text columns (one VARCHAR per contract column)
+   plus `_row`, the data row number. Person identifiers are replaced by their
+   keyed hash in the same statement that reads them (with a flag saying whether
+   the identifier had the contract's format), so the clear identifier is never
+   stored, not even in a temporary table.
+2. `stage_typed`: every value checked against its contract type; on success a
+   typed temporary table, on failure a DeliveryRejected naming file, row,
+   column and rule.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from penstat.contract.feeds import Column, FileSpec
+from penstat.contract.manifest import Dialect, FileEntry
+from penstat.contract.problems import DeliveryRejected, Problem
+from penstat.ingestion.pseudonymise import UDF_NAME
+
+_CHUNK = 1 << 20
+_DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
+
+
+def q(identifier: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    entry: FileEntry
+    spec: FileSpec
+    text_table: str
+    present_columns: tuple[str, ...]
+    rows: int
+
+
+def _scan_encoding(path: Path, codec: str, out: Path | None) -> None:
+    """Decode the whole file strictly (and copy it as UTF-8 to `out` if given).
+
+    Raises a Problem naming the line where the bytes are not valid in the
+    declared encoding, or where a NUL byte appears.
+    """
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    line = 1
+    sink = open(out, "w", encoding="utf-8", newline="") if out else None  # noqa: SIM115
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                block = fh.read(_CHUNK)
+                final = not block
+                try:
+                    text = decoder.decode(block, final=final)
+                except UnicodeDecodeError as exc:
+                    good = block[: exc.start].decode(codec, errors="ignore")
+                    raise DeliveryRejected([Problem(
+                        rule="encoding", file=path.name, row=max(line + good.count("\n") - 1, 0),
+                        message=f"bytes that are not valid {codec} text (declare the file's "
+                                "encoding in manifest.json dialect.encoding)")]) from None
+                if "\x00" in text:
+                    nul_line = line + text[: text.index("\x00")].count("\n")
+                    raise DeliveryRejected([Problem(
+                        rule="nul_byte", file=path.name, row=max(nul_line - 1, 0),
+                        message="the file contains a NUL byte, which is never valid in CSV text")])
+                line += text.count("\n")
+                if sink:
+                    sink.write(text)
+                if final:
+                    break
+    finally:
+        if sink:
+            sink.close()
+
+
+def _read_header(path: Path, codec: str, delimiter: str) -> list[str]:
+    with open(path, "rb") as raw:
+        text = io.TextIOWrapper(raw, encoding=codec, newline="")
+        try:
+            header = next(csv.reader(text, delimiter=delimiter, quotechar='"'))
+        except StopIteration:
+            return []
+    return [h.strip() for h in header]
+
+
+def _check_header(header: list[str], spec: FileSpec, file: str, delimiter: str) -> None:
+    if not header:
+        raise DeliveryRejected([Problem(rule="empty_file", file=file,
+                                        message="the file is empty: a header row is required")])
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            problems.append(Problem(rule="duplicate_column", file=file, row=0, column=name,
+                                    message="column appears twice in the header"))
+        seen.add(name)
+    known = set(spec.column_names)
+    unknown = [h for h in header if h not in known]
+    missing = [c.name for c in spec.columns if c.required and c.name not in seen]
+    if len(header) == 1 and len(spec.columns) > 1 and delimiter not in header[0]:
+        problems.append(Problem(
+            rule="delimiter", file=file, row=0,
+            message=f"the header has one column only: the file is not delimited by "
+                    f"{delimiter!r} as declared (manifest.json dialect.delimiter)"))
+    else:
+        for name in unknown:
+            problems.append(Problem(rule="unexpected_column", file=file, row=0,
+                                    column=name[:80],
+                                    message="column is not part of the contract for this file"))
+        for name in missing:
+            problems.append(Problem(rule="missing_column", file=file, row=0, column=name,
+                                    message="required column is missing from the header"))
+    if problems:
+        raise DeliveryRejected(problems)
+
+
+def _select_list(spec: FileSpec, present: tuple[str, ...], source_types: str) -> str:
+    """Text columns; personal columns become (pseudonym, format-ok flag)."""
+    parts = []
+    for col in spec.columns:
+        if col.name not in present:
+            parts.append(f"CAST(NULL AS VARCHAR) AS {q(col.name)}")
+            continue
+        src = q(col.name) if source_types == "VARCHAR" else f"CAST({q(col.name)} AS VARCHAR)"
+        if col.personal:
+            pattern = col.pattern or ".*"
+            parts.append(f"{UDF_NAME}({src}) AS {q(col.name)}")
+            parts.append(
+                f"({src} IS NULL OR regexp_full_match({src}, {sql_str(pattern)})) "
+                f"AS {q(col.name + '__format_ok')}")
+        else:
+            parts.append(f"{src} AS {q(col.name)}")
+    return ", ".join(parts)
+
+
+def stage_text(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    entry: FileEntry,
+    spec: FileSpec,
+    dialect: Dialect,
+    work_dir: Path,
+) -> StagedFile:
+    path = folder / entry.name
+    table = f"stage_{spec.stem}_text"
+    if entry.is_parquet:
+        try:
+            names = [r[0] for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({sql_str(str(path))})").fetchall()]
+        except duckdb.Error:
+            raise DeliveryRejected([Problem(
+                rule="parquet", file=entry.name,
+                message="not a readable Parquet file: it is damaged, or not Parquet")]) from None
+        _check_header(names, spec, entry.name, ",")
+        present = tuple(c for c in spec.column_names if c in names)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT file_row_number + 1 AS _row, "
+            f"{_select_list(spec, present, 'ANY')} "
+            f"FROM read_parquet({sql_str(str(path))}, file_row_number = true)")
+    else:
+        source = path
+        if dialect.codec != "utf-8-sig":
+            source = work_dir / f"{entry.name}.utf8"
+            _scan_encoding(path, dialect.codec, source)
+        else:
+            _scan_encoding(path, dialect.codec, None)
+        header = _read_header(source, "utf-8-sig", dialect.delimiter)
+        _check_header(header, spec, entry.name, dialect.delimiter)
+        present = tuple(c for c in spec.column_names if c in header)
+        columns = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+        read = (
+            f"read_csv({sql_str(str(source))}, header = true, auto_detect = false, "
+            f"columns = {columns}, delim = {sql_str(dialect.delimiter)}, quote = '\"', "
+            f"escape = '\"', strict_mode = true, null_padding = false, encoding = 'utf-8')"
+        )
+        try:
+            # Person identifiers are hashed in this very statement: the temporary
+            # table never holds a clear identifier. Insertion order is preserved,
+            # so its rowid follows the file's record order.
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_read AS "
+                        f"SELECT {_select_list(spec, present, 'VARCHAR')} FROM {read}")
+        except duckdb.Error as exc:
+            raise DeliveryRejected([_csv_error(exc, entry.name, dialect.delimiter)]) from None
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * "
+            f"FROM {table}_read")
+        con.execute(f"DROP TABLE {table}_read")
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if rows != entry.rows:
+        raise DeliveryRejected([Problem(
+            rule="row_count_mismatch", file=entry.name,
+            message=f"the file has {rows} data rows, manifest.json says {entry.rows}")])
+    if rows == 0:
+        raise DeliveryRejected([Problem(
+            rule="no_data_rows", file=entry.name,
+            message="the file has a header but no data rows; leave the file out instead")])
+    return StagedFile(entry=entry, spec=spec, text_table=table, present_columns=present, rows=rows)
+
+
+_CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def _csv_error(exc: duckdb.Error, file: str, delimiter: str) -> Problem:
+    """Turn DuckDB's CSV error into a Problem.
+
+    DuckDB's message quotes the offending line (and, for an unclosed quote,
+    the lines after it), which may hold personal data: only the line number
+    and the recognised kind of error are kept, never any text of the file.
+    """
+    text = str(exc)
+    match = _DUCKDB_LINE.search(text)
+    line = int(match.group(1)) if match else None
+    fields = _CSV_FIELDS.search(text)
+    if fields:
+        expected, found = fields.groups()
+        what = (f"the record has {found} fields where the header has {expected} (check the "
+                f"delimiter {delimiter!r} and quote any value that contains it)")
+    elif "unterminated quote" in text:
+        what = 'a quoted value is not closed: a `"` is missing'
+    elif "quote" in text.lower():
+        what = 'a `"` inside a quoted value must be doubled ("")'
+    else:
+        what = f"it does not parse as CSV with delimiter {delimiter!r} and quote '\"'"
+    at = f" (line {line} of the file)" if line else ""
+    return Problem(rule="csv_structure", file=file,
+                   row=line - 1 if line and line > 1 else None,
+                   message=f"the file is not valid CSV{at}: {what}")
+
+
+# --- types -----------------------------------------------------------------
+
+_INT = r"[0-9]{1,18}"
+_NEG_INT = r"-[0-9]{1,18}"
+_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_MONTH = r"[0-9]{4}-(0[1-9]|1[0-2])"
+
+
+def _type_rules(col: Column, decimal: str) -> list[tuple[str, str, str]]:
+    """(rule, SQL predicate that is TRUE for a bad value, message) for one column."""
+    v = q(col.name)
+    rules: list[tuple[str, str, str]] = []
+    if col.required:
+        rules.append(("required", f"{v} IS NULL", "a value is required"))
+    if col.personal:
+        rules.append(("format", f"NOT {q(col.name + '__format_ok')}",
+                      f"must match {col.pattern} (value not shown: personal data)"))
+        return rules
+    if col.type == "int":
+        rules.append(("non_negative", f"regexp_full_match({v}, '{_NEG_INT}')",
+                      "must be a whole number >= 0"))
+        rules.append(("type_int", f"NOT regexp_full_match({v}, '{_INT}') "
+                      f"AND NOT regexp_full_match({v}, '{_NEG_INT}')",
+                      "must be a whole number (digits only)"))
+    elif col.type == "dec":
+        sep = "[.]" if decimal == "." else ","
+        other = "," if decimal == "." else "[.]"
+        rules.append(("decimal_separator", f"regexp_full_match({v}, '-?[0-9]+{other}[0-9]+')",
+                      f"decimal separator differs from the declared {decimal!r} "
+                      "(manifest.json dialect.decimal)"))
+        rules.append(("type_dec", f"NOT regexp_full_match({v}, '-?[0-9]+({sep}[0-9]+)?') "
+                      f"AND NOT regexp_full_match({v}, '-?[0-9]+{other}[0-9]+')",
+                      "must be a decimal number"))
+    elif col.type == "date":
+        rules.append(("type_date", f"NOT regexp_full_match({v}, '{_DATE}')",
+                      "must be a date YYYY-MM-DD"))
+        rules.append(("date_exists", f"regexp_full_match({v}, '{_DATE}') "
+                      f"AND TRY_CAST({v} AS DATE) IS NULL", "is not a calendar date"))
+    elif col.type == "month":
+        rules.append(("type_month", f"NOT regexp_full_match({v}, '{_MONTH}')",
+                      "must be a month YYYY-MM"))
+    elif col.type == "bool":
+        rules.append(("type_bool", f"{v} NOT IN ('true', 'false')", "must be true or false"))
+    if col.allowed:
+        allowed = ", ".join(sql_str(a) for a in col.allowed)
+        rules.append(("allowed_values", f"{v} NOT IN ({allowed})",
+                      f"must be one of {list(col.allowed)}"))
+    if col.pattern:
+        rules.append(("format", f"NOT regexp_full_match({v}, {sql_str(col.pattern)})",
+                      f"must match {col.pattern}"))
+    return rules
+
+
+def _cast(col: Column, decimal: str) -> str:
+    v = q(col.name)
+    if col.type == "int":
+        return f"CAST({v} AS BIGINT)"
+    if col.type == "dec":
+        return f"CAST(replace({v}, ',', '.') AS DOUBLE)" if decimal == "," else \
+            f"CAST({v} AS DOUBLE)"
+    if col.type == "date":
+        return f"CAST({v} AS DATE)"
+    if col.type == "bool":
+        return f"({v} = 'true')"
+    return v
+
+
+def type_problems(con: duckdb.DuckDBPyConnection, staged: StagedFile, decimal: str,
+                  limit_per_rule: int = 5) -> list[Problem]:
+    problems: list[Problem] = []
+    for col in staged.spec.columns:
+        for rule, predicate, message in _type_rules(col, decimal):
+            # NULL-safe: a missing value only breaks the `required` rule.
+            where = predicate if rule == "required" else \
+                f"{q(col.name)} IS NOT NULL AND ({predicate})"
+            count, first = con.execute(
+                f"SELECT count(*), min(_row) FROM {staged.text_table} WHERE {where}").fetchone()
+            if not count:
+                continue
+            value = None
+            if not col.personal and rule != "required":
+                value = con.execute(
+                    f"SELECT {q(col.name)} FROM {staged.text_table} WHERE _row = ?",
+                    [first]).fetchone()[0]
+                value = value[:80] if value is not None else None
+            problems.append(Problem(rule=rule, message=message, file=staged.entry.name,
+                                    row=int(first), column=col.name, value=value,
+                                    rows_affected=int(count)))
+            if len(problems) >= limit_per_rule * 10:
+                return problems
+    return problems
+
+
+def stage_typed(con: duckdb.DuckDBPyConnection, staged: StagedFile, decimal: str) -> str:
+    """Check every value's type; return the typed temp table's name."""
+    problems = type_problems(con, staged, decimal)
+    if problems:
+        raise DeliveryRejected(problems)
+    table = f"stage_{staged.spec.stem}"
+    casts = ", ".join(f"{_cast(c, decimal)} AS {q(c.name)}" for c in staged.spec.columns)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
+                f"SELECT _row, {casts} FROM {staged.text_table} ORDER BY _row")
+    con.execute(f"DROP TABLE {staged.text_table}")
+    return table

@@ -1,0 +1,1 @@
+"""Airflow integration (assets, task bodies, callbacks) and the local Airflow stack."""

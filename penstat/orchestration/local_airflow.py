@@ -1,0 +1,188 @@
+"""The local Airflow stack on the embedded default: SQLite metadata, LocalExecutor.
+
+`up` prepares $PENSTAT_HOME/airflow (config through environment variables,
+metadata DB migrated, the one-slot warehouse pool), starts the api-server,
+scheduler, dag-processor and triggerer as background processes in their own
+process groups, records their PIDs, and returns once the api-server reports
+every component healthy. `down` stops exactly the processes `up` recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from penstat.contract.layout import Paths
+from penstat.core.locations import REPO_ROOT
+from penstat.core.processes import pid_alive
+from penstat.orchestration.assets import WAREHOUSE_POOL
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# airflow_local_settings.py: preloads the task code in the scheduler (see its docstring)
+AIRFLOW_SETTINGS = Path(__file__).resolve().parent / "airflow_settings"
+HEALTH_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+
+
+@dataclass(frozen=True)
+class Stack:
+    paths: Paths
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.paths.home / "airflow"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.airflow_home / "penstat-stack.json"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.paths.logs / "airflow-components"
+
+    def environment(self, port: int) -> dict[str, str]:
+        """Airflow configuration for this PENSTAT_HOME, as environment variables."""
+        bin_dir = str(Path(sys.executable).parent)
+        env = dict(os.environ)
+        env.update({
+            "PATH": bin_dir + os.pathsep + env.get("PATH", ""),  # components start `airflow`
+            "PENSTAT_HOME": str(self.paths.home),
+            "AIRFLOW_HOME": str(self.airflow_home),
+            # the checkout (task code) and airflow_local_settings (preloads it in the
+            # scheduler, so forked task processes start with it imported)
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(AIRFLOW_SETTINGS),
+                                           env.get("PYTHONPATH", "")]),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
+                f"sqlite:///{self.airflow_home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.paths.logs / "airflow"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+            "GX_ANALYTICS_ENABLED": "False",
+            "NO_PROXY": "*",
+        })
+        return env
+
+    def read_state(self) -> dict | None:
+        if not self.pid_file.is_file():
+            return None
+        return json.loads(self.pid_file.read_text())
+
+    def airflow(self, args: list[str], env: dict[str, str], timeout: float = 600) -> None:
+        subprocess.run([str(Path(sys.executable).parent / "airflow"), *args], env=env,
+                       check=True, timeout=timeout, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+
+    def up(self, port: int | None = None, timeout: float = 300) -> dict:
+        state = self.read_state()
+        if state and all(pid_alive(pid) for pid in state["pids"].values()):
+            return state
+        if state:
+            self.down()
+        self.paths.ensure()
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        port = port or free_port()
+        env = self.environment(port)
+        self.airflow(["db", "migrate"], env)
+        self.airflow(["pools", "set", WAREHOUSE_POOL, "1",
+                      "DuckDB warehouse: one writer at a time"], env)
+        pids = {}
+        for component in COMPONENTS:
+            log = open(self.log_dir / f"{component}.log", "ab")  # noqa: SIM115 (kept by child)
+            proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "airflow"), component],
+                env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=str(self.airflow_home))
+            log.close()
+            pids[component] = proc.pid
+        state = {"port": port, "pids": pids, "home": str(self.paths.home),
+                 "api": f"http://127.0.0.1:{port}"}
+        self.pid_file.write_text(json.dumps(state, indent=2))
+        try:
+            wait_healthy(state["api"], pids, timeout)
+        except Exception:
+            self.down()
+            raise
+        return state
+
+    def down(self, timeout: float = 60) -> list[str]:
+        state = self.read_state()
+        if not state:
+            return []
+        stopped = []
+        for component, pid in state["pids"].items():
+            if _signal_group(pid, signal.SIGTERM):
+                stopped.append(component)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(pid_alive(p) for p in state["pids"].values()):
+            time.sleep(0.5)
+        for pid in state["pids"].values():
+            _signal_group(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return stopped
+
+
+def _signal_group(pid: int, sig: int) -> bool:
+    try:
+        os.killpg(pid, sig)  # the component was started as its own session leader
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post_json(url: str, body: dict) -> dict:
+    """POST a JSON body to the api-server (the local stack needs no token) and parse the reply."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def health(api: str) -> dict | None:
+    try:
+        with urllib.request.urlopen(f"{api}/api/v2/monitor/health", timeout=5) as resp:
+            return json.loads(resp.read())
+    except Exception:
+        return None
+
+
+def wait_healthy(api: str, pids: dict[str, int], timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        dead = [c for c, pid in pids.items() if not pid_alive(pid)]
+        if dead:
+            raise RuntimeError(f"Airflow component(s) exited during start-up: {dead}")
+        last = health(api)
+        if last and all((last.get(c) or {}).get("status") == "healthy"
+                        for c in HEALTH_COMPONENTS):
+            return last
+        time.sleep(1)
+    raise TimeoutError(f"Airflow did not become healthy within {timeout:.0f}s: {last}")

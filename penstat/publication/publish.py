@@ -1,0 +1,332 @@
+"""Publish the marts: stage a new publication, gate it, switch `current` atomically.
+
+A publication is a folder `published/<version>/` holding `published.duckdb`
+(schema `marts`), one Parquet file per mart and `manifest.json`. It is built
+under a hidden staging name, validated there with the mart suites (so what is
+validated is byte for byte what is published), made read-only, renamed into
+place, and only then does `published/current` (a relative symlink) switch to
+it with one rename. A failed gate publishes nothing: the staging folder is
+removed, the reasons are written to `reports/gate/`, and `current` stays.
+
+Crash safety: a publisher killed at any point leaves `current` on a complete
+publication. Its hidden staging folder or temporary symlink is removed by the
+next run (their names carry the pid of the process that made them), and a
+complete version folder it renamed into place but never switched to is reused
+by the next run rather than published twice. The marts are copied only from
+a finished dbt build (meta.builds), and the manifest lists exactly the
+deliveries that build saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import stat
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from penstat.contract.layout import Paths
+from penstat.contract.published import INTERFACE_VERSION, MART_COLUMNS, MART_KEYS
+from penstat.core.database import connect
+from penstat.core.faults import kill_point
+from penstat.core.files import sha256_file
+from penstat.core.processes import pid_alive
+from penstat.publication.risk_report import write_risk_model
+from penstat.publication.sdmx import SDMX_FILE, write_sdmx
+from penstat.validation.gx_context import build_data_docs, get_context, suite_file
+from penstat.validation.runner import batches, run_suite
+from penstat.validation.suites import mart_suite_name
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_DB = "published.duckdb"
+MANIFEST = "manifest.json"
+
+
+class MartsIncomplete(RuntimeError):
+    """The last dbt build did not finish: the marts may be a mix of two builds."""
+
+
+class GateFailed(RuntimeError):
+    """The mart suites failed: nothing was published."""
+
+    def __init__(self, failures: list[str], report: Path):
+        self.failures = failures
+        self.report = report
+        super().__init__(
+            f"publication gate failed ({len(failures)} expectation(s)); current publication "
+            f"left in place; report: {report}\n" + "\n".join(f"  - {f}" for f in failures))
+
+
+@dataclass(frozen=True)
+class Publication:
+    version: str
+    folder: Path
+    marts: dict[str, dict]
+    deliveries: list[str]
+    unchanged: bool = False
+    suites: list[str] = field(default_factory=list)
+
+
+def _built_up_to(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The ledger position of the last dbt build; None if no build was recorded."""
+    try:
+        row = con.execute("SELECT max_delivery_seq, finished_at FROM wh.meta.builds "
+                          "ORDER BY build_id DESC LIMIT 1").fetchone()
+    except duckdb.CatalogException:  # a warehouse from before meta.builds
+        return None
+    if row is None:
+        return None
+    if row[1] is None:
+        raise MartsIncomplete("the last dbt build did not finish (killed or still running): "
+                              "its marts are not published; run the build again")
+    return int(row[0])
+
+
+def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
+    """Copy the marts out of the warehouse (read-only) into the staging folder."""
+    staging.mkdir(parents=True)
+    con = connect(staging / PUBLISHED_DB)
+    try:
+        con.execute(f"ATTACH '{paths.warehouse}' AS wh (READ_ONLY)")
+        built = _built_up_to(con)
+        con.execute("CREATE SCHEMA marts")
+        marts: dict[str, dict] = {}
+        for mart, columns in MART_COLUMNS.items():
+            order = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
+            cols = ", ".join(f'"{c}"' for c in columns)
+            con.execute(f"CREATE TABLE marts.{mart} AS SELECT {cols} FROM wh.marts.{mart} "
+                        f"ORDER BY {order}")
+            parquet = staging / f"{mart}.parquet"
+            con.execute(f"COPY (SELECT * FROM marts.{mart} ORDER BY {order}) TO '{parquet}' "
+                        "(FORMAT parquet, COMPRESSION zstd)")
+            rows = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
+            marts[mart] = {"rows": int(rows), "sha256": sha256_file(parquet)}
+        deliveries = [f"{feed}/{did}" for feed, did in con.execute(
+            "SELECT feed, delivery_id FROM wh.meta.deliveries WHERE delivery_seq <= ? "
+            "ORDER BY delivery_seq", [built if built is not None else 2**62]).fetchall()]
+        con.execute("DETACH wh")
+    finally:
+        con.close()
+    return marts, deliveries
+
+
+def _write_exports(paths: Paths, staging: Path, now: datetime) -> dict:
+    """The SDMX-CSV national series and the risk model's fit statistics (issue 3)."""
+    extras: dict = {}
+    con = connect(paths.warehouse, read_only=True)
+    try:
+        sdmx = write_sdmx(con, staging, now)
+        risk = write_risk_model(con, staging)
+    finally:
+        con.close()
+    if sdmx is not None:
+        extras["sdmx"] = {"file": SDMX_FILE, **sdmx, "sha256": sha256_file(staging / SDMX_FILE)}
+    if risk is not None:
+        extras["risk_model"] = risk
+    return extras
+
+
+def suite_fingerprints() -> dict[str, str]:
+    """sha256 of each mart suite's committed definition (a changed suite re-validates all)."""
+    return {mart: sha256_file(suite_file(mart_suite_name(mart))) for mart in MART_COLUMNS}
+
+
+def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
+                  current: Path | None) -> str:
+    """A query for the staged rows the gate must see: every row of each key that has a
+    row not in the current publication (new, changed or duplicated keys). Rows equal to
+    the current publication were validated when it was published. The keys are
+    computed once, into a temporary table, by one EXCEPT ALL over whole rows (exact)."""
+    new = f"read_parquet('{staged}')"
+    if current is None:
+        return f"SELECT * FROM {new}"
+    keys = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
+    table = f"changed_{mart}"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT DISTINCT {keys} FROM "
+                f"(SELECT * FROM {new} EXCEPT ALL SELECT * FROM read_parquet('{current}'))")
+    if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0:
+        return f"SELECT * FROM {new}"  # rows only removed: judge what is left, whole
+    return f"SELECT * FROM {new} SEMI JOIN {table} USING ({keys})"
+
+
+def _gate(paths: Paths, staging: Path, current: dict | None, marts: dict[str, dict],
+          fingerprints: dict[str, str]) -> tuple[list[str], list[str], dict[str, int]]:
+    """Run the mart suites on what changed; (suites run, failures, rows validated per mart).
+
+    A mart whose Parquet file is byte-identical to the current publication's, under
+    an unchanged suite, is not validated again; in any other mart the suite sees the
+    rows of every key that is new or changed (all rows for a first publication or a
+    changed suite), in batches of at most penstat.validation.runner.BATCH_ROWS rows.
+    Data Docs are built once, for all the suites run.
+    """
+    suites, failures, validated = [], [], {}
+    previous = (current or {}).get("marts", {})
+    previous_suites = (current or {}).get("validation", {}).get("suite_sha256", {})
+    context = get_context()
+    results = []
+    con = connect()
+    try:
+        for mart in MART_COLUMNS:
+            same_suite = previous_suites.get(mart) == fingerprints[mart]
+            if same_suite and previous.get(mart) == marts[mart]:
+                validated[mart] = 0
+                continue
+            old = paths.current_publication / f"{mart}.parquet"
+            sql = _changed_rows(con, mart, staging / f"{mart}.parquet",
+                                old if same_suite and old.is_file() else None)
+            validated[mart] = 0
+            for frame in batches(con, sql, MART_KEYS[mart]):
+                result = run_suite(mart_suite_name(mart), frame, context=context,
+                                   index_columns=MART_KEYS[mart], data_docs=False)
+                results.append(result)
+                validated[mart] += len(frame)
+                failures += [f.describe() for f in result.failures]
+            suites.append(mart_suite_name(mart))
+    finally:
+        con.close()
+    build_data_docs(context, results)
+    return suites, failures, validated
+
+
+def current_manifest(paths: Paths) -> dict | None:
+    manifest = paths.current_publication / MANIFEST
+    if not manifest.is_file():
+        return None
+    return json.loads(manifest.read_text())
+
+
+def _make_read_only(folder: Path) -> None:
+    for p in folder.iterdir():
+        p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH
+                 | stat.S_IXOTH)
+
+
+def switch_current(paths: Paths, version: str) -> None:
+    """Point published/current at `version` in one atomic rename of a relative symlink."""
+    tmp = paths.published / f".current-{os.getpid()}-{uuid.uuid4().hex}"
+    os.symlink(version, tmp)
+    kill_point("publish.linked")
+    os.replace(tmp, paths.current_publication)
+
+
+def clean_stale(paths: Paths) -> list[str]:
+    """Remove staging folders and temporary symlinks of publishers that died."""
+    removed = []
+    if not paths.published.is_dir():
+        return removed
+    for entry in paths.published.iterdir():
+        kind, _, rest = entry.name.partition("-")
+        if kind not in (".staging", ".current"):
+            continue
+        pid = rest.split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
+            continue  # another publisher is at work (outside the one-slot pool?)
+        if entry.is_symlink() or entry.is_file():
+            entry.unlink()
+        else:
+            entry.chmod(0o700)
+            for p in entry.iterdir():
+                p.chmod(0o600)
+            shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    if removed:
+        log.warning("removed leftovers of an interrupted publication: %s", removed)
+    return removed
+
+
+def _complete_version(folder: Path, marts: dict, deliveries: list[str]) -> bool:
+    """A version folder holding exactly these marts, every file intact."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    if manifest.get("marts") != marts or manifest.get("deliveries") != deliveries \
+            or not manifest.get("validation", {}).get("success"):
+        return False
+    return all((folder / f"{m}.parquet").is_file()
+               and sha256_file(folder / f"{m}.parquet") == v["sha256"]
+               for m, v in marts.items()) and (folder / PUBLISHED_DB).is_file()
+
+
+def _unswitched_version(paths: Paths, marts: dict, deliveries: list[str]) -> str | None:
+    """A complete publication of these marts that a killed publisher never switched to."""
+    for folder in sorted(paths.published.iterdir(), reverse=True):
+        if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+            continue
+        if _complete_version(folder, marts, deliveries):
+            return folder.name
+    return None
+
+
+def publish(paths: Paths | None = None) -> Publication:
+    """Stage, gate and publish the warehouse's marts; raise GateFailed if the gate fails."""
+    paths = paths or Paths.from_env()
+    paths.ensure()
+    clean_stale(paths)
+    now = datetime.now(UTC)
+    staging = paths.published / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        marts, deliveries = _stage(paths, staging)
+        kill_point("publish.staged")
+        content = hashlib.sha256(json.dumps(marts, sort_keys=True).encode()).hexdigest()
+        current = current_manifest(paths)
+        if current and current.get("marts") == marts and current.get("deliveries") == deliveries:
+            log.info("marts unchanged since publication %s: nothing to publish",
+                     current["version"])
+            return Publication(current["version"], paths.current_publication.resolve(), marts,
+                               deliveries, unchanged=True)
+        ready = _unswitched_version(paths, marts, deliveries)
+        if ready is not None:
+            log.warning("publication %s was complete but never made current (an interrupted "
+                        "run): switching to it", ready)
+            switch_current(paths, ready)
+            return Publication(ready, paths.published / ready, marts, deliveries)
+        version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}"
+        n = 2
+        while (paths.published / version).exists():
+            version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}-{n}"
+            n += 1
+        fingerprints = suite_fingerprints()
+        suites, failures, validated = _gate(paths, staging, current, marts, fingerprints)
+        kill_point("publish.gated")
+        report_dir = paths.reports / "gate"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        report = report_dir / f"{version}.json"
+        data_docs = paths.reports / "data_docs" / "index.html"
+        validation = {"success": not failures, "suites": suites, "failures": failures,
+                      "rows_validated": validated, "suite_sha256": fingerprints,
+                      "report": str(data_docs)}
+        report.write_text(json.dumps({"version": version, **validation}, indent=2) + "\n")
+        if failures:
+            raise GateFailed(failures, report)
+        manifest = {
+            "interface_version": INTERFACE_VERSION,
+            "version": version,
+            "published_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "deliveries": deliveries,
+            "marts": marts,
+            "validation": validation,
+            **_write_exports(paths, staging, now),
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _make_read_only(staging)
+        final = paths.published / version
+        os.rename(staging, final)
+        kill_point("publish.renamed")
+        switch_current(paths, version)
+        log.info("published %s (%s)", version,
+                 ", ".join(f"{m} {v['rows']} rows" for m, v in marts.items()))
+        return Publication(version, final, marts, deliveries, suites=suites)
+    finally:
+        if staging.exists():
+            staging.chmod(0o700)
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Reports rendered from a publication: the headline table, the real-data summary."""

@@ -1,0 +1,248 @@
+"""The headline comparison by scale class, read from a publication (read-only).
+
+Everything here is derived from published columns only, as a reader of the
+publication could do it:
+
+- conditions and staffing over the last 12 complete months, ratios of sums
+  (months pooled through census_days, custodial_fte and rehab_fte);
+- two-year general reoffending by scale class of the facility of final
+  discharge, pooled over the published (mature) cohorts: the raw rate with a
+  Wilson 95 % interval, and the risk-adjusted rate (O/E x national rate,
+  kpis.md's headline figure) as the cohort-size weighted mean of the yearly
+  adjusted rates, with a 95 % interval from the yearly standard errors;
+- the small-vs-large gap, raw and adjusted, with normal intervals;
+- the risk model's fit and its adjusted small-vs-large odds ratio
+  (risk_model.json of the publication).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from penstat.contract.layout import Paths
+from penstat.core.config import Config
+from penstat.core.database import connect
+
+CLASS_ORDER = "CASE {col} WHEN 'small' THEN 1 WHEN 'medium' THEN 2 WHEN 'large' THEN 3 ELSE 4 END"
+
+# Ratios of sums over the last 12 complete (not provisional) months.
+CONDITIONS_SQL = f"""
+WITH complete AS (
+    SELECT * FROM marts.mart_national_monthly
+    WHERE coalesce(flag, '') NOT LIKE '%p%'
+),
+last_year AS (
+    SELECT * FROM complete
+    WHERE month > (SELECT max(month) FROM complete) - INTERVAL 12 MONTH
+)
+SELECT scale_class,
+       round(avg(facilities), 1) AS facilities,
+       round(sum(average_daily_population * census_days) / sum(census_days), 1)
+           AS avg_daily_population,
+       round(100 * sum(average_daily_population * census_days)
+             / sum(capacity_places * census_days), 1) AS density,
+       round(100 * sum(share_in_overcrowded * average_daily_population * census_days)
+             / sum(average_daily_population * census_days), 1) AS pct_in_overcrowded,
+       round(sum(detainees_per_custodial_fte * custodial_fte) / sum(custodial_fte), 2)
+           AS detainees_per_custodial_fte,
+       round(100 * sum(rehab_fte) / sum(100 * rehab_fte / rehab_staff_per_100), 1)
+           AS rehab_staff_per_100
+FROM last_year
+GROUP BY scale_class
+ORDER BY {CLASS_ORDER.format(col='scale_class')}
+"""
+
+# One row per published (cohort, group) with the rate and adjusted rate present.
+RECIDIVISM_ROWS_SQL = f"""
+SELECT group_value, cohort_year, cohort_size, recid_2y_general, adjusted_rate,
+       observed_expected_se * national_rate AS adjusted_se, observed_expected, national_rate
+FROM marts.mart_recidivism_cohort
+WHERE group_type = ? AND recid_2y_general IS NOT NULL AND cohort_size IS NOT NULL
+ORDER BY {CLASS_ORDER.format(col='group_value')}, group_value, cohort_year
+"""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    low: float
+    high: float
+
+    def pct(self, digits: int = 1) -> str:
+        return (f"{100 * self.value:.{digits}f} [{100 * self.low:.{digits}f}, "
+                f"{100 * self.high:.{digits}f}]")
+
+
+@dataclass(frozen=True)
+class GroupRecidivism:
+    group: str
+    released: int
+    cohorts: str
+    raw: Estimate
+    adjusted: Estimate | None
+    raw_se: float
+    adjusted_se: float | None
+
+
+def _z() -> float:
+    return float(Config.load().get("recidivism", "ci_z"))
+
+
+def wilson(successes: float, n: int, z: float) -> Estimate:
+    """Wilson score interval of a binomial proportion."""
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Estimate(p, max(0.0, centre - half), min(1.0, centre + half))
+
+
+def pooled_recidivism(con: duckdb.DuckDBPyConnection, group_type: str = "scale_class",
+                      z: float | None = None,
+                      years: set[int] | None = None) -> list[GroupRecidivism]:
+    """Raw and adjusted two-year general reoffending per group, pooled over the published
+    cohorts (or over `years` only)."""
+    z = _z() if z is None else z
+    rows = [r for r in con.execute(RECIDIVISM_ROWS_SQL, [group_type]).fetchall()
+            if years is None or r[1] in years]
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault(row[0], []).append(row)
+    out = []
+    for group, items in groups.items():
+        n = sum(r[2] for r in items)
+        reoffenders = sum(r[3] * r[2] for r in items)
+        raw = wilson(reoffenders, n, z)
+        raw_se = math.sqrt(raw.value * (1 - raw.value) / n)
+        adjusted = adjusted_se = None
+        modelled = [r for r in items if r[4] is not None and r[5] is not None]
+        if modelled and len(modelled) == len(items):
+            value = sum(r[4] * r[2] for r in items) / n
+            adjusted_se = math.sqrt(sum((r[2] / n) ** 2 * r[5] ** 2 for r in items))
+            adjusted = Estimate(value, max(0.0, value - z * adjusted_se),
+                                min(1.0, value + z * adjusted_se))
+        years = sorted({r[1] for r in items})
+        contiguous = years == list(range(years[0], years[-1] + 1))
+        cohorts = (f"{years[0]}-{years[-1]}" if contiguous and len(years) > 1
+                   else ",".join(str(y) for y in years))
+        out.append(GroupRecidivism(group, n, cohorts, raw, adjusted, raw_se, adjusted_se))
+    return out
+
+
+def gap(a: GroupRecidivism, b: GroupRecidivism, z: float,
+        adjusted: bool) -> Estimate | None:
+    """a - b with a normal 95 % interval (the two groups are different people)."""
+    if adjusted:
+        if a.adjusted is None or b.adjusted is None:
+            return None
+        value = a.adjusted.value - b.adjusted.value
+        se = math.hypot(a.adjusted_se, b.adjusted_se)
+    else:
+        value = a.raw.value - b.raw.value
+        se = math.hypot(a.raw_se, b.raw_se)
+    return Estimate(value, value - z * se, value + z * se)
+
+
+def small_vs_large(con: duckdb.DuckDBPyConnection, z: float | None = None
+                   ) -> tuple[str, Estimate, Estimate | None] | None:
+    """The small - large gaps, raw and adjusted, over the cohorts both publish."""
+    z = _z() if z is None else z
+    years_of = {}
+    for group in ("small", "large"):
+        years_of[group] = {y for (y,) in con.execute(
+            "SELECT cohort_year FROM marts.mart_recidivism_cohort WHERE group_type = "
+            "'scale_class' AND group_value = ? AND recid_2y_general IS NOT NULL "
+            "AND cohort_size IS NOT NULL", [group]).fetchall()}
+    common = years_of["small"] & years_of["large"]
+    if not common:
+        return None
+    found = {g.group: g for g in pooled_recidivism(con, "scale_class", z, years=common)}
+    small, large = found["small"], found["large"]
+    return (small.cohorts, gap(small, large, z, adjusted=False),
+            gap(small, large, z, adjusted=True))
+
+
+def _format(columns: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
+              for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(out)
+
+
+def _table(con: duckdb.DuckDBPyConnection, sql: str) -> str:
+    rel = con.sql(sql)
+    rows = [["" if v is None else str(v) for v in r] for r in rel.fetchall()]
+    return _format(list(rel.columns), rows)
+
+
+def _recidivism_table(groups: list[GroupRecidivism]) -> str:
+    rows = [[g.group, str(g.released), g.cohorts, g.raw.pct(),
+             g.adjusted.pct() if g.adjusted else "(model not fitted)"] for g in groups]
+    return _format(["group", "released", "cohorts", "raw 2y rate % [95% CI]",
+                    "risk-adjusted % [95% CI]"], rows)
+
+
+def _model_lines(folder: Path) -> list[str]:
+    path = folder / "risk_model.json"
+    if not path.is_file():
+        return []
+    model = json.loads(path.read_text())
+    expected = model.get("expected", {})
+    lines = [f"Risk model ({expected.get('status', 'unknown')}): "]
+    fit = expected.get("fit", {})
+    if expected.get("status") == "fitted":
+        lines[0] += (f"{fit['releases']:.0f} releases, C-statistic {fit['c_statistic']:.3f}, "
+                     f"McFadden R2 {fit['mcfadden_pseudo_r2']:.3f}, Hosmer-Lemeshow p "
+                     f"{fit['hosmer_lemeshow_p_value']:.2f}")
+    else:
+        lines[0] += expected.get("reason") or ""
+    comparison = model.get("comparison_scale_class", {})
+    small = next((c for c in comparison.get("coefficients", [])
+                  if c["term"] == "scale_class_small"), None)
+    if small:
+        lines.append(
+            f"Adjusted odds ratio of reoffending, small vs large (same covariates + class): "
+            f"{math.exp(small['estimate']):.2f} [{math.exp(small['ci_low']):.2f}, "
+            f"{math.exp(small['ci_high']):.2f}]; log odds {small['estimate']:.3f} "
+            f"[{small['ci_low']:.3f}, {small['ci_high']:.3f}]")
+    return lines
+
+
+def headline(publication: Path | None = None) -> str:
+    folder = publication or Paths.from_env().current_publication
+    con = connect(folder / "published.duckdb", read_only=True)
+    z = _z()
+    try:
+        parts = [
+            "Conditions and staffing by scale class (last 12 complete months, ratios of sums)",
+            _table(con, CONDITIONS_SQL),
+            "",
+            "Two-year general reoffending by scale class of the facility of final discharge "
+            "(published mature cohorts pooled; raw = unadjusted, risk-adjusted = O/E x national "
+            "rate, the figure for comparisons)",
+        ]
+        by_class = pooled_recidivism(con, "scale_class", z)
+        parts.append(_recidivism_table(by_class))
+        comparison = small_vs_large(con, z)
+        if comparison is not None:
+            cohorts, raw_gap, adjusted_gap = comparison
+            parts.append(
+                f"Small minus large (cohorts {cohorts}): raw gap {raw_gap.pct()} points; "
+                "risk-adjusted gap "
+                + (f"{adjusted_gap.pct()} points" if adjusted_gap else "not available"))
+        by_days = pooled_recidivism(con, "small_scale_days", z)
+        if by_days:
+            parts += ["", "The same by share of the sentence spent in small-scale units "
+                          "(attribution by days)", _recidivism_table(by_days)]
+        model = _model_lines(folder)
+        if model:
+            parts += ["", *model]
+        return "\n".join(parts)
+    finally:
+        con.close()

@@ -1,0 +1,238 @@
+"""The Great Expectations suites: one per delivery file, one per published mart.
+
+The suites live as JSON in the file-based GX context under `expectations/gx/`
+(committed). This module is where they are written from: `python -m penstat.validation
+write-context` regenerates the JSON, and a test fails if the committed JSON
+and this module disagree.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+
+from penstat.contract.feeds import FEEDS, FileSpec
+from penstat.contract.published import MART_COLUMNS, MART_KEYS
+
+SCALE_CLASSES = ("small", "medium", "large")
+OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
+# Eurostat flag letters; several may apply at once, written in alphabetical order
+# (e.g. "cp"): every non-empty combination is allowed.
+FLAG_LETTERS = ("b", "c", "e", "p")
+FLAGS = tuple(sorted(
+    ("".join(letter for i, letter in enumerate(FLAG_LETTERS) if mask & (1 << i))
+     for mask in range(1, 2 ** len(FLAG_LETTERS))),
+    key=lambda flag: (len(flag), flag)))
+
+
+
+def delivery_suite_name(feed: str, stem: str) -> str:
+    return f"delivery.{feed}.{stem}"
+
+
+def mart_suite_name(mart: str) -> str:
+    return f"mart.{mart}"
+
+
+def _pair(a: str, b: str) -> gxe.Expectation:
+    """a >= b on every row where both are present."""
+    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A=a, column_B=b, or_equal=True, ignore_row_if="either_value_is_missing")
+
+
+# Cross-column and range rules of the contract, per file (feeds.md notes column).
+_DELIVERY_RULES: dict[tuple[str, str], list[gxe.Expectation]] = {
+    ("facility_register", "facilities"): [
+        _pair("operational_capacity", "capacity_places"),
+        _pair("valid_to", "valid_from"),
+        gxe.ExpectColumnValuesToBeBetween(column="capacity_places", min_value=1),
+    ],
+    ("occupancy", "occupancy"): [
+        _pair("population", "population_female"),
+        _pair("population", "population_remand"),
+        _pair("population", "population_under_18"),
+        _pair("population", "population_18_22"),
+    ],
+    ("occupancy", "regime"): [
+        _pair("releases_total", "releases_with_plan"),
+        gxe.ExpectColumnValuesToBeBetween(column="avg_population", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="avg_hours_out_of_cell", min_value=0,
+                                          max_value=24),
+    ],
+    ("staffing", "staffing"): [
+        gxe.ExpectColumnValuesToBeBetween(column="fte", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="vacancies_fte", min_value=0),
+        _pair("headcount", "trained_last_24m"),
+    ],
+    ("recidivism", "releases"): [
+        gxe.ExpectColumnValuesToBeBetween(column="birth_year", min_value=1900),
+    ],
+    ("recidivism", "reconvictions"): [
+        _pair("conviction_date", "offence_date"),
+    ],
+    # Contract v2 feeds (docs/contract/feeds-v2.md)
+    ("recidivism_cohort", "releases"): [
+        _pair("release_period_end", "release_period_start"),
+        gxe.ExpectColumnValuesToBeBetween(column="follow_up_months", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="release_year", min_value=1900),
+    ],
+}
+
+
+def delivery_suite(feed: str, spec: FileSpec) -> gx.ExpectationSuite:
+    expectations: list[gxe.Expectation] = [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key))
+        if len(spec.key) > 1 else gxe.ExpectColumnValuesToBeUnique(column=spec.key[0]),
+    ]
+    for col in spec.columns:
+        if col.required:
+            expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+        if col.type == "int":
+            expectations.append(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=0))
+        if col.allowed:
+            expectations.append(gxe.ExpectColumnValuesToBeInSet(column=col.name,
+                                                                value_set=list(col.allowed)))
+    expectations += _DELIVERY_RULES.get((feed, spec.stem), [])
+    return gx.ExpectationSuite(
+        name=delivery_suite_name(feed, spec.stem),
+        expectations=[copy.deepcopy(e) for e in expectations],
+        meta={"notes": f"Contract v1 rules for {feed}/{spec.stem} (feeds.md); run on every "
+                       "delivery before it is merged into the raw layer."},
+    )
+
+
+def _share(column: str) -> gxe.Expectation:
+    return gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, max_value=1)
+
+
+_PIPELINE_MART_RULES: dict[str, list[gxe.Expectation]] = {
+    "mart_facility_daily": [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToBeInSet(column="scale_class", value_set=list(SCALE_CLASSES)),
+        gxe.ExpectColumnValuesToBeInSet(column="overcrowding_tier",
+                                        value_set=list(OVERCROWDING_TIERS)),
+        gxe.ExpectColumnValuesToNotBeNull(column="capacity_places"),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+        gxe.ExpectColumnValuesToBeBetween(column="population", min_value=0),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_facility_monthly": [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToBeInSet(column="scale_class", value_set=list(SCALE_CLASSES)),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+        gxe.ExpectColumnValuesToBeBetween(column="average_daily_population", min_value=0),
+        _share("vacancy_rate"),
+        _share("staff_trained_share"),
+        _share("release_plan_coverage"),
+        _share("out_of_use_share"),
+        gxe.ExpectColumnValuesToBeBetween(column="occupancy_in_use", min_value=0),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_national_monthly": [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnValuesToBeInSet(column="scale_class",
+                                        value_set=[*SCALE_CLASSES, "all"]),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+        _share("share_in_overcrowded"),
+        _share("share_in_small_scale"),
+        _share("vulnerable_in_small_scale_under_18"),
+        _share("vulnerable_in_small_scale_18_22"),
+        _share("vulnerable_in_small_scale_female"),
+        _share("out_of_use_share"),
+        _share("work_participation"),
+        _share("education_participation"),
+        _share("digital_contact_share"),
+        _share("release_plan_coverage"),
+        gxe.ExpectColumnValuesToBeBetween(column="census_days", min_value=1, max_value=31),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_recidivism_cohort": [
+        gxe.ExpectColumnValuesToBeInSet(column="group_type",
+                                        value_set=["scale_class", "facility_type",
+                                                   "small_scale_days"]),
+        _share("recid_2y_general"),
+        _share("recid_2y_custodial"),
+        _share("proven_reoffending_1y"),
+        _share("adjusted_rate"),
+        _share("ci_low"),
+        _share("ci_high"),
+        _share("national_rate"),
+        gxe.ExpectColumnValuesToBeBetween(column="observed_expected", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="reoffences_per_reoffender_1y", min_value=1),
+        _pair("adjusted_rate", "ci_low"),
+        _pair("ci_high", "adjusted_rate"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_delivery_status": [
+        gxe.ExpectColumnValuesToNotBeNull(column="feed"),
+        gxe.ExpectColumnValuesToBeInSet(column="feed", value_set=list(FEEDS)),
+    ],
+}
+
+
+_COMPARISON_MART_RULES: dict[str, list[gxe.Expectation]] = {
+    "mart_facility_snapshot": [
+        gxe.ExpectColumnValuesToBeInSet(column="scale_class", value_set=list(SCALE_CLASSES)),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+        gxe.ExpectColumnValuesToBeBetween(column="population", min_value=0),
+        _share("out_of_use_share"),
+        _share("custodial_vacancy_rate"),
+        _share("staff_vacancy_rate"),
+        gxe.ExpectColumnValuesToBeBetween(column="detainees_per_custodial_fte", min_value=0),
+        _pair("census_date", "month"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_scale_class_facts": [
+        gxe.ExpectColumnValuesToBeInSet(column="scale_class",
+                                        value_set=[*SCALE_CLASSES, "unknown", "all"]),
+        gxe.ExpectColumnValuesToBeInSet(column="source",
+                                        value_set=["facility_census", "reference_register"]),
+        gxe.ExpectColumnValuesToBeBetween(column="facilities", min_value=0),
+        _pair("facilities", "facilities_small_optimal"),
+        _pair("facilities", "facilities_with_population"),
+        _share("share_of_facilities"),
+        _share("share_of_population"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_national_reference": [
+        gxe.ExpectColumnValuesToMatchRegex(column="flag", regex=r"^[a-z]{1,4}$"),
+    ],
+    "mart_national_density_comparison": [
+        gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[
+            "penstat:facility_census", "eurostat:crim_pris_cap"]),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+    ],
+    "mart_return_to_prison_cohort": [
+        gxe.ExpectColumnValuesToBeInSet(column="group_type",
+                                        value_set=["all", "release_type", "offence_type"]),
+        _share("return_to_prison_rate"),
+        _pair("cohort_size", "returned"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+}
+_MART_RULES = {**_PIPELINE_MART_RULES, **_COMPARISON_MART_RULES}
+
+def mart_suite(mart: str) -> gx.ExpectationSuite:
+    keys = list(MART_KEYS[mart])
+    expectations: list[gxe.Expectation] = [
+        gxe.ExpectTableColumnsToMatchOrderedList(column_list=list(MART_COLUMNS[mart])),
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=keys),
+        *[gxe.ExpectColumnValuesToNotBeNull(column=k) for k in keys
+          if not (mart == "mart_delivery_status" and k == "facility_id")],
+        *_MART_RULES[mart],
+    ]
+    return gx.ExpectationSuite(
+        name=mart_suite_name(mart),
+        expectations=[copy.deepcopy(e) for e in expectations],
+        meta={"notes": f"Published interface v1 checks for {mart} (published.md); run on the "
+                       "staged publication before it becomes current."},
+    )
+
+
+def all_suites() -> list[gx.ExpectationSuite]:
+    suites = [delivery_suite(f.name, s) for f in FEEDS.values() for s in f.files]
+    suites += [mart_suite(m) for m in MART_COLUMNS]
+    return suites
