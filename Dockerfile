@@ -5,7 +5,7 @@
 # volume mounted by compose, never baked in.
 #
 # Keep the tag in step with the apache-airflow pin in requirements.lock
-# (tests/test_compose.py checks that they agree).
+# (tests/unit/orchestration/test_compose.py checks that they agree).
 FROM apache/airflow:3.3.2-python3.11
 
 # /opt/penstat belongs to the image's airflow user (uid 50000, group 0). Compose may

@@ -1,7 +1,7 @@
 -- Reference for `make bench`: the published marts, straight from the delivered files, in
 -- one hand-written DuckDB script: no dbt, no Great Expectations, no Airflow, no
 -- per-delivery validation. It is the engine's limit on this machine for the same work
--- the pipeline does, and tests/test_benchmark_reference.py checks, at scale 1, that its
+-- the pipeline does, and tests/integration/test_benchmark_reference.py checks, at scale 1, that its
 -- marts equal the pipeline's published marts.
 --
 -- {archive} is replaced by $PENSTAT_HOME/archive (benchmarks/stages.py::reference).

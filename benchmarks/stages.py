@@ -72,7 +72,7 @@ def pipeline(home: Path) -> None:
 
 def reference(home: Path) -> None:
     """The engine's limit: the published marts straight from the archived deliveries, in
-    one SQL script (benchmarks/reference.sql; tests/test_benchmark_reference.py checks that
+    one SQL script (benchmarks/reference.sql; tests/integration/test_benchmark_reference.py checks that
     its marts equal the pipeline's). Writes $home/reference/reference.duckdb."""
     import duckdb
 

@@ -1,6 +1,6 @@
 """TEST-ONLY fault injection: SIGKILL this process at a named point.
 
-The crash-safety tests (tests/test_crash_safety.py) run ingestion, the dbt
+The crash-safety tests (tests/integration/test_crash_safety.py) run ingestion, the dbt
 build and publication as subprocesses with
 
     PENSTAT_TEST_KILL_AT=<point>[@<n>]

@@ -37,7 +37,7 @@ PROJECT_DIR = DBT_PROJECT_DIR
 
 # Feeds whose rows reach the period models (int_facility_days and everything
 # built from it by month): their new rows name the months to rebuild. The test
-# tests/test_incremental.py checks this against the dbt manifest.
+# tests/integration/test_incremental.py checks this against the dbt manifest.
 PERIOD_FEEDS = ("occupancy", "staffing")
 # Feeds that re-label history: any delivery of one forces a full refresh.
 FULL_REFRESH_FEEDS = ("facility_register",)

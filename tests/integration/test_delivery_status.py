@@ -33,7 +33,7 @@ RECEIVED: list[dict] = []
 
 
 def record_alert(event: dict) -> None:
-    """A PENSTAT_ALERT_HOOK target (tests.test_delivery_status:record_alert)."""
+    """A PENSTAT_ALERT_HOOK target (tests.integration.test_delivery_status:record_alert)."""
     RECEIVED.append(event)
 
 
@@ -115,7 +115,7 @@ def test_a_failure_is_one_json_alert_line_by_default(monkeypatch, caplog):
 
 def test_a_failing_feed_is_routed_to_the_configured_hook(monkeypatch, caplog):
     RECEIVED.clear()
-    monkeypatch.setenv(callbacks.HOOK_ENV, "tests.test_delivery_status:record_alert")
+    monkeypatch.setenv(callbacks.HOOK_ENV, "tests.integration.test_delivery_status:record_alert")
     callbacks.notify_failure(_context("penstat_ingest_occupancy", "report_rejections",
                                       RuntimeError("1 delivery(ies) quarantined")))
     [event] = RECEIVED
@@ -123,7 +123,7 @@ def test_a_failing_feed_is_routed_to_the_configured_hook(monkeypatch, caplog):
 
 
 def test_a_broken_hook_does_not_swallow_the_alert(monkeypatch, caplog):
-    monkeypatch.setenv(callbacks.HOOK_ENV, "tests.test_delivery_status:broken_hook")
+    monkeypatch.setenv(callbacks.HOOK_ENV, "tests.integration.test_delivery_status:broken_hook")
     caplog.set_level(logging.ERROR, logger="penstat.alerts")
     callbacks.notify_failure(_context("penstat_publish", "gate_and_publish",
                                       RuntimeError("gate failed")))

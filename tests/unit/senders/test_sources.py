@@ -2,7 +2,7 @@
 
 Small inputs are built in code in the layout of ../shared/real/<folder>/, so each rule is
 seen in isolation; a few tests read the real files (milliseconds) to pin the counts the
-README reports. The whole pipeline on the real files is tests/test_real_data.py.
+README reports. The whole pipeline on the real files is tests/integration/test_real_data.py.
 """
 
 from __future__ import annotations

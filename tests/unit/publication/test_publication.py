@@ -12,7 +12,7 @@ import pytest
 from penstat.publication.publish import GateFailed, current_manifest, publish
 from penstat.warehouse.schema import connect
 
-# The comparison marts (real data, tests/test_real_data.py); empty is valid for them.
+# The comparison marts (real data, tests/integration/test_real_data.py); empty is valid for them.
 COMPARISON_MARTS_SQL = """
 CREATE OR REPLACE TABLE marts.mart_facility_snapshot AS
 SELECT * FROM (VALUES

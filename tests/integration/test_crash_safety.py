@@ -111,7 +111,7 @@ for line in sys.stdin:
 REFERENCE = """
 import json, sys
 from pathlib import Path
-from tests.test_crash_safety import reference_run
+from tests.integration.test_crash_safety import reference_run
 print(json.dumps(reference_run(Path(sys.argv[1])), default=str))
 """
 

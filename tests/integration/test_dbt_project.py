@@ -26,7 +26,9 @@ import duckdb
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from penstat.core.locations import REPO_ROOT
+
+REPO = REPO_ROOT
 if str(REPO) not in sys.path:  # plain `pytest` does not put the checkout on sys.path
     sys.path.insert(0, str(REPO))
 

@@ -1,7 +1,7 @@
 """make rebuild: through Airflow when this PENSTAT_HOME's stack is up, directly otherwise.
 
 The direct path (a full refresh giving byte-identical marts) is proven in
-tests/test_incremental.py; here, what is sent to a running api-server.
+tests/integration/test_incremental.py; here, what is sent to a running api-server.
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ and every published KPI column is defined in it."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from penstat.contract.published import MART_COLUMNS
+from penstat.core.locations import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = REPO_ROOT
 DOC = (REPO / "docs" / "kpis.md").read_text()
 
 # The KPI catalogue (shared/design/kpis.md) and the authority each must name.

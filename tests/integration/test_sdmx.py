@@ -16,7 +16,7 @@ from penstat.core.files import sha256_file
 from penstat.publication.publish import publish
 from penstat.publication.sdmx import COLUMNS, SDMX_FILE, sdmx_csv
 from penstat.transform.dbt_runner import build
-from tests.test_dbt_project import AS_OF, load_fixture
+from tests.integration.test_dbt_project import AS_OF, load_fixture
 
 
 def test_columns_are_eurostats():
