@@ -25,7 +25,7 @@
     Outside an incremental run (first build, full refresh, unit tests) it is
     `true`. In an incremental run of the pipeline (var months_from_ledger) the
     months are read, when the model runs, from the build's row in meta.builds
-    (written by operations.tasks.build_marts): not passed as a var, because a
+    (written by penstat.orchestration.tasks.build_marts): not passed as a var, because a
     var that changes on every build would make dbt re-parse the whole project
     every time. A plain `dbt build` on existing tables recomputes every month. -#}
 {% macro in_incremental_months(date_column) -%}

@@ -15,8 +15,8 @@ INTERFACE_VERSION = "1"
 
 # The marts the pipeline builds from the v1 feeds.
 # Beyond published.md v1 (adding is allowed): `flag` on the daily, monthly and national
-# marts, detainees_per_custodial_fte on the national mart, and (issue 3) the columns
-# after `flag`: more KPIs of kpis.md and the sums that let readers pool months/cohorts.
+# marts, detainees_per_custodial_fte on the national mart, and the columns after
+# `flag`: more KPIs of docs/kpis.md and the sums that let readers pool months/cohorts.
 PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "mart_facility_daily": (
         "facility_id", "census_date", "facility_type", "scale_class", "capacity_places",

@@ -119,7 +119,7 @@ def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
 
 
 def _write_exports(paths: Paths, staging: Path, now: datetime) -> dict:
-    """The SDMX-CSV national series and the risk model's fit statistics (issue 3)."""
+    """The SDMX-CSV national series and the risk model's fit statistics."""
     extras: dict = {}
     con = connect(paths.warehouse, read_only=True)
     try:

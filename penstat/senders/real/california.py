@@ -245,7 +245,7 @@ def _register(lines: list[Line], report: SourceReport) -> list[list]:
 
 
 def send(inbox: Path, result: California) -> list[Path]:
-    """Write the occupancy delivery (the register goes out with sources.register)."""
+    """Write the occupancy delivery (the register goes out with penstat.senders.real.register)."""
     start, end = result.period
     delivery_id = f"cdcr-occ-{start[:7]}-{end[:7]}"
     data = csv_rows(OCCUPANCY_HEADER, result.occupancy)

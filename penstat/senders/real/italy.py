@@ -243,7 +243,7 @@ def _register(versions: dict[str, list[tuple[str, tuple]]], report: SourceReport
 
 def send(inbox: Path, result: Italy) -> list[Path]:
     """Write occupancy and staffing per snapshot (the register goes out with
-    sources.register)."""
+    penstat.senders.real.register)."""
     folders = []
     for snap in result.snapshots:
         day = snap.date
