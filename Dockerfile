@@ -10,8 +10,8 @@ FROM apache/airflow:3.3.2-python3.11
 
 # /opt/penstat belongs to the image's airflow user (uid 50000, group 0). Compose may
 # run the containers under another uid (AIRFLOW_UID) but always with group 0, so
-# everything is made group-writable: dbt writes target/ and logs/ next to its
-# project, Great Expectations its uncommitted/ folder.
+# everything is made group-writable: penstat writes PENSTAT_HOME (/opt/penstat/home,
+# where dbt puts its target/ and logs/), Great Expectations its uncommitted/ folder.
 USER root
 RUN mkdir -p /opt/penstat/home \
     && chown -R airflow:0 /opt/penstat \

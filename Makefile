@@ -22,7 +22,7 @@ help:
 	@echo "make rebuild - rebuild every model from the raw layer, gate, publish (same marts as incremental)"
 	@echo "make lint   - ruff and the layering contract (import-linter)"
 	@echo "make bench  - benchmarks at scales \$$BENCH_SCALES (default 1,10) into docs/benchmarks.md"
-	@echo "make suites - regenerate the committed Great Expectations context from penstat/validation/suites.py"
+	@echo "make suites - regenerate the GX context, docs/published.md's marts and the manifest schema"
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV)
@@ -76,8 +76,13 @@ lint: setup
 fmt: setup
 	$(BIN)/ruff check --fix .
 
+# Regenerate what is written from code: the GX context (penstat/validation/suites.py),
+# the marts section of docs/published.md and docs/contract/manifest.schema.json
+# (penstat/contract/). Tests fail while a committed copy differs from its source.
 suites: setup
 	$(BIN)/python -m penstat.validation write-context
+	$(BIN)/python -m penstat.contract.published_docs
+	$(BIN)/python -m penstat.contract.manifest_schema
 
 # Not part of `make test`: timings belong in docs/benchmarks.md, never in assertions.
 # Scale 50 is opt-in (BENCH_SCALES=1,10,50): it runs for a long time here.

@@ -167,7 +167,7 @@ def fmt(value: float | None, unit: str = "s") -> str:
     return f"{value:.1f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
 
 
-TARGETS_SCALE_DAILY = 10  # issue 5: the daily delivery is judged at scale 10 against scale 1
+TARGETS_SCALE_DAILY = 10  # the daily delivery is judged at scale 10 against scale 1
 
 
 def targets(results: list[dict]) -> list[tuple[str, str, bool | None]]:
@@ -236,7 +236,7 @@ def write_report(results: list[dict]) -> str:
                                              if step + "_peak_mb" in laps else "")
                      for step in steps]
             lines.append(f"| {r['scale']:g} | {stage} | " + " | ".join(cells) + " |")
-    lines += ["", "Targets of issue 5 (benchmarks, not timed tests):", "",
+    lines += ["", "Targets (benchmarks, not timed tests):", "",
               "| target | measured | met |", "|---|---|---|"]
     for target, measured, met in targets(results):
         verdict = "not measured" if met is None else ("yes" if met else "**no**")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import time
 from pathlib import Path
 
@@ -63,5 +64,8 @@ def run_demo(scale: float = 1.0, seed: int = 42, timeout: float = 1800) -> int:
     print("Time per stage on this machine:")
     for stage, seconds in timings:
         print(f"  {stage:<58} {seconds:7.1f} s")
-    print(f"\nQuery it: duckdb -readonly {paths.current_publication}/published.duckdb")
+    print("\nQuery it (read-only; `current` never changes under a reader):")
+    print(f"  {sys.executable} -c \"import duckdb; con = duckdb.connect("
+          f"'{paths.current_publication}/published.duckdb', read_only=True); "
+          "print(con.sql('SELECT * FROM marts.mart_national_monthly LIMIT 8'))\"")
     return 0

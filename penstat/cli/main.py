@@ -36,7 +36,7 @@ from penstat.contract.feeds import FEEDS
 from penstat.contract.layout import Paths
 from penstat.core.config import ConfigError
 from penstat.orchestration import tasks
-from penstat.orchestration.local_airflow import Stack, health
+from penstat.orchestration.local_airflow import HEALTH_COMPONENTS, Stack, health
 from penstat.orchestration.rebuild import rebuild
 from penstat.senders.real import data_dir
 
@@ -138,11 +138,16 @@ def run(args: argparse.Namespace) -> int:
         stopped = stack.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     elif args.command == "status":
-        state = stack.read_state()
+        state = stack.running()
         if not state:
-            print("not running")
+            print("not running" + (" (stale pid file: some recorded processes have exited; "
+                                   "`penstat down` cleans up)" if stack.read_state() else ""))
             return ATTENTION
-        print(json.dumps({"state": state, "health": health(state["api"])}, indent=2))
+        status = health(state["api"])
+        print(json.dumps({"state": state, "health": status}, indent=2))
+        if not status or any(status.get(c, {}).get("status") != "healthy"
+                             for c in HEALTH_COMPONENTS):
+            return ATTENTION
     elif args.command == "demo":
         return run_demo(scale=args.scale, seed=args.seed)
     elif args.command == "real":

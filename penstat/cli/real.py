@@ -18,6 +18,7 @@ The only configuration that differs from the default is the overlay config/real.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,7 +60,9 @@ def run_real(home: Path = DEFAULT_HOME, data: Path | None = None,
     """Adapters -> inbox -> ingest -> dbt build -> gate -> publication, then the summary."""
     paths = Paths(Path(home).resolve())
     fresh_scratch_home(paths, REAL_MARKER, "make real")
-    with scoped_env(PENSTAT_HOME=str(paths.home), **{OVERLAYS_ENV: str(REAL_CONFIG)}):
+    # config/real.toml on top of the default, and under any overlay the caller set
+    overlays = os.pathsep.join(p for p in (str(REAL_CONFIG), os.environ.get(OVERLAYS_ENV)) if p)
+    with scoped_env(PENSTAT_HOME=str(paths.home), **{OVERLAYS_ENV: overlays}):
         t = time.monotonic()
         reports = send_all(paths.inbox, data)
         run = RealRun(paths=paths, reports=reports)

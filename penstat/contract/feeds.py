@@ -19,6 +19,9 @@ DELIVERY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DOORBELL = "_READY"
 MANIFEST = "manifest.json"
+# The reason a rejected delivery is quarantined with, written into its folder.
+REJECTION_JSON = "_REJECTED.json"
+REJECTION_TEXT = "_REJECTED.txt"
 
 ColumnType = Literal["str", "int", "dec", "date", "month", "bool"]
 

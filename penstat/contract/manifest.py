@@ -32,7 +32,7 @@ ENCODINGS = {
     "iso-8859-15": "iso8859_15",
 }
 DATA_EXTENSIONS = (".csv", ".parquet")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _parse_files(raw: object, feed: str, max_rows: int) -> tuple[FileEntry, ...]
         if not isinstance(item, dict) or not {"name", "sha256", "rows"} <= item.keys():
             raise _reject("manifest_files", f"{where} needs name, sha256 and rows", column=where)
         name, sha, rows = item["name"], item["sha256"], item["rows"]
-        if not isinstance(name, str) or not FILE_NAME_PATTERN.match(name) or ".." in name:
+        if not isinstance(name, str) or not FILE_NAME_PATTERN.fullmatch(name) or ".." in name:
             raise _reject("file_name", f"{where}.name must be a plain file name matching "
                           f"{FILE_NAME_PATTERN.pattern}", column=f"{where}.name",
                           value=str(name)[:120])
@@ -153,7 +153,7 @@ def _parse_files(raw: object, feed: str, max_rows: int) -> tuple[FileEntry, ...]
             expected = sorted(f.stem for f in spec.files)
             raise _reject("unknown_file", f"feed {feed} has no file {stem!r}; expected one of "
                           f"{expected}", column=f"{where}.name", value=name)
-        if not isinstance(sha, str) or not _SHA256.match(sha):
+        if not isinstance(sha, str) or not SHA256_PATTERN.fullmatch(sha):
             raise _reject("manifest_files", f"{where}.sha256 must be 64 lowercase hex digits",
                           column=f"{where}.sha256")
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
@@ -201,7 +201,7 @@ def read_manifest(folder: Path, feed: str, max_rows: int = 100_000_000) -> Manif
         raise _reject("manifest_feed", f"manifest says feed {raw['feed']!r} but the delivery "
                       f"is in the {feed!r} inbox", column="feed", value=str(raw["feed"])[:100])
     delivery_id = str(raw["delivery_id"])
-    if not DELIVERY_ID_PATTERN.match(delivery_id) or delivery_id != folder.name:
+    if not DELIVERY_ID_PATTERN.fullmatch(delivery_id) or delivery_id != folder.name:
         raise _reject("delivery_id", "delivery_id must match "
                       f"{DELIVERY_ID_PATTERN.pattern} and equal the folder name",
                       column="delivery_id", value=delivery_id[:120])
@@ -215,7 +215,7 @@ def read_manifest(folder: Path, feed: str, max_rows: int = 100_000_000) -> Manif
         raise _reject("manifest_period", "period.end is before period.start", column="period")
     replaces = raw.get("replaces")
     if replaces is not None and (not isinstance(replaces, str)
-                                 or not DELIVERY_ID_PATTERN.match(replaces)):
+                                 or not DELIVERY_ID_PATTERN.fullmatch(replaces)):
         raise _reject("replaces", "replaces must be null or an earlier delivery_id",
                       column="replaces", value=str(replaces)[:120])
     if replaces == delivery_id:

@@ -32,13 +32,13 @@ from penstat.contract.feeds import (
     FILE_NAME_PATTERN,
     MANIFEST,
 )
-from penstat.contract.manifest import (  # _SHA256: the parser's own sha256 rule
-    _SHA256,
+from penstat.contract.manifest import (
     DATA_EXTENSIONS,
     DECIMALS,
     DELIMITERS,
     ENCODINGS,
     REQUIRED_FIELDS,
+    SHA256_PATTERN,
     Dialect,
 )
 from penstat.core.locations import REPO_ROOT
@@ -150,7 +150,7 @@ def _files() -> dict[str, Any]:
                               {"not": {"pattern": r"\.\."}}],
                 },
                 "sha256": {"description": "SHA-256 of the file's bytes, lowercase hex.",
-                           "type": "string", "pattern": _SHA256.pattern},
+                           "type": "string", "pattern": SHA256_PATTERN.pattern},
                 "rows": {"description": "Data records in the file, header excluded.",
                          "type": "integer", "minimum": 0},
             },

@@ -44,21 +44,31 @@ def _read(path: Path) -> dict[str, Any]:
 def apply_overlay(values: dict[str, Any], overlay: dict[str, Any], source: Path) -> None:
     """Update `values` with `overlay`; refuse sections and keys `values` does not have."""
     for section, items in overlay.items():
-        if section not in values or not isinstance(items, dict):
+        if section not in values:
             raise ConfigError(f"configuration overlay {source}: unknown section [{section}] "
                               f"(known: {', '.join(sorted(values))})")
+        if not isinstance(items, dict):
+            raise ConfigError(f"configuration overlay {source}: {section} = {items!r} must be "
+                              f"a table [{section}] of keys")
         for key, value in items.items():
             if key not in values[section]:
                 raise ConfigError(f"configuration overlay {source}: unknown key "
                                   f"[{section}] {key} (known: "
                                   f"{', '.join(sorted(values[section]))})")
-            default = values[section][key]
-            if isinstance(default, bool) != isinstance(value, bool) or (
-                    isinstance(default, int | float) and not isinstance(value, int | float)) or (
-                    isinstance(default, str) and not isinstance(value, str)):
+            if not _same_kind(values[section][key], value):
                 raise ConfigError(f"configuration overlay {source}: [{section}] {key} = "
-                                  f"{value!r} is not of the type of the default {default!r}")
+                                  f"{value!r} is not of the type of the default "
+                                  f"{values[section][key]!r}")
             values[section][key] = value
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """An overlay keeps a key's type; an integer may stand where a decimal is expected."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return type(value) is type(default)
 
 
 def overlays_from_env() -> list[Path]:

@@ -113,9 +113,9 @@ def _safe_column(column: str | None, known: set[str]) -> str | None:
     if column is None:
         return None
     parts = [c.strip() for c in column.split(",")]
-    if all(p in known or _MANIFEST_FIELD.match(p) for p in parts):
+    if all(p in known or _MANIFEST_FIELD.fullmatch(p) for p in parts):
         return column
-    if _COLUMN_NAME.match(column) and not _DIGIT_RUN.search(column):
+    if _COLUMN_NAME.fullmatch(column) and not _DIGIT_RUN.search(column):
         return column
     return "(a header entry, not shown: it may hold personal data)"
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from penstat.contract.feeds import MANIFEST
+from penstat.contract.feeds import MANIFEST, REJECTION_JSON, REJECTION_TEXT
 from penstat.contract.manifest import Manifest
 from penstat.contract.problems import DeliveryRejected, Problem
 from penstat.core.files import sha256_file
 
 # Files the warehouse itself writes into a delivery folder (the quarantine reason,
 # written just before the folder is moved, so a crash in between is harmless).
-OWN_FILES = frozenset({"_REJECTED.json", "_REJECTED.txt"})
+OWN_FILES = frozenset({REJECTION_JSON, REJECTION_TEXT})
 
 
 def check_folder(folder: Path, manifest: Manifest) -> None:

@@ -14,11 +14,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from penstat.contract.feeds import REJECTION_JSON, REJECTION_TEXT
 from penstat.contract.problems import Problem
 from penstat.core.faults import kill_point
-
-REJECTION_JSON = "_REJECTED.json"
-REJECTION_TEXT = "_REJECTED.txt"
 
 
 def _free_name(parent: Path, name: str) -> Path:

@@ -164,7 +164,7 @@ class FeedIngestor:
         return filing.archive(folder, self.paths.archive, self.feed, self.personal)
 
     def _ingest(self, ws: WarehouseSession, folder: Path) -> DeliveryOutcome:
-        if folder.is_symlink() or not DELIVERY_ID_PATTERN.match(folder.name):
+        if folder.is_symlink() or not DELIVERY_ID_PATTERN.fullmatch(folder.name):
             raise DeliveryRejected([Problem(
                 rule="delivery_id", column="delivery_id",
                 message=f"the delivery folder must be a real folder named like "

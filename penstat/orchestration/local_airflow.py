@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from penstat.contract.layout import Paths
+from penstat.core.config import CONFIG_ENV, OVERLAYS_ENV
 from penstat.core.locations import REPO_ROOT
 from penstat.core.processes import pid_alive
 from penstat.orchestration.assets import WAREHOUSE_POOL
@@ -54,6 +55,10 @@ class Stack:
         env.update({
             "PATH": bin_dir + os.pathsep + env.get("PATH", ""),  # components start `airflow`
             "PENSTAT_HOME": str(self.paths.home),
+            # the components run in other folders: configuration files by absolute path
+            **{name: os.pathsep.join(str(Path(p).resolve()) for p in env[name].split(os.pathsep)
+                                     if p)
+               for name in (CONFIG_ENV, OVERLAYS_ENV) if env.get(name)},
             "AIRFLOW_HOME": str(self.airflow_home),
             # the checkout (task code) and airflow_local_settings (preloads it in the
             # scheduler, so forked task processes start with it imported)
@@ -83,6 +88,13 @@ class Stack:
         })
         return env
 
+    def running(self) -> dict | None:
+        """The recorded state if every recorded process is still alive, else None."""
+        state = self.read_state()
+        if state and all(pid_alive(pid) for pid in state["pids"].values()):
+            return state
+        return None
+
     def read_state(self) -> dict | None:
         if not self.pid_file.is_file():
             return None
@@ -94,10 +106,10 @@ class Stack:
                        stderr=subprocess.PIPE)
 
     def up(self, port: int | None = None, timeout: float = 300) -> dict:
-        state = self.read_state()
-        if state and all(pid_alive(pid) for pid in state["pids"].values()):
-            return state
+        state = self.running()
         if state:
+            return state
+        if self.read_state():
             self.down()
         self.paths.ensure()
         self.airflow_home.mkdir(parents=True, exist_ok=True)

@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS meta.deliveries (
     UNIQUE (feed, delivery_id)
 );
 CREATE TABLE IF NOT EXISTS meta.receipts (
-    -- every decision taken on a delivery folder, including re-sends and rejections
+    -- every decision on a delivery folder that reached the warehouse: loads and re-sends
+    -- (a rejection writes nothing here: its reason is in quarantine)
     feed         VARCHAR NOT NULL,
     delivery_id  VARCHAR NOT NULL,
     outcome      VARCHAR NOT NULL,        -- loaded | resend_ignored | quarantined
