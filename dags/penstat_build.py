@@ -7,7 +7,6 @@ The build is incremental (penstat/transform/increments.py); triggered by hand wi
 
 from __future__ import annotations
 
-from datetime import datetime
 from functools import reduce
 
 from airflow.sdk import Param, dag, get_current_context, task
@@ -15,17 +14,13 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import MARTS_BUILT, RAW_ASSETS, WAREHOUSE_POOL
-from penstat.orchestration.callbacks import notify_failure
+from penstat.orchestration.dag_defaults import dag_settings
 
 
 @dag(
     dag_id="penstat_build",
     schedule=reduce(lambda a, b: a | b, RAW_ASSETS.values()),
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["penstat", "dbt"],
-    default_args={"on_failure_callback": notify_failure},
+    **dag_settings("dbt"),
     params={"full_refresh": Param(False, type="boolean",
                                   description="rebuild every model from the raw layer")},
     doc_md="`dbt build` of what new deliveries touch (incremental; `full_refresh` rebuilds "

@@ -6,26 +6,20 @@ ingest_deliveries -> announce_raw (emits penstat.raw.<feed> if rows were loaded)
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from penstat.contract.feeds import FEEDS
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import RAW_ASSETS, WAREHOUSE_POOL, inbox_asset
-from penstat.orchestration.callbacks import notify_failure
+from penstat.orchestration.dag_defaults import dag_settings
 
 
 def ingest_dag(feed: str):
     @dag(
         dag_id=f"penstat_ingest_{feed}",
         schedule=[inbox_asset(feed)],
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        tags=["penstat", "ingest", feed],
-        default_args={"on_failure_callback": notify_failure},
+        **dag_settings("ingest", feed),
         doc_md=f"Ingest pending `{feed}` deliveries from the inbox (ledger is the truth).",
     )
     def ingest():

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, WAREHOUSE_POOL
-from penstat.orchestration.callbacks import notify_failure
+from penstat.orchestration.dag_defaults import dag_settings
 
 
 @dag(
     dag_id="penstat_publish",
     schedule=[MARTS_BUILT],
-    start_date=datetime(2024, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["penstat", "publish", "great_expectations"],
-    default_args={"on_failure_callback": notify_failure},
+    **dag_settings("publish", "great_expectations"),
     doc_md="Stage a publication, validate it with the mart suites, switch `current`.",
 )
 def penstat_publish():

@@ -4,7 +4,7 @@ The adapters (penstat/senders/real/) read each file of data/real/ as published a
 send contract deliveries into the inbox of a scratch PENSTAT_HOME, exactly like any
 sender. Then the same task bodies the Airflow DAGs run (penstat.orchestration.tasks)
 ingest every feed (manifest, checksums, types, Great Expectations delivery suite,
-context rules, ledger), build the marts (a meta.builds row and the incremental plan,
+warehouse rules, ledger), build the marts (a meta.builds row and the incremental plan,
 a full build the first time) and gate and publish them.
 
 One warehouse holds every source: California and Italy share the v1 facility register

@@ -29,7 +29,7 @@ KILL_POINTS = (
     "build.started",         # build recorded as started, dbt not yet run
     "build.finished",        # dbt build done, build not yet recorded as finished
     # publication (penstat/publication/publish.py)
-    "publish.staged",        # staging folder written, gate not run
+    "publish.staged",        # draft publication written, gate not run
     "publish.gated",         # gate passed, manifest not written
     "publish.renamed",       # version folder in place, `current` not switched
     "publish.linked",        # new symlink made under a temporary name, not renamed

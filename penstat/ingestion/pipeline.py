@@ -3,7 +3,7 @@
 The ledger (meta.deliveries) is the truth about what was processed; the
 `_READY` doorbell only says "look". For each delivery folder with a manifest:
 
-  manifest -> folder and checksums -> types -> GX delivery suite -> context rules
+  manifest -> folder and checksums -> types -> GX delivery suite -> warehouse rules
   -> one transaction (raw rows + ledger row) -> move to archive
 
 Any broken rule moves the folder whole to quarantine with a reason file, and
@@ -50,7 +50,7 @@ from penstat.ingestion.expectation_problems import gate_problem, redact
 from penstat.ingestion.folder_checks import check_folder
 from penstat.ingestion.pseudonymise import register_udf
 from penstat.ingestion.typed_tables import q, stage_text, stage_typed
-from penstat.ingestion.warehouse_rules import context_problems
+from penstat.ingestion.warehouse_rules import warehouse_rule_problems
 from penstat.warehouse.session import WarehouseSession
 
 log = logging.getLogger(__name__)
@@ -255,7 +255,7 @@ class FeedIngestor:
                     results.append(gate)
                     problems += [gate_problem(f, entry.name, self.feed, spec, con, table)
                                  for f in gate.failures]
-                problems += context_problems(con, self.feed, spec.stem, table, entry.name,
+                problems += warehouse_rule_problems(con, self.feed, spec.stem, table, entry.name,
                                              manifest, self.today, factor)
                 tables[entry.stem] = (entry, spec, table)
         build_data_docs(context, results)  # once per delivery, not once per file

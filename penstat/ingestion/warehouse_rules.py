@@ -135,7 +135,7 @@ def duplicate_rule(feed: str, stem: str, replaces: str | None) -> Rule | None:
               WHERE {join} {allowed})""")
 
 
-def context_problems(con: duckdb.DuckDBPyConnection, feed: str, stem: str, table: str,
+def warehouse_rule_problems(con: duckdb.DuckDBPyConnection, feed: str, stem: str, table: str,
                      file: str, manifest: Manifest, today: date,
                      max_population_factor: float) -> list[Problem]:
     rules = rules_for(feed, stem, manifest, today, max_population_factor)

@@ -2,14 +2,14 @@
 
 A publication is a folder `published/<version>/` holding `published.duckdb`
 (schema `marts`), one Parquet file per mart and `manifest.json`. It is built
-under a hidden staging name, validated there with the mart suites (so what is
+under a hidden name (`.draft-<pid>-*`), validated there with the mart suites (so what is
 validated is byte for byte what is published), made read-only, renamed into
 place, and only then does `published/current` (a relative symlink) switch to
-it with one rename. A failed gate publishes nothing: the staging folder is
+it with one rename. A failed gate publishes nothing: the draft is
 removed, the reasons are written to `reports/gate/`, and `current` stays.
 
 Crash safety: a publisher killed at any point leaves `current` on a complete
-publication. Its hidden staging folder or temporary symlink is removed by the
+publication. Its hidden draft or temporary symlink is removed by the
 next run (their names carry the pid of the process that made them), and a
 complete version folder it renamed into place but never switched to is reused
 by the next run rather than published twice. The marts are copied only from
@@ -90,10 +90,10 @@ def _built_up_to(con: duckdb.DuckDBPyConnection) -> int | None:
     return int(row[0])
 
 
-def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
-    """Copy the marts out of the warehouse (read-only) into the staging folder."""
-    staging.mkdir(parents=True)
-    con = connect(staging / PUBLISHED_DB)
+def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]:
+    """Copy the marts out of the warehouse (read-only) into the draft."""
+    draft.mkdir(parents=True)
+    con = connect(draft / PUBLISHED_DB)
     try:
         con.execute(f"ATTACH '{paths.warehouse}' AS wh (READ_ONLY)")
         built = _built_up_to(con)
@@ -104,7 +104,7 @@ def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
             cols = ", ".join(f'"{c}"' for c in columns)
             con.execute(f"CREATE TABLE marts.{mart} AS SELECT {cols} FROM wh.marts.{mart} "
                         f"ORDER BY {order}")
-            parquet = staging / f"{mart}.parquet"
+            parquet = draft / f"{mart}.parquet"
             con.execute(f"COPY (SELECT * FROM marts.{mart} ORDER BY {order}) TO '{parquet}' "
                         "(FORMAT parquet, COMPRESSION zstd)")
             rows = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
@@ -118,17 +118,17 @@ def _stage(paths: Paths, staging: Path) -> tuple[dict[str, dict], list[str]]:
     return marts, deliveries
 
 
-def _write_exports(paths: Paths, staging: Path, now: datetime) -> dict:
+def _write_exports(paths: Paths, draft: Path, now: datetime) -> dict:
     """The SDMX-CSV national series and the risk model's fit statistics."""
     extras: dict = {}
     con = connect(paths.warehouse, read_only=True)
     try:
-        sdmx = write_sdmx(con, staging, now)
-        risk = write_risk_model(con, staging)
+        sdmx = write_sdmx(con, draft, now)
+        risk = write_risk_model(con, draft)
     finally:
         con.close()
     if sdmx is not None:
-        extras["sdmx"] = {"file": SDMX_FILE, **sdmx, "sha256": sha256_file(staging / SDMX_FILE)}
+        extras["sdmx"] = {"file": SDMX_FILE, **sdmx, "sha256": sha256_file(draft / SDMX_FILE)}
     if risk is not None:
         extras["risk_model"] = risk
     return extras
@@ -157,7 +157,7 @@ def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
     return f"SELECT * FROM {new} SEMI JOIN {table} USING ({keys})"
 
 
-def _gate(paths: Paths, staging: Path, current: dict | None, marts: dict[str, dict],
+def _gate(paths: Paths, draft: Path, current: dict | None, marts: dict[str, dict],
           fingerprints: dict[str, str]) -> tuple[list[str], list[str], dict[str, int]]:
     """Run the mart suites on what changed; (suites run, failures, rows validated per mart).
 
@@ -180,7 +180,7 @@ def _gate(paths: Paths, staging: Path, current: dict | None, marts: dict[str, di
                 validated[mart] = 0
                 continue
             old = paths.current_publication / f"{mart}.parquet"
-            sql = _changed_rows(con, mart, staging / f"{mart}.parquet",
+            sql = _changed_rows(con, mart, draft / f"{mart}.parquet",
                                 old if same_suite and old.is_file() else None)
             validated[mart] = 0
             for frame in batches(con, sql, MART_KEYS[mart]):
@@ -219,13 +219,13 @@ def switch_current(paths: Paths, version: str) -> None:
 
 
 def clean_stale(paths: Paths) -> list[str]:
-    """Remove staging folders and temporary symlinks of publishers that died."""
+    """Remove drafts and temporary symlinks of publishers that died."""
     removed = []
     if not paths.published.is_dir():
         return removed
     for entry in paths.published.iterdir():
         kind, _, rest = entry.name.partition("-")
-        if kind not in (".staging", ".current"):
+        if kind not in (".draft", ".staging", ".current"):  # .staging: older versions' drafts
             continue
         pid = rest.split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
@@ -273,9 +273,9 @@ def publish(paths: Paths | None = None) -> Publication:
     paths.ensure()
     clean_stale(paths)
     now = datetime.now(UTC)
-    staging = paths.published / f".staging-{os.getpid()}-{uuid.uuid4().hex}"
+    draft = paths.published / f".draft-{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        marts, deliveries = _stage(paths, staging)
+        marts, deliveries = _write_draft(paths, draft)
         kill_point("publish.staged")
         content = hashlib.sha256(json.dumps(marts, sort_keys=True).encode()).hexdigest()
         current = current_manifest(paths)
@@ -296,7 +296,7 @@ def publish(paths: Paths | None = None) -> Publication:
             version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}-{n}"
             n += 1
         fingerprints = suite_fingerprints()
-        suites, failures, validated = _gate(paths, staging, current, marts, fingerprints)
+        suites, failures, validated = _gate(paths, draft, current, marts, fingerprints)
         kill_point("publish.gated")
         report_dir = paths.reports / "gate"
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -315,18 +315,18 @@ def publish(paths: Paths | None = None) -> Publication:
             "deliveries": deliveries,
             "marts": marts,
             "validation": validation,
-            **_write_exports(paths, staging, now),
+            **_write_exports(paths, draft, now),
         }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _make_read_only(staging)
+        (draft / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _make_read_only(draft)
         final = paths.published / version
-        os.rename(staging, final)
+        os.rename(draft, final)
         kill_point("publish.renamed")
         switch_current(paths, version)
         log.info("published %s (%s)", version,
                  ", ".join(f"{m} {v['rows']} rows" for m, v in marts.items()))
         return Publication(version, final, marts, deliveries, suites=suites)
     finally:
-        if staging.exists():
-            staging.chmod(0o700)
-            shutil.rmtree(staging, ignore_errors=True)
+        if draft.exists():
+            draft.chmod(0o700)
+            shutil.rmtree(draft, ignore_errors=True)

@@ -368,13 +368,13 @@ def test_leftovers_of_a_dead_publisher_are_cleaned_and_a_live_ones_kept(tmp_path
     with penstat_home(tmp_path / "home") as paths:
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True).stdout.strip()
-        (paths.published / f".staging-{dead}-abc").mkdir()
-        (paths.published / f".staging-{dead}-abc" / "published.duckdb").write_bytes(b"x")
+        (paths.published / f".draft-{dead}-abc").mkdir()
+        (paths.published / f".draft-{dead}-abc" / "published.duckdb").write_bytes(b"x")
         os.symlink("nowhere", paths.published / f".current-{dead}-abc")
-        alive = paths.published / f".staging-{os.getppid()}-abc"
+        alive = paths.published / f".draft-{os.getppid()}-abc"
         alive.mkdir()
         removed = clean_stale(paths)
-        assert sorted(removed) == sorted([f".staging-{dead}-abc", f".current-{dead}-abc"])
+        assert sorted(removed) == sorted([f".draft-{dead}-abc", f".current-{dead}-abc"])
         assert alive.is_dir()
 
 
