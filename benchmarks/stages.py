@@ -72,8 +72,8 @@ def pipeline(home: Path) -> None:
 
 def reference(home: Path) -> None:
     """The engine's limit: the published marts straight from the archived deliveries, in
-    one SQL script (benchmarks/reference.sql; tests/integration/test_benchmark_reference.py checks that
-    its marts equal the pipeline's). Writes $home/reference/reference.duckdb."""
+    one SQL script (benchmarks/reference.sql; tests/integration/test_benchmark_reference.py
+    checks that its marts equal the pipeline's). Writes $home/reference/reference.duckdb."""
     import duckdb
 
     archive = home / "archive"
