@@ -20,13 +20,13 @@ import duckdb
 
 from penstat.contract.feeds import FEEDS, raw_table_name
 from penstat.contract.layout import Paths
+from penstat.contract.published import PIPELINE_MART_COLUMNS
 from penstat.core.env import scoped_env
 from tests import builders as b
 from tests.conftest import TEST_KEY
 
 V1_FEEDS = ("facility_register", "occupancy", "staffing", "recidivism")
-MARTS = ("mart_facility_daily", "mart_facility_monthly", "mart_national_monthly",
-         "mart_recidivism_cohort", "mart_delivery_status")
+MARTS = tuple(PIPELINE_MART_COLUMNS)  # the marts the v1 feeds fill
 
 
 @contextmanager

@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import sys
 import time
 import tomllib
 from pathlib import Path
@@ -26,57 +25,22 @@ import duckdb
 import pytest
 import yaml
 
+from penstat.contract.feeds import FEEDS
+from penstat.contract.published import PIPELINE_MART_COLUMNS
+from penstat.core.config import Config
 from penstat.core.locations import REPO_ROOT
+from penstat.transform.dbt_runner import PROJECT_DIR, BuildReport, DbtBuildFailed, build
+from penstat.warehouse.schema import create_schema
 
 REPO = REPO_ROOT
-if str(REPO) not in sys.path:  # plain `pytest` does not put the checkout on sys.path
-    sys.path.insert(0, str(REPO))
 
-from penstat.contract.feeds import FEEDS  # noqa: E402
-from penstat.core.config import Config  # noqa: E402
-from penstat.transform.dbt_runner import PROJECT_DIR, BuildReport, DbtBuildFailed, build  # noqa: E402
-from penstat.warehouse.schema import create_schema  # noqa: E402
 
 AS_OF = "2025-02-10"
 EXTRACTION = dt.datetime(2025, 1, 15, 6, 0, 0)
 
-# Published interface (published.md) + the columns this project adds:
-# `flag` where suppressible values exist, detainees_per_custodial_fte, and the
-# columns after `flag` (issue 3).
-PUBLISHED_COLUMNS = {
-    "mart_facility_daily": [
-        "facility_id", "census_date", "facility_type", "scale_class", "capacity_places",
-        "places_out_of_use", "population", "density", "occupancy_in_use",
-        "overcrowding_tier", "flag",
-    ],
-    "mart_facility_monthly": [
-        "facility_id", "month", "facility_type", "scale_class", "is_detention_house",
-        "average_daily_population", "density", "turnover", "avg_length_of_stay_days",
-        "detainees_per_custodial_fte", "rehab_staff_per_100", "vacancy_rate",
-        "staff_trained_share", "work_participation", "education_participation",
-        "digital_contact_share", "release_plan_coverage", "flag",
-        "occupancy_in_use", "out_of_use_share",
-    ],
-    "mart_national_monthly": [
-        "month", "scale_class", "facilities", "capacity_places", "average_daily_population",
-        "density", "share_in_overcrowded", "share_in_small_scale",
-        "vulnerable_in_small_scale_under_18", "vulnerable_in_small_scale_18_22",
-        "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "flag",
-        "occupancy_in_use", "out_of_use_share", "rehab_staff_per_100", "work_participation",
-        "education_participation", "digital_contact_share", "release_plan_coverage",
-        "custodial_fte", "rehab_fte", "census_days",
-    ],
-    "mart_recidivism_cohort": [
-        "cohort_year", "group_type", "group_value", "cohort_size", "recid_2y_general",
-        "recid_2y_custodial", "proven_reoffending_1y", "observed_expected",
-        "adjusted_rate", "ci_low", "ci_high", "flag",
-        "reoffences_per_reoffender_1y", "observed_expected_se", "national_rate",
-    ],
-    "mart_delivery_status": [
-        "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id",
-        "status",
-    ],
-}
+# The marts this fixture builds, as the published interface (penstat.contract.published)
+# lists them: the dbt build must give exactly these columns, in this order.
+PUBLISHED_COLUMNS = {mart: list(cols) for mart, cols in PIPELINE_MART_COLUMNS.items()}
 
 
 def pseudo(label: str) -> str:
