@@ -255,8 +255,8 @@ class FeedIngestor:
                     results.append(gate)
                     problems += [gate_problem(f, entry.name, self.feed, spec, con, table)
                                  for f in gate.failures]
-                problems += warehouse_rule_problems(con, self.feed, spec.stem, table, entry.name,
-                                             manifest, self.today, factor)
+                problems += warehouse_rule_problems(con, self.feed, spec.stem, table,
+                                                    entry.name, manifest, self.today, factor)
                 tables[entry.stem] = (entry, spec, table)
         build_data_docs(context, results)  # once per delivery, not once per file
         if problems:
