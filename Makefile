@@ -31,7 +31,7 @@ $(BIN)/python:
 # package itself, editable, with its `penstat` console script.
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
 	@echo "setting up $(VENV) from requirements.lock (first run only)"
-	@$(BIN)/python -m pip install -q --disable-pip-version-check uv \
+	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv \
 	  && $(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock \
 	  || $(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
 	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . 2>/dev/null \
