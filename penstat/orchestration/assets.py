@@ -1,7 +1,9 @@
 """The Airflow assets that wire the DAGs together (data-aware scheduling).
 
     penstat.inbox.<feed>   a delivery was announced: the `_READY` doorbell
-                           (AssetWatcher) or an asset event posted to the REST API
+                           (AssetWatcher with penstat.orchestration.doorbell's trigger,
+                           which only a regular file rings) or an asset event posted
+                           to the REST API
     penstat.raw.<feed>     new rows reached the raw layer of the warehouse
     penstat.marts          dbt built the marts in the warehouse
     penstat.published      a new publication is current (emitted by the gate alone)
@@ -9,11 +11,11 @@
 
 from __future__ import annotations
 
-from airflow.providers.standard.triggers.file import DirectoryFileDeleteTrigger
 from airflow.sdk import Asset, AssetWatcher
 
 from penstat.contract.feeds import DOORBELL, FEEDS
 from penstat.contract.layout import Paths
+from penstat.orchestration.doorbell import DoorbellTrigger
 
 WAREHOUSE_POOL = "penstat_warehouse"
 DOORBELL_POKE_SECONDS = 2.0
@@ -28,8 +30,8 @@ def inbox_asset(feed: str, paths: Paths | None = None) -> Asset:
         group="penstat-inbox",
         watchers=[AssetWatcher(
             name=f"penstat_{feed}_doorbell",
-            trigger=DirectoryFileDeleteTrigger(directory=str(folder), filename=DOORBELL,
-                                               poke_interval=DOORBELL_POKE_SECONDS),
+            trigger=DoorbellTrigger(directory=str(folder), filename=DOORBELL,
+                                    poke_interval=DOORBELL_POKE_SECONDS),
         )],
     )
 

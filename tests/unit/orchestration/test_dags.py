@@ -10,6 +10,7 @@ from airflow.sdk import Asset
 from penstat.contract.feeds import DOORBELL, FEEDS
 from penstat.core.locations import REPO_ROOT
 from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, RAW_ASSETS, WAREHOUSE_POOL
+from penstat.orchestration.doorbell import DoorbellTrigger
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_ingest_dag_is_scheduled_by_the_feeds_doorbell(dagbag, feed):
     assert asset.name == f"penstat.inbox.{feed}"
     [watcher] = asset.watchers
     trigger = watcher.trigger
-    assert type(trigger).__name__ == "DirectoryFileDeleteTrigger"
+    assert isinstance(trigger, DoorbellTrigger)  # a DirectoryFileDeleteTrigger, unjammable
     assert trigger.filename == DOORBELL
     assert trigger.directory.endswith(f"inbox/{feed}")
     ingest = dag.get_task("ingest_deliveries")
