@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -33,6 +36,9 @@ ENCODINGS = {
 }
 DATA_EXTENSIONS = (".csv", ".parquet")
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# A manifest lists a few files; anything near this size is not a manifest. It is
+# never read beyond this, so a huge or endless manifest.json costs nothing.
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -86,24 +92,43 @@ def _reject(rule: str, message: str, **kw) -> DeliveryRejected:
     return DeliveryRejected([Problem(rule=rule, message=message, file=MANIFEST, **kw)])
 
 
+def _text(value: object, limit: int = 120) -> str:
+    """A manifest value as short text for checks and messages.
+
+    Only scalars are turned into text: str() of a deeply nested list or object
+    would recurse (and could be megabytes), so those become a placeholder that
+    no check accepts.
+    """
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "<a number of many digits>"
+    if isinstance(value, int | float):
+        return str(value)[:limit]
+    return f"<a JSON {type(value).__name__}>"
+
+
 def _parse_date(value: object, field: str) -> date:
     try:
-        return date.fromisoformat(str(value))
+        return date.fromisoformat(_text(value, 40))
     except ValueError:
         raise _reject("manifest_date", f"{field} must be an ISO date YYYY-MM-DD",
-                      column=field, value=str(value)) from None
+                      column=field, value=_text(value, 40)) from None
 
 
 def _parse_timestamp(value: object) -> datetime:
-    text = str(value)
+    text = _text(value, 64)
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise _reject("manifest_timestamp", "created_at must be an ISO 8601 timestamp, "
-                      "e.g. 2026-11-28T02:00:00Z", column="created_at", value=text) from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).replace(tzinfo=None)
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        return ts.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: an offset beyond year 1 or 9999
+        raise _reject("manifest_timestamp", "created_at must be an ISO 8601 timestamp "
+                      "between years 1 and 9999 in UTC, e.g. 2026-11-28T02:00:00Z",
+                      column="created_at", value=text[:40]) from None
 
 
 def _parse_dialect(raw: object) -> Dialect:
@@ -114,14 +139,14 @@ def _parse_dialect(raw: object) -> Dialect:
     d = Dialect(
         delimiter=raw.get("delimiter", ","),
         decimal=raw.get("decimal", "."),
-        encoding=str(raw.get("encoding", "utf-8")),
+        encoding=_text(raw.get("encoding", "utf-8"), 40),
     )
     if d.delimiter not in DELIMITERS:
         raise _reject("manifest_dialect", f"dialect.delimiter must be one of {DELIMITERS!r}",
-                      column="dialect.delimiter", value=str(d.delimiter))
+                      column="dialect.delimiter", value=_text(d.delimiter, 10))
     if d.decimal not in DECIMALS:
         raise _reject("manifest_dialect", "dialect.decimal must be '.' or ','",
-                      column="dialect.decimal", value=str(d.decimal))
+                      column="dialect.decimal", value=_text(d.decimal, 10))
     if d.decimal == d.delimiter:
         raise _reject("manifest_dialect", "dialect.decimal and dialect.delimiter must differ",
                       column="dialect")
@@ -144,7 +169,7 @@ def _parse_files(raw: object, feed: str, max_rows: int) -> tuple[FileEntry, ...]
         if not isinstance(name, str) or not FILE_NAME_PATTERN.fullmatch(name) or ".." in name:
             raise _reject("file_name", f"{where}.name must be a plain file name matching "
                           f"{FILE_NAME_PATTERN.pattern}", column=f"{where}.name",
-                          value=str(name)[:120])
+                          value=_text(name))
         if not name.lower().endswith(DATA_EXTENSIONS):
             raise _reject("file_name", f"{where}.name must end in .csv or .parquet",
                           column=f"{where}.name", value=name)
@@ -158,7 +183,7 @@ def _parse_files(raw: object, feed: str, max_rows: int) -> tuple[FileEntry, ...]
                           column=f"{where}.sha256")
         if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
             raise _reject("manifest_files", f"{where}.rows must be a whole number >= 0",
-                          column=f"{where}.rows", value=str(rows))
+                          column=f"{where}.rows", value=_text(rows, 40))
         if rows > max_rows:
             raise _reject("declared_rows_implausible", f"{where}.rows declares {rows} rows, more "
                           f"than the {max_rows} a single file may hold", column=f"{where}.rows")
@@ -173,21 +198,130 @@ def _parse_files(raw: object, feed: str, max_rows: int) -> tuple[FileEntry, ...]
     return tuple(entries)
 
 
+def plain_file_problem(st: os.stat_result, name: str) -> Problem | None:
+    """Why the entry `name` (its lstat) is not a file a delivery may hold, or None.
+
+    Only regular files with one name are accepted. A symbolic link or a hard
+    link shares bytes with a file outside the delivery (archiving would then
+    change that file's mode, and its owner could change what is loaded); a
+    FIFO, socket or device has no bytes to check and can block any reader.
+    """
+    if stat.S_ISLNK(st.st_mode):
+        return Problem(rule="symlink", file=name,
+                       message="deliveries may not contain symbolic links; send the file itself")
+    if stat.S_ISDIR(st.st_mode):
+        return Problem(rule="unexpected_folder", file=name,
+                       message="deliveries hold files only, no sub-folders")
+    if not stat.S_ISREG(st.st_mode):
+        return Problem(rule="special_file", file=name,
+                       message="deliveries hold regular files only, not a pipe, socket or "
+                               "device")
+    if st.st_nlink > 1:
+        return Problem(rule="hard_link", file=name,
+                       message="the file has another name (a hard link) outside the delivery "
+                               "folder; send a copy of the file itself")
+    return None
+
+
+def open_delivery_file(folder: Path, name: str) -> int:
+    """Open `folder/name` for reading if it is a plain file; return the descriptor.
+
+    The checks run on the opened file itself (never following a link), so an
+    entry swapped after a directory listing cannot slip through. Raises
+    DeliveryRejected naming the file otherwise.
+    """
+    path = folder / name
+    problem = plain_file_problem(os.lstat(path), name)
+    if problem:
+        raise DeliveryRejected([problem])
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DeliveryRejected([plain_file_problem(os.lstat(path), name) or Problem(
+                rule="symlink", file=name, message="deliveries may not contain symbolic links; "
+                                                   "send the file itself")]) from None
+        raise
+    problem = plain_file_problem(os.fstat(fd), name)
+    if problem:
+        os.close(fd)
+        raise DeliveryRejected([problem])
+    return fd
+
+
+def read_manifest_bytes(folder: Path) -> bytes:
+    """manifest.json's bytes, at most MAX_MANIFEST_BYTES, never through a link."""
+    fd = open_delivery_file(folder, MANIFEST)
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise _reject("manifest_too_large", f"manifest.json is larger than "
+                      f"{MAX_MANIFEST_BYTES // 1024} KB; a manifest lists the delivery's files "
+                      "and is a few KB")
+    return data
+
+
+def _lone_surrogate_field(raw: object) -> str | None:
+    """The first key or text in the parsed JSON holding a lone surrogate (\\udxxx).
+
+    JSON allows such escapes, but they are not text: they cannot be stored or
+    written to a reason file as UTF-8. Walked without recursion.
+    """
+    pending: list[tuple[str, object]] = [("", raw)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                place = f"{where}.{key}" if where else str(key)
+                if _has_surrogate(key):
+                    return where or "(a field name)"
+                pending.append((place, item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, str) and _has_surrogate(value):
+            return where
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _decode_json(data: bytes) -> object:
+    try:
+        return json.loads(data.decode("utf-8-sig"))
+    except json.JSONDecodeError as exc:
+        raise _reject("manifest_json", f"manifest.json is not valid UTF-8 JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise _reject("manifest_json", "manifest.json is not valid UTF-8 text") from None
+    except RecursionError:
+        raise _reject("manifest_json", "manifest.json is nested too deeply to be a "
+                      "manifest") from None
+    except ValueError:  # e.g. an integer of thousands of digits
+        raise _reject("manifest_json", "manifest.json holds a number too long to be "
+                      "read") from None
+
+
 def read_manifest(folder: Path, feed: str, max_rows: int = 100_000_000) -> Manifest:
     """Parse and check `folder/manifest.json`; raise DeliveryRejected naming the field."""
-    path = folder / MANIFEST
-    data_bytes = path.read_bytes()
-    try:
-        raw = json.loads(data_bytes.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _reject("manifest_json", f"manifest.json is not valid UTF-8 JSON: {exc}") from None
+    return parse_manifest(read_manifest_bytes(folder), folder.name, feed, max_rows)
+
+
+def parse_manifest(data_bytes: bytes, folder_name: str, feed: str,
+                   max_rows: int = 100_000_000) -> Manifest:
+    """Check manifest.json's bytes against the contract (`folder_name`: where it was)."""
+    raw = _decode_json(data_bytes)
     if not isinstance(raw, dict):
         raise _reject("manifest_json", "manifest.json must hold a JSON object")
+    bad_text = _lone_surrogate_field(raw)
+    if bad_text is not None:
+        raise _reject("manifest_text", "manifest.json holds text that is not valid Unicode "
+                      "(an escaped lone surrogate such as \\udc80)", column=bad_text[:120])
     for field in REQUIRED_FIELDS:
         if raw.get(field) in (None, ""):
             raise _reject("manifest_missing_field", f"required field {field!r} is missing",
                           column=field)
-    version = str(raw["contract_version"])
+    version = _text(raw["contract_version"], 20)
     if version not in CONTRACT_VERSIONS:
         raise _reject("contract_version", f"contract_version {version!r} is not supported; "
                       f"this warehouse accepts {list(CONTRACT_VERSIONS)}",
@@ -198,10 +332,11 @@ def read_manifest(folder: Path, feed: str, max_rows: int = 100_000_000) -> Manif
                       f"{introduced!r} on; declare that version or a later one",
                       column="contract_version", value=version)
     if raw["feed"] != feed:
-        raise _reject("manifest_feed", f"manifest says feed {raw['feed']!r} but the delivery "
-                      f"is in the {feed!r} inbox", column="feed", value=str(raw["feed"])[:100])
-    delivery_id = str(raw["delivery_id"])
-    if not DELIVERY_ID_PATTERN.fullmatch(delivery_id) or delivery_id != folder.name:
+        raise _reject("manifest_feed", f"manifest says feed {_text(raw['feed'], 100)!r} but the "
+                      f"delivery is in the {feed!r} inbox", column="feed",
+                      value=_text(raw["feed"], 100))
+    delivery_id = _text(raw["delivery_id"], 200)
+    if not DELIVERY_ID_PATTERN.fullmatch(delivery_id) or delivery_id != folder_name:
         raise _reject("delivery_id", "delivery_id must match "
                       f"{DELIVERY_ID_PATTERN.pattern} and equal the folder name",
                       column="delivery_id", value=delivery_id[:120])
@@ -217,14 +352,14 @@ def read_manifest(folder: Path, feed: str, max_rows: int = 100_000_000) -> Manif
     if replaces is not None and (not isinstance(replaces, str)
                                  or not DELIVERY_ID_PATTERN.fullmatch(replaces)):
         raise _reject("replaces", "replaces must be null or an earlier delivery_id",
-                      column="replaces", value=str(replaces)[:120])
+                      column="replaces", value=_text(replaces))
     if replaces == delivery_id:
         raise _reject("replaces", "a delivery cannot replace itself", column="replaces")
     return Manifest(
         contract_version=version,
         feed=feed,
         delivery_id=delivery_id,
-        sender=str(raw["sender"])[:200],
+        sender=_text(raw["sender"], 200),
         created_at=_parse_timestamp(raw["created_at"]),
         period_start=start,
         period_end=end,

@@ -3,14 +3,23 @@
 Archive and quarantine copies of person-level deliveries are the one place raw
 personal data rests: folders are made readable by the pipeline's user only
 (0700 folders, 0600 files). Retention is documented in docs/operations.md.
+
+A second copy of a delivery id (a re-send under the same id, a second
+rejection) is filed as `<id>+2`, `<id>+3` ...: `+` is not allowed in a
+delivery id (DELIVERY_ID_PATTERN), so such a name can never be another
+delivery's own name.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import os
 import shutil
+import stat
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,28 +27,76 @@ from penstat.contract.feeds import REJECTION_JSON, REJECTION_TEXT
 from penstat.contract.problems import Problem
 from penstat.core.faults import kill_point
 
+COPY_MARK = "+"  # not allowed in a delivery id: `<id>+2` is never a delivery's own name
+
 
 def _free_name(parent: Path, name: str) -> Path:
-    """parent/name, or parent/name.2, .3 ... if that is taken (never overwrite)."""
+    """parent/name, or parent/name+2, +3 ... if that is taken (never overwrite)."""
     candidate = parent / name
     n = 2
     while candidate.exists() or candidate.is_symlink():
-        candidate = parent / f"{name}.{n}"
+        candidate = parent / f"{name}{COPY_MARK}{n}"
         n += 1
     return candidate
 
 
+def printable(text: str, limit: int = 300) -> str:
+    """`text` made safe for a reason file or a log line: escaped and short.
+
+    Lone surrogates (from undecodable file names or JSON escapes) cannot be
+    written as UTF-8 and control characters could forge lines: both are shown
+    as backslash escapes. Long text is cut (a hostile value can be megabytes).
+    """
+    text = text[: limit * 2]
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _printable_problem(problem: Problem) -> Problem:
+    fields = {f.name: getattr(problem, f.name) for f in dataclasses.fields(problem)}
+    return dataclasses.replace(problem, **{
+        name: printable(value, 1000 if name == "message" else 200)
+        for name, value in fields.items() if isinstance(value, str)})
+
+
+def _chmod_own_entry(path: str, mode: int) -> None:
+    """chmod a folder or regular file of ours; never a link, a device or a file that
+    has a second name (a hard link): that would change a file outside PENSTAT_HOME."""
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
+        _chmod_same_inode(path, st, mode)
+
+
+def _chmod_same_inode(path: str, seen: os.stat_result, mode: int) -> None:
+    """chmod through a descriptor of the very inode that was checked (no swap in between)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    if stat.S_ISDIR(seen.st_mode):
+        flags |= os.O_DIRECTORY
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.ENOENT):
+            return  # replaced by a link or removed since: not ours to change
+        raise
+    try:
+        now = os.fstat(fd)
+        if (now.st_ino, now.st_dev) == (seen.st_ino, seen.st_dev) and (
+                stat.S_ISDIR(now.st_mode) or now.st_nlink == 1):
+            os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
 def restrict(path: Path) -> None:
-    """Owner-only permissions on a folder and everything in it."""
+    """Owner-only permissions on a folder and everything in it (links left alone)."""
     for root, dirs, files in os.walk(path):
-        os.chmod(root, 0o700)
+        _chmod_own_entry(root, 0o700)
         for d in dirs:
-            if not os.path.islink(os.path.join(root, d)):
-                os.chmod(os.path.join(root, d), 0o700)
+            _chmod_own_entry(os.path.join(root, d), 0o700)
         for f in files:
-            p = os.path.join(root, f)
-            if not os.path.islink(p):
-                os.chmod(p, 0o600)
+            _chmod_own_entry(os.path.join(root, f), 0o600)
 
 
 def move_folder(folder: Path, destination_parent: Path, name: str, personal: bool) -> Path:
@@ -58,14 +115,34 @@ def archive(folder: Path, archive_root: Path, feed: str, personal: bool) -> Path
     return move_folder(folder, archive_root / feed, folder.name, personal)
 
 
+def put_back_checked(folder: Path, copies: Path, names: Iterable[str]) -> None:
+    """Replace each named file of the delivery by its checked copy.
+
+    What was checked and loaded is what gets archived, even if the sender
+    rewrote a file in the inbox after its check. os.replace swaps the folder
+    entry itself: it never writes through a link the sender put there.
+    """
+    for name in names:
+        try:
+            os.replace(copies / name, folder / name)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            staged = folder / f".{name}.{uuid.uuid4().hex}.checked"  # inbox on another disk
+            shutil.copyfile(copies / name, staged, follow_symlinks=False)
+            os.replace(staged, folder / name)
+
+
 def safe_folder_name(name: str) -> str:
     """A folder name that cannot escape its parent (for quarantining hostile names)."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)[:100]
+    cleaned = "".join(ch if (ch.isascii() and ch.isalnum()) or ch in "._-" else "_"
+                      for ch in name)[:100]
     return cleaned.lstrip(".") or "unnamed"
 
 
 def _reason_files(target_name: str, feed: str, delivery_id: str | None,
                   problems: list[Problem]) -> dict[str, str]:
+    problems = [_printable_problem(p) for p in problems]
     reason = {
         "feed": feed,
         "delivery_id": delivery_id,
@@ -88,7 +165,7 @@ def _place(folder: Path, name: str, text: str, scratch: Path, mode: int) -> None
     scratch.mkdir(parents=True, exist_ok=True)
     tmp = scratch / f".reason-{uuid.uuid4().hex}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
         fh.write(text)
     try:
         os.replace(tmp, folder / name)

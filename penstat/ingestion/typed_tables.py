@@ -26,9 +26,14 @@ import duckdb
 from penstat.contract.feeds import Column, FileSpec
 from penstat.contract.manifest import Dialect, FileEntry
 from penstat.contract.problems import DeliveryRejected, Problem
+from penstat.core.faults import kill_point
 from penstat.ingestion.pseudonymise import UDF_NAME
+from penstat.warehouse.session import machine_failure
 
 _CHUNK = 1 << 20
+# A contract file has a dozen columns; a header far wider is not one of them, and
+# each of its names would become part of the read statement.
+_MAX_HEADER_COLUMNS = 1000
 _DUCKDB_LINE = re.compile(r"CSV Error on Line: (\d+)")
 
 
@@ -80,6 +85,8 @@ def _scan_encoding(path: Path, codec: str, out: Path | None) -> None:
                 line += text.count("\n")
                 if sink:
                     sink.write(text)
+                    sink.flush()
+                    kill_point("ingest.decoding")  # a partial clear copy is on disk
                 if final:
                     break
     finally:
@@ -87,13 +94,25 @@ def _scan_encoding(path: Path, codec: str, out: Path | None) -> None:
             sink.close()
 
 
-def _read_header(path: Path, codec: str, delimiter: str) -> list[str]:
+def _read_header(path: Path, codec: str, delimiter: str, file: str) -> list[str]:
+    """The header row's names. A field beyond the csv module's size limit (128 KB) or
+    a header of more than _MAX_HEADER_COLUMNS names is a rejection, not a crash."""
     with open(path, "rb") as raw:
         text = io.TextIOWrapper(raw, encoding=codec, newline="")
         try:
             header = next(csv.reader(text, delimiter=delimiter, quotechar='"'))
         except StopIteration:
             return []
+        except csv.Error:
+            raise DeliveryRejected([Problem(
+                rule="header", file=file, row=0,
+                message=f"the header row cannot be read: a column name is longer than "
+                        f"{csv.field_size_limit()} characters or not valid CSV")]) from None
+    if len(header) > _MAX_HEADER_COLUMNS:
+        raise DeliveryRejected([Problem(
+            rule="header", file=file, row=0,
+            message=f"the header row has {len(header)} columns; a file of the contract has "
+                    "a few dozen at most")])
     return [h.strip() for h in header]
 
 
@@ -155,51 +174,29 @@ def stage_text(
     dialect: Dialect,
     work_dir: Path,
 ) -> StagedFile:
+    """Read one data file into a text table; its row count must be the declared one.
+
+    Reading stops one row past the declared count: a file that holds more rows
+    than manifest.json says is rejected without being read whole (a small file
+    can expand to millions of rows). `folder` holds the checked copy of the file.
+    """
     path = folder / entry.name
     table = f"stage_{spec.stem}_text"
     if entry.is_parquet:
-        try:
-            names = [r[0] for r in con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({sql_str(str(path))})").fetchall()]
-        except duckdb.Error:
-            raise DeliveryRejected([Problem(
-                rule="parquet", file=entry.name,
-                message="not a readable Parquet file: it is damaged, or not Parquet")]) from None
-        _check_header(names, spec, entry.name, ",")
-        present = tuple(c for c in spec.column_names if c in names)
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT file_row_number + 1 AS _row, "
-            f"{_select_list(spec, present, 'ANY')} "
-            f"FROM read_parquet({sql_str(str(path))}, file_row_number = true)")
+        present = _stage_parquet(con, path, entry, spec, table)
     else:
-        source = path
-        if dialect.codec != "utf-8-sig":
-            source = work_dir / f"{entry.name}.utf8"
-            _scan_encoding(path, dialect.codec, source)
-        else:
-            _scan_encoding(path, dialect.codec, None)
-        header = _read_header(source, "utf-8-sig", dialect.delimiter)
-        _check_header(header, spec, entry.name, dialect.delimiter)
-        present = tuple(c for c in spec.column_names if c in header)
-        columns = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
-        read = (
-            f"read_csv({sql_str(str(source))}, header = true, auto_detect = false, "
-            f"columns = {columns}, delim = {sql_str(dialect.delimiter)}, quote = '\"', "
-            f"escape = '\"', strict_mode = true, null_padding = false, encoding = 'utf-8')"
-        )
-        try:
-            # Person identifiers are hashed in this very statement: the temporary
-            # table never holds a clear identifier. Insertion order is preserved,
-            # so its rowid follows the file's record order.
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_read AS "
-                        f"SELECT {_select_list(spec, present, 'VARCHAR')} FROM {read}")
-        except duckdb.Error as exc:
-            raise DeliveryRejected([_csv_error(exc, entry.name, dialect.delimiter)]) from None
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * "
-            f"FROM {table}_read")
-        con.execute(f"DROP TABLE {table}_read")
+        present = _stage_csv(con, path, entry, spec, dialect, work_dir, table)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    _check_row_count(rows, entry)
+    return StagedFile(entry=entry, spec=spec, text_table=table, present_columns=present, rows=rows)
+
+
+def _check_row_count(rows: int, entry: FileEntry) -> None:
+    if rows > entry.rows:
+        raise DeliveryRejected([Problem(
+            rule="row_count_mismatch", file=entry.name,
+            message=f"the file has more than {entry.rows} data rows (reading stopped there), "
+                    f"manifest.json says {entry.rows}")])
     if rows != entry.rows:
         raise DeliveryRejected([Problem(
             rule="row_count_mismatch", file=entry.name,
@@ -208,7 +205,80 @@ def stage_text(
         raise DeliveryRejected([Problem(
             rule="no_data_rows", file=entry.name,
             message="the file has a header but no data rows; leave the file out instead")])
-    return StagedFile(entry=entry, spec=spec, text_table=table, present_columns=present, rows=rows)
+
+
+def _unreadable_parquet(entry: FileEntry, what: str) -> DeliveryRejected:
+    return DeliveryRejected([Problem(rule="parquet", file=entry.name, message=what)])
+
+
+def _stage_parquet(con: duckdb.DuckDBPyConnection, path: Path, entry: FileEntry,
+                   spec: FileSpec, table: str) -> tuple[str, ...]:
+    """The row count in the file's metadata is compared before any row is read."""
+    source = sql_str(str(path))
+    try:
+        names = [r[0] for r in con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({source})").fetchall()]
+        declared_in_file = con.execute(
+            f"SELECT sum(num_rows) FROM parquet_file_metadata({source})").fetchone()[0]
+    except duckdb.Error as exc:
+        if machine_failure(exc):
+            raise
+        raise _unreadable_parquet(entry, "not a readable Parquet file: it is damaged, "
+                                  "or not Parquet") from None
+    _check_header(names, spec, entry.name, ",")
+    if declared_in_file is not None and declared_in_file > entry.rows:
+        _check_row_count(entry.rows + 1, entry)
+    present = tuple(c for c in spec.column_names if c in names)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT file_row_number + 1 AS _row, "
+            f"{_select_list(spec, present, 'ANY')} "
+            f"FROM read_parquet({source}, file_row_number = true) LIMIT {entry.rows + 1}")
+    except duckdb.Error as exc:
+        if machine_failure(exc):
+            raise
+        raise _unreadable_parquet(entry, "a data page of the Parquet file cannot be read: "
+                                  "the file is damaged") from None
+    return present
+
+
+def _stage_csv(con: duckdb.DuckDBPyConnection, path: Path, entry: FileEntry, spec: FileSpec,
+               dialect: Dialect, work_dir: Path, table: str) -> tuple[str, ...]:
+    source = path
+    if dialect.codec != "utf-8-sig":
+        # the UTF-8 copy lives in the session's private scratch inside PENSTAT_HOME
+        source = work_dir / f"{entry.name}.utf8"
+        _scan_encoding(path, dialect.codec, source)
+    else:
+        _scan_encoding(path, dialect.codec, None)
+    header = _read_header(source, "utf-8-sig", dialect.delimiter, entry.name)
+    _check_header(header, spec, entry.name, dialect.delimiter)
+    present = tuple(c for c in spec.column_names if c in header)
+    columns = "{" + ", ".join(f"{sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+    read = (
+        f"read_csv({sql_str(str(source))}, header = true, auto_detect = false, "
+        f"columns = {columns}, delim = {sql_str(dialect.delimiter)}, quote = '\"', "
+        f"escape = '\"', strict_mode = true, null_padding = false, encoding = 'utf-8')"
+    )
+    try:
+        # Person identifiers are hashed in this very statement: the temporary
+        # table never holds a clear identifier. Insertion order is preserved,
+        # so its rowid follows the file's record order.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_read AS "
+                    f"SELECT {_select_list(spec, present, 'VARCHAR')} FROM {read} "
+                    f"LIMIT {entry.rows + 1}")
+    except duckdb.Error as exc:
+        if machine_failure(exc):
+            raise
+        raise DeliveryRejected([_csv_error(exc, entry.name, dialect.delimiter)]) from None
+    finally:
+        if source != path:
+            source.unlink(missing_ok=True)  # the clear UTF-8 copy is not kept a moment longer
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rowid + 1 AS _row, * "
+        f"FROM {table}_read")
+    con.execute(f"DROP TABLE {table}_read")
+    return present
 
 
 _CSV_FIELDS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
