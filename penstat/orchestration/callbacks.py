@@ -14,6 +14,11 @@ The event's `kind` says what happened:
     deliveries_rejected  penstat_ingest_<feed>.report_rejections: quarantined deliveries
     gate_failed          penstat_publish.gate_and_publish: nothing was published
     task_failed          any other task
+
+The alert is exactly one line, whatever the exception says: its text may quote a
+delivery (a header entry, a value), and the JSON encoding escapes every control
+character, line separator and non-ASCII character, so nothing in it can forge a
+line of its own.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ import json
 import logging
 import os
 
+from penstat.contract.problems import log_safe
+
 alerts = logging.getLogger("penstat.alerts")
 
 HOOK_ENV = "PENSTAT_ALERT_HOOK"
+ERROR_CHARS = 2000
 _KINDS = {
     "check_delivery_status": "feed_late",
     "report_rejections": "deliveries_rejected",
@@ -46,21 +54,39 @@ def failure_event(context) -> dict:
         "task_id": task_id,
         "run_id": getattr(ti, "run_id", None),
         "feed": feed,
-        "error": str(context.get("exception"))[:2000],
+        "error": _error_text(context.get("exception")),
     }
+
+
+def _error_text(exception: object) -> str:
+    """The exception's message, at most ERROR_CHARS characters; never raises."""
+    try:
+        text = str(exception)
+    except Exception:  # an exception whose __str__ fails must not hide the alert
+        text = f"{type(exception).__name__} (its message could not be read)"
+    return text[:ERROR_CHARS]
+
+
+def alert_line(event: dict) -> str:
+    """The event as one line of JSON: ASCII only, so no character of it ends the line."""
+    return json.dumps(event, ensure_ascii=True, default=str)
 
 
 def route(event: dict) -> None:
     """The alert line, then the operator's hook if one is configured."""
-    alerts.error(json.dumps(event))
+    alerts.error("%s", alert_line(event))
     hook = os.environ.get(HOOK_ENV)
     if not hook:
         return
     try:
         module, _, func = hook.partition(":")
         getattr(importlib.import_module(module), func)(event)
-    except Exception:
-        alerts.exception("%s=%s failed; the alert above was not delivered there", HOOK_ENV, hook)
+    except Exception as failed:
+        # not alerts.exception: a traceback spans lines, and the hook's error may quote
+        # the event; the operator finds the traceback by running the hook by hand
+        alerts.warning("%s=%s failed (%s: %s); the alert above was not delivered there",
+                       HOOK_ENV, log_safe(hook), type(failed).__name__,
+                       log_safe(_error_text(failed)))
 
 
 def notify_failure(context) -> None:

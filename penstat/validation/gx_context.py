@@ -13,6 +13,7 @@ and it builds the context once (get_context caches it per process).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ from great_expectations.data_context import FileDataContext
 from penstat.contract.layout import Paths
 from penstat.contract.published import MART_KEYS
 from penstat.core.locations import REPO_ROOT
+from penstat.validation.data_docs import site_views
 from penstat.validation.suites import all_suites
 
 CONTEXT_ROOT = REPO_ROOT / "expectations"
@@ -64,13 +66,17 @@ def _stable_ids(folder: Path) -> None:
 
 
 def result_format(suite_name: str) -> dict:
-    """Full results with row numbers (deliveries) or keys (marts) of failing rows."""
+    """Full results with row numbers (deliveries) or keys (marts) of failing rows.
+
+    No `unexpected_index_query`: GX would render it in the Data Docs as markup-bearing
+    template text (it quotes the key values), and penstat reads failing rows from
+    `unexpected_index_list` anyway."""
     if suite_name.startswith("mart."):
         index = list(MART_KEYS[suite_name.removeprefix("mart.")])
     else:
         index = ["_row"]
     return {"result_format": "COMPLETE", "unexpected_index_column_names": index,
-            "partial_unexpected_count": 5}
+            "partial_unexpected_count": 5, "return_unexpected_index_query": False}
 
 
 _CONTEXTS: dict[tuple[str, str], FileDataContext] = {}
@@ -97,6 +103,25 @@ def build_data_docs(context: FileDataContext, results: list) -> None:
         context.build_data_docs(resource_identifiers=ids)
 
 
+def _with_escaping_views(yml_text: str) -> str:
+    """The Data Docs sites with the escaping views of penstat.validation.data_docs.
+
+    Edited in the file, before GX loads it: GX's own variables would save the
+    sites with `${PENSTAT_HOME}` already substituted."""
+    from ruamel.yaml import YAML  # GX's own YAML library
+
+    yaml = YAML()
+    config = yaml.load(yml_text)
+    views = site_views()
+    for site in config["data_docs_sites"].values():
+        site.setdefault("site_index_builder", {"class_name": "DefaultSiteIndexBuilder"})
+        site["site_index_builder"]["view"] = views["site_index_builder"]["view"]
+        site["site_section_builders"] = views["site_section_builders"]
+    out = io.StringIO()
+    yaml.dump(config, out)
+    return out.getvalue()
+
+
 def write_context(root: Path = CONTEXT_ROOT) -> list[str]:
     """Regenerate the committed context from penstat.validation.suites; returns the suite names."""
     os.environ.setdefault("PENSTAT_HOME", str(Paths.from_env().home))
@@ -106,9 +131,10 @@ def write_context(root: Path = CONTEXT_ROOT) -> list[str]:
         text = yml.read_text()
         for old, new in _STORE_PATHS.items():
             text = text.replace(old, new)
-        yml.write_text(text)
+        yml.write_text(_with_escaping_views(text))
         ctx = gx.get_context(mode="file", project_root_dir=tmp)
         ctx.variables.progress_bars = {"globally": False, "metric_calculations": False}
+        # Data Docs pages escape every value of a result (penstat.validation.data_docs)
         ctx.variables.save()
         source = ctx.data_sources.add_pandas(DATASOURCE)
         names = []

@@ -10,6 +10,7 @@ import duckdb
 import pandas as pd
 from great_expectations.data_context import FileDataContext
 
+from penstat.contract.problems import log_safe
 from penstat.validation.gx_context import build_data_docs, get_context
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class FailedExpectation:
     exception: str | None = None
 
     def describe(self) -> str:
+        """One log-safe line (key values and GX's exception text may quote the data)."""
         cols = ", ".join(self.columns) or "table"
         where = ""
         if self.first_failures:
@@ -33,7 +35,7 @@ class FailedExpectation:
                 ", ".join(f"{k}={v}" for k, v in idx.items()) for idx in self.first_failures[:3])
         count = f" ({self.unexpected_count} rows)" if self.unexpected_count else ""
         error = f" raised {self.exception}" if self.exception else ""
-        return f"{self.suite}: {self.expectation} on {cols} failed{count}{where}{error}"
+        return log_safe(f"{self.suite}: {self.expectation} on {cols} failed{count}{where}{error}")
 
 
 @dataclass(frozen=True)
