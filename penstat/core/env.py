@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
+from contextlib import contextmanager
 
 
 @contextmanager
@@ -21,8 +20,3 @@ def scoped_env(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def penstat_home_env(home: Path) -> AbstractContextManager[None]:
-    """Set PENSTAT_HOME for code that reads it from the environment, then restore it."""
-    return scoped_env(PENSTAT_HOME=str(home))
