@@ -2,19 +2,32 @@
 
 Each rule is one SQL query over a staged (typed) table that returns the
 offending rows; the first few become Problems naming file, row, column and rule.
+Two kinds of rule look beyond the rows of the file: the manifest's created_at
+against the warehouse clock, and a register delivery against the rows already
+loaded (a register may not orphan them, or every later build fails).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 
-from penstat.contract.feeds import FEEDS, raw_table_name
+from penstat.contract.feeds import (
+    CREATED_AT_MAX_SKEW,
+    EXTRACTION,
+    FEEDS,
+    MANIFEST,
+    raw_table_name,
+)
 from penstat.contract.manifest import Manifest
 from penstat.contract.problems import Problem
+from penstat.core.clock import utc_now
 from penstat.ingestion.typed_tables import q, sql_str
+
+# Facility ids a register's rows name in a problem's message at most.
+_NAMED_IDS = 10
 
 # The register in force: the rows of the latest accepted register delivery.
 CURRENT_REGISTER = f"""
@@ -50,9 +63,34 @@ def _month_start(col: str) -> str:
     return f"CAST({col} || '-01' AS DATE)"
 
 
+def _not_after_rules(feed: str, stem: str, manifest: Manifest) -> list[Rule]:
+    """Limits.not_after of the contract: no value after the extraction date (the
+    manifest's created_at) or after another date of the same row."""
+    extraction = f"DATE {sql_str(manifest.created_at.date().isoformat())}"
+    rules = []
+    for col in FEEDS[feed].file(stem).columns:
+        bound = col.limits.not_after if col.limits else None
+        if bound is None:
+            continue
+        if bound == EXTRACTION:
+            name = "after_extraction"
+            other, said = extraction, "the extraction date (manifest created_at)"
+        else:
+            name = f"after_{bound}"
+            other, said = f"s.{q(bound)}", bound
+        if col.type == "month":
+            value = _month_start(f"s.{q(col.name)}")
+        elif col.type == "int":  # a year
+            value, other, said = f"s.{q(col.name)}", f"year({other})", f"the year of {said}"
+        else:
+            value = f"s.{q(col.name)}"
+        rules.append(Rule(name, col.name, f"{col.name} is after {said}",
+                          f"WHERE {value} > {other}"))
+    return rules
+
+
 def rules_for(feed: str, stem: str, manifest: Manifest, today: date,
               max_population_factor: float) -> list[Rule]:
-    extraction = sql_str(manifest.created_at.date().isoformat())
     rules: list[Rule] = []
     if (feed, stem) == ("facility_register", "facilities"):
         rules.append(Rule(
@@ -95,13 +133,7 @@ def rules_for(feed: str, stem: str, manifest: Manifest, today: date,
                           f"WHERE {month_start} > DATE {sql_str(today.isoformat())}"))
     elif (feed, stem) == ("recidivism", "releases"):
         rules += _facility_rules("s.release_date", "release_date")
-        rules.append(Rule("after_extraction", "release_date",
-                          "release_date is after the extraction date (manifest created_at)",
-                          f"WHERE s.release_date > DATE {extraction}"))
-    elif (feed, stem) == ("recidivism", "reconvictions"):
-        rules.append(Rule("after_extraction", "conviction_date",
-                          "conviction_date is after the extraction date (manifest created_at)",
-                          f"WHERE s.conviction_date > DATE {extraction}"))
+    rules += _not_after_rules(feed, stem, manifest)
     if manifest.period_start and manifest.period_end and FEEDS[feed].file(stem).period_column \
             and feed in ("occupancy", "staffing"):
         col = FEEDS[feed].file(stem).period_column
@@ -135,15 +167,95 @@ def duplicate_rule(feed: str, stem: str, replaces: str | None) -> Rule | None:
               WHERE {join} {allowed})""")
 
 
+def created_at_problems(manifest: Manifest, now: datetime) -> list[Problem]:
+    """created_at later than the warehouse clock (plus CREATED_AT_MAX_SKEW): a delivery
+    from the future would become the extraction date and publish immature cohorts."""
+    if manifest.created_at <= now + CREATED_AT_MAX_SKEW:
+        return []
+    skew = int(CREATED_AT_MAX_SKEW.total_seconds() // 60)
+    return [Problem(
+        rule="created_at_in_future", file=MANIFEST, column="created_at",
+        value=manifest.created_at.isoformat() + "Z",
+        message=f"created_at is more than {skew} minutes after the time the warehouse "
+                f"received the delivery ({now.replace(microsecond=0).isoformat()}Z): it must "
+                "be when the data were extracted, in UTC")]
+
+
+# The rows a build needs the register to keep (dbt relationships tests of
+# mart_facility_daily and mart_facility_monthly on int_facility_history; the mart gate's
+# capacity_places on every facility-day): every facility with loaded census days, regime
+# or staffing rows stays in the register, and every loaded census day stays covered by a
+# register row valid that day. Releases need neither (their facility's attributes may
+# be unknown: the recidivism marts count them as 'unknown').
+_LOADED_FACILITIES = " UNION ".join(
+    f"SELECT DISTINCT facility_id, {sql_str(feed)} AS feed FROM {raw_table_name(feed, stem)}"
+    for feed, stem in (("occupancy", "occupancy"), ("occupancy", "regime"),
+                       ("staffing", "staffing")))
+_LOADED_CENSUS_DAYS = (f"SELECT DISTINCT facility_id, census_date "
+                       f"FROM {raw_table_name('occupancy', 'occupancy')}")
+
+
+def _named(ids: list[str], total: int) -> str:
+    more = f" and {total - len(ids)} more" if total > len(ids) else ""
+    return ", ".join(ids) + more
+
+
+def register_orphan_problems(con: duckdb.DuckDBPyConnection, table: str,
+                             file: str) -> list[Problem]:
+    """A register (a full snapshot) that would orphan loaded rows, with the ids named."""
+    problems = []
+    dropped = con.execute(f"""
+        SELECT facility_id, string_agg(DISTINCT feed, ', ' ORDER BY feed)
+        FROM ({_LOADED_FACILITIES}) loaded
+        WHERE facility_id NOT IN (SELECT facility_id FROM {table})
+        GROUP BY facility_id ORDER BY facility_id""").fetchall()
+    if dropped:
+        shown = [f"{fid} ({feeds})" for fid, feeds in dropped[:_NAMED_IDS]]
+        problems.append(Problem(
+            rule="register_drops_loaded_facility", file=file, column="facility_id",
+            value=dropped[0][0], rows_affected=len(dropped),
+            message="the register leaves out facilities whose rows are already loaded: "
+                    f"{_named(shown, len(dropped))}. A register delivery is the full "
+                    "register: keep every facility, and end a closed one with valid_to"))
+    uncovered = con.execute(f"""
+        SELECT d.facility_id, min(d.census_date), max(d.census_date), count(*),
+               (SELECT min(_row) FROM {table} r WHERE r.facility_id = d.facility_id)
+        FROM ({_LOADED_CENSUS_DAYS}) d
+        WHERE d.facility_id IN (SELECT facility_id FROM {table})
+          AND NOT EXISTS (SELECT 1 FROM {table} r
+                          WHERE r.facility_id = d.facility_id
+                            AND r.valid_from <= d.census_date
+                            AND (r.valid_to IS NULL OR r.valid_to >= d.census_date))
+        GROUP BY d.facility_id ORDER BY d.facility_id""").fetchall()
+    if uncovered:
+        shown = [f"{fid} ({first}..{last}, {days} days)"
+                 for fid, first, last, days, _ in uncovered[:_NAMED_IDS]]
+        problems.append(Problem(
+            rule="register_uncovers_loaded_days", file=file, row=int(uncovered[0][4]),
+            column="valid_from, valid_to", value=uncovered[0][0],
+            rows_affected=len(uncovered),
+            message="no row of the register is valid on census days already loaded for "
+                    f"{_named(shown, len(uncovered))}: the facility's validity intervals "
+                    "must cover every day it has census data for"))
+    return problems
+
+
 def warehouse_rule_problems(con: duckdb.DuckDBPyConnection, feed: str, stem: str, table: str,
                      file: str, manifest: Manifest, today: date,
-                     max_population_factor: float) -> list[Problem]:
+                     max_population_factor: float,
+                     now: datetime | None = None) -> list[Problem]:
+    """Every broken warehouse rule of one staged file. `now` is the warehouse clock when
+    the delivery was received (naive UTC; the clock now if not given)."""
+    problems: list[Problem] = []
+    if stem == manifest.files[0].stem:  # the manifest's own rules, once per delivery
+        problems += created_at_problems(manifest, now or utc_now())
+    if (feed, stem) == ("facility_register", "facilities"):
+        problems += register_orphan_problems(con, table, file)
     rules = rules_for(feed, stem, manifest, today, max_population_factor)
     dup = duplicate_rule(feed, stem, manifest.replaces)
     if dup:
         rules.append(dup)
     personal = {c.name for c in FEEDS[feed].file(stem).columns if c.personal}
-    problems = []
     for rule in rules:
         where = rule.where.replace("{table}", table)
         count, first = con.execute(
