@@ -20,11 +20,12 @@ import io
 import os
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
-from penstat.contract.feeds import Column, FileSpec
+from penstat.contract.feeds import DATE_MAX, DATE_MIN, Column, FileSpec, Limits
 from penstat.contract.manifest import Dialect, FileEntry
 from penstat.contract.problems import DeliveryRejected, Problem
 from penstat.core.faults import kill_point
@@ -320,10 +321,61 @@ def _csv_error(exc: duckdb.Error, file: str, delimiter: str) -> Problem:
 
 # --- types -----------------------------------------------------------------
 
-_INT = r"[0-9]{1,18}"
-_NEG_INT = r"-[0-9]{1,18}"
+_INT = r"[0-9]+"
+_NEG_INT = r"-[0-9]+"
 _DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _MONTH = r"[0-9]{4}-(0[1-9]|1[0-2])"
+# Without a contract range, a number must still fit the raw layer's type (BIGINT).
+_BIGINT = Limits(0, 2**63 - 1, why="a whole number the warehouse can store")
+_DOUBLE = Limits(-10**15, 10**15, why="a number the warehouse can store exactly")
+_DATES = Limits(DATE_MIN, DATE_MAX)
+
+
+def _limits(col: Column) -> Limits | None:
+    """The column's range, or the range of its type where the contract states none."""
+    if col.limits is not None:
+        return col.limits
+    return {"int": _BIGINT, "dec": _DOUBLE, "date": _DATES, "month": _DATES}.get(col.type)
+
+
+def _sql_bound(value: int | date) -> str:
+    return f"DATE '{value.isoformat()}'" if isinstance(value, date) else str(value)
+
+
+def _range_rule(col: Column, decimal: str) -> tuple[str, str, str] | None:
+    """out_of_range: a well-formed value outside the column's range (feeds.md, Ranges).
+
+    Only values that pass the type rules are judged (a value breaks one rule, not two);
+    a number too long for the warehouse's types counts as out of range."""
+    limits = _limits(col)
+    if limits is None:
+        return None
+    v = q(col.name)
+    lo, hi = _sql_bound(limits.low), _sql_bound(limits.high)
+    shown = limits.describe(col.type).split(",")[0].replace("..", " and ")
+    why = f" ({limits.why})" if limits.why else ""
+    message = f"must be between {shown}{why}"
+    if col.type == "int":
+        digits = _INT if isinstance(limits.low, int) and limits.low >= 0 else f"-?{_INT}"
+        value = f"TRY_CAST({v} AS HUGEINT)"
+        well_formed = f"regexp_full_match({v}, '{digits}')"
+    elif col.type == "dec":
+        sep = "[.]" if decimal == "." else ","
+        text = f"replace({v}, ',', '.')" if decimal == "," else v
+        value = f"TRY_CAST({text} AS DOUBLE)"
+        well_formed = f"regexp_full_match({v}, '-?[0-9]+({sep}[0-9]+)?')"
+    elif col.type == "date":
+        value = f"TRY_CAST({v} AS DATE)"
+        well_formed = f"regexp_full_match({v}, '{_DATE}') AND {value} IS NOT NULL"
+    elif col.type == "month":
+        value = f"TRY_CAST({v} || '-01' AS DATE)"
+        well_formed = f"regexp_full_match({v}, '{_MONTH}')"
+    else:
+        return None
+    # NOT BETWEEN is NULL for a value no type can hold (TRY_CAST gives NULL): out too;
+    # an infinite double is outside every range
+    return ("out_of_range",
+            f"{well_formed} AND coalesce({value} NOT BETWEEN {lo} AND {hi}, true)", message)
 
 
 def _type_rules(col: Column, decimal: str) -> list[tuple[str, str, str]]:
@@ -337,8 +389,10 @@ def _type_rules(col: Column, decimal: str) -> list[tuple[str, str, str]]:
                       f"must match {col.pattern} (value not shown: personal data)"))
         return rules
     if col.type == "int":
-        rules.append(("non_negative", f"regexp_full_match({v}, '{_NEG_INT}')",
-                      "must be a whole number >= 0"))
+        limits = _limits(col)
+        if limits is None or limits.low >= 0:
+            rules.append(("non_negative", f"regexp_full_match({v}, '{_NEG_INT}')",
+                          "must be a whole number >= 0"))
         rules.append(("type_int", f"NOT regexp_full_match({v}, '{_INT}') "
                       f"AND NOT regexp_full_match({v}, '{_NEG_INT}')",
                       "must be a whole number (digits only)"))
@@ -361,6 +415,9 @@ def _type_rules(col: Column, decimal: str) -> list[tuple[str, str, str]]:
                       "must be a month YYYY-MM"))
     elif col.type == "bool":
         rules.append(("type_bool", f"{v} NOT IN ('true', 'false')", "must be true or false"))
+    in_range = _range_rule(col, decimal)
+    if in_range:
+        rules.append(in_range)
     if col.allowed:
         allowed = ", ".join(sql_str(a) for a in col.allowed)
         rules.append(("allowed_values", f"{v} NOT IN ({allowed})",
