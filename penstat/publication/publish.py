@@ -203,11 +203,25 @@ def current_manifest(paths: Paths) -> dict | None:
     return json.loads(manifest.read_text())
 
 
+# A publication is for everyone who may read PENSTAT_HOME: world-readable and nobody's
+# to change, whatever the umask of the process that wrote it (aggregates only, after
+# disclosure control; docs/kpis.md).
+PUBLISHED_FILE_MODE = 0o444
+PUBLISHED_FOLDER_MODE = 0o555
+PUBLICATIONS_FOLDER_MODE = 0o755  # published/: readers list the versions and follow current
+
+
 def _make_read_only(folder: Path) -> None:
-    for p in folder.iterdir():
-        p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-    folder.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH
-                 | stat.S_IXOTH)
+    """Files 0444 and folders 0555, all the way down; links are not followed (a draft
+    holds none) and anything that is neither a file nor a folder is refused."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in [*files, *dirs]:
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode) or not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise RuntimeError(f"unexpected entry in a publication draft: {path}")
+            path.chmod(PUBLISHED_FOLDER_MODE if stat.S_ISDIR(mode) else PUBLISHED_FILE_MODE)
+    folder.chmod(PUBLISHED_FOLDER_MODE)
 
 
 def switch_current(paths: Paths, version: str) -> None:
@@ -271,6 +285,8 @@ def publish(paths: Paths | None = None) -> Publication:
     """Stage, gate and publish the warehouse's marts; raise GateFailed if the gate fails."""
     paths = paths or Paths.from_env()
     paths.ensure()
+    if stat.S_IMODE(paths.published.stat().st_mode) != PUBLICATIONS_FOLDER_MODE:
+        os.chmod(paths.published, PUBLICATIONS_FOLDER_MODE)
     clean_stale(paths)
     now = datetime.now(UTC)
     draft = paths.published / f".draft-{os.getpid()}-{uuid.uuid4().hex}"

@@ -15,10 +15,25 @@ rejection: a rejected delivery writes nothing to the warehouse (its reason is
 in quarantine). meta.builds records each dbt build: which ledger entries it
 saw and whether it finished, so a publication lists exactly the deliveries its
 marts were built from and never publishes the marts of an interrupted build.
+
+File modes: the raw layer holds person-level rows (pseudonymised, but rows about
+people), so the warehouse is owner-only whatever the process umask. Its folder is
+0700, set explicitly on every writer's open. A new warehouse file is created in a
+private (0700) staging folder beside it, set to 0600 there, and linked into place:
+it never exists under its name with wider permissions. DuckDB creates the
+write-ahead log (`warehouse.duckdb.wal`) itself, with the process umask; it lives
+only inside the 0700 folder, and it is set to 0600 whenever a writer creates the
+schema (`create_schema`, right after every read-write open or attachment) and when
+`connect` closes. A file left with wider permissions (by an older penstat, a
+restore, or another tool) is narrowed by the next writer.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,7 +99,11 @@ def column_ddl(feed: str, stem: str) -> list[tuple[str, str]]:
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw layer and the ledger if they do not exist (idempotent)."""
+    """Create the raw layer and the ledger if they do not exist (idempotent).
+
+    Then the current database's file, if it is one opened for writing, is made
+    owner-only (`protect`): every writer calls this right after it opens or
+    attaches the warehouse, before any row is written."""
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(LEDGER_DDL)
     for feed in FEEDS.values():
@@ -95,17 +114,81 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
                 f"CREATE TABLE IF NOT EXISTS {raw_table_name(feed.name, spec.stem)} "
                 f"({', '.join(cols)})"
             )
+    found = con.execute("SELECT path, readonly FROM duckdb_databases() "
+                        "WHERE database_name = current_database()").fetchone()
+    if found and found[0] and not found[1]:
+        protect(Path(found[0]))
+
+
+WAREHOUSE_FOLDER_MODE = 0o700
+WAREHOUSE_FILE_MODE = 0o600
+
+
+def wal_path(path: Path) -> Path:
+    """DuckDB's write-ahead log of the database file `path`."""
+    return path.with_name(path.name + ".wal")
+
+
+def protect(path: Path) -> None:
+    """Owner-only modes on the warehouse's folder, file and write-ahead log (those that
+    exist). Links are never followed: only regular files are changed."""
+    if stat.S_IMODE(os.stat(path.parent).st_mode) != WAREHOUSE_FOLDER_MODE:
+        os.chmod(path.parent, WAREHOUSE_FOLDER_MODE)
+    for file in (path, wal_path(path)):
+        try:
+            st = os.lstat(file)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) != WAREHOUSE_FILE_MODE:
+            os.chmod(file, WAREHOUSE_FILE_MODE)
+
+
+def prepare_warehouse(path: Path) -> bool:
+    """The warehouse's folder (0700) and, if it does not exist yet, the file itself
+    (0600, with the schema), both independent of the umask; True if it was created.
+
+    The file is made in a private staging folder and hard-linked into place, so it
+    never appears under its name with other permissions, and a warehouse another
+    writer created meanwhile is never replaced."""
+    folder = path.parent
+    folder.mkdir(mode=WAREHOUSE_FOLDER_MODE, parents=True, exist_ok=True)
+    protect(path)
+    if os.path.lexists(path):
+        return False
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=folder))  # 0700
+    try:
+        new = staging / path.name
+        con = open_duckdb(new)
+        try:
+            os.chmod(new, WAREHOUSE_FILE_MODE)
+            create_schema(con)
+        finally:
+            con.close()
+        os.chmod(new, WAREHOUSE_FILE_MODE)
+        try:
+            os.link(new, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: rename, if still free
+            if os.path.lexists(path):
+                return False
+            os.rename(new, path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return True
 
 
 @contextmanager
 def connect(path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse; writers create the schema on first use."""
+    """Open the warehouse; writers create it owner-only, with the schema, on first use."""
     if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        prepare_warehouse(path)
     con = open_duckdb(path, read_only=read_only)
     try:
         if not read_only:
-            create_schema(con)
+            create_schema(con)  # and protect(path): the log its first write may have made
         yield con
     finally:
         con.close()
+        if not read_only:
+            protect(path)
