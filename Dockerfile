@@ -8,14 +8,16 @@
 # (tests/unit/orchestration/test_compose.py checks that they agree).
 FROM apache/airflow:3.3.2-python3.11
 
-# /opt/penstat belongs to the image's airflow user (uid 50000, group 0). Compose may
-# run the containers under another uid (AIRFLOW_UID) but always with group 0, so
-# everything is made group-writable: penstat writes PENSTAT_HOME (/opt/penstat/home,
-# where dbt puts its target/ and logs/), Great Expectations its uncommitted/ folder.
+# The project code is the image's, not the containers': it is built by the airflow
+# user (pip installs into that user's site-packages), then handed to root and made
+# read-only for everyone else (files 0644, folders 0755, nothing group-writable).
+# Compose runs the containers under AIRFLOW_UID with group 0; at run time they write
+# only PENSTAT_HOME (/opt/penstat/home, a volume: deliveries, warehouse, publications,
+# reports, and dbt's target/ and logs/) and the Airflow logs (/opt/airflow/logs).
+# Great Expectations writes its results and Data Docs under PENSTAT_HOME/reports too.
 USER root
-RUN mkdir -p /opt/penstat/home \
-    && chown -R airflow:0 /opt/penstat \
-    && chmod -R g+rwX /opt/penstat
+RUN mkdir -p /opt/penstat \
+    && chown airflow:0 /opt/penstat
 USER airflow
 
 # Dependencies first, so that a code change does not reinstall them.
@@ -45,7 +47,17 @@ COPY --chown=airflow:0 . /opt/penstat/
 # finds config/penstat.toml, dbt_project/ and expectations/ relative to the
 # checkout. --no-deps: everything was installed from the lock above.
 RUN pip install --no-cache-dir --no-deps -e /opt/penstat \
-    && chmod -R g+rwX /opt/penstat
+    && python -m compileall -q /opt/penstat/penstat /opt/penstat/dags
+
+# Read-only code: compiled above (the containers cannot write __pycache__ here), then
+# owned by root, and PENSTAT_HOME the one writable folder (its mount point).
+USER root
+RUN chown -R root:root /opt/penstat \
+    && chmod -R u=rwX,go=rX /opt/penstat \
+    && mkdir -p /opt/penstat/home \
+    && chown airflow:0 /opt/penstat/home \
+    && chmod 0770 /opt/penstat/home
+USER airflow
 
 # PYTHONPATH: the checkout, as in a local run from the repository root, and
 # penstat/orchestration/airflow_settings, which holds airflow_local_settings.py,

@@ -43,6 +43,11 @@ CREATED_AT_MAX_SKEW = timedelta(hours=1)
 # `Limits.not_after` naming the manifest's created_at (the extraction date).
 EXTRACTION = "created_at"
 
+# Most persons per 100 places of a facility on a day (density, SPACE I) that the
+# warehouse publishes: the publication gate's bound. Ingestion rejects a census day (or a
+# reference register's facility) above it, so that no accepted row can fail the gate.
+MAX_DENSITY = 1000
+
 
 @dataclass(frozen=True)
 class Limits:

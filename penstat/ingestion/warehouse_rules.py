@@ -19,6 +19,7 @@ from penstat.contract.feeds import (
     EXTRACTION,
     FEEDS,
     MANIFEST,
+    MAX_DENSITY,
     raw_table_name,
 )
 from penstat.contract.manifest import Manifest
@@ -116,6 +117,13 @@ def rules_for(feed: str, stem: str, manifest: Manifest, today: date,
             "capacity in force that day (a unit or keying error?)",
             f"WHERE s.population > {max_population_factor} * "
             f"{in_force.format(col='operational_capacity')}"))
+        rules.append(Rule(
+            "density_implausible", "population",
+            f"population is more than {MAX_DENSITY / 100:g} times the capacity_places in "
+            f"force that day (density above {MAX_DENSITY} per 100 places, which is never "
+            "published)",
+            f"WHERE s.population * 100 > {MAX_DENSITY} * "
+            f"{in_force.format(col='capacity_places')}"))
     elif stem in ("regime", "staffing"):
         month_start = _month_start("s.month")
         month_end = f"(CAST({month_start} + INTERVAL 1 MONTH AS DATE) - 1)"
@@ -133,6 +141,13 @@ def rules_for(feed: str, stem: str, manifest: Manifest, today: date,
                           f"WHERE {month_start} > DATE {sql_str(today.isoformat())}"))
     elif (feed, stem) == ("recidivism", "releases"):
         rules += _facility_rules("s.release_date", "release_date")
+    elif (feed, stem) == ("reference_register", "facilities"):
+        rules.append(Rule(
+            "density_implausible", "population",
+            f"population is more than {MAX_DENSITY / 100:g} times capacity_places (density "
+            f"above {MAX_DENSITY} per 100 places, which is never published)",
+            f"WHERE s.capacity_places > 0 AND s.population * 100 > {MAX_DENSITY} * "
+            "s.capacity_places"))
     rules += _not_after_rules(feed, stem, manifest)
     if manifest.period_start and manifest.period_end and FEEDS[feed].file(stem).period_column \
             and feed in ("occupancy", "staffing"):

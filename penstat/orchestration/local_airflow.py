@@ -5,6 +5,16 @@ metadata DB migrated, the one-slot warehouse pool), starts the api-server,
 scheduler, dag-processor and triggerer as background processes in their own
 process groups, records their PIDs, and returns once the api-server reports
 every component healthy. `down` stops exactly the processes `up` recorded.
+
+Who can reach it: the api-server (UI, REST API, and the execution API the task
+processes call) listens on 127.0.0.1 only (API_HOST), whatever the environment
+says, and the stack runs with SIMPLE_AUTH_MANAGER_ALL_ADMINS: there is no login,
+every request is an admin's. That is the trade-off of a single-user stack on one
+machine (SECURITY.md): anyone who can open a connection to 127.0.0.1 on this
+machine, that is any local user or process, can trigger and read DAG runs. For a
+shared machine or any network exposure use the compose deployment (logins, TLS
+behind a reverse proxy). $PENSTAT_HOME/airflow (the SQLite metadata database,
+airflow.cfg with the generated API secrets, the PID file) is owner-only (0700).
 """
 
 from __future__ import annotations
@@ -27,6 +37,9 @@ from penstat.core.processes import pid_alive
 from penstat.orchestration.assets import WAREHOUSE_POOL
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# The only interface the api-server listens on (see the module docstring).
+API_HOST = "127.0.0.1"
+AIRFLOW_HOME_MODE = 0o700
 # airflow_local_settings.py: preloads the task code in the scheduler (see its docstring)
 AIRFLOW_SETTINGS = Path(__file__).resolve().parent / "airflow_settings"
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
@@ -69,13 +82,14 @@ class Stack:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{API_HOST}:{port}/execution/",
+            # no login on a loopback-only, single-user stack (module docstring, SECURITY.md)
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
                 f"sqlite:///{self.airflow_home / 'airflow.db'}",
-            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__HOST": API_HOST,
             "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__API__BASE_URL": f"http://{API_HOST}:{port}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.paths.logs / "airflow"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
@@ -112,7 +126,8 @@ class Stack:
         if self.read_state():
             self.down()
         self.paths.ensure()
-        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        self.airflow_home.mkdir(mode=AIRFLOW_HOME_MODE, parents=True, exist_ok=True)
+        os.chmod(self.airflow_home, AIRFLOW_HOME_MODE)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         env = self.environment(port)
@@ -129,7 +144,7 @@ class Stack:
             log.close()
             pids[component] = proc.pid
         state = {"port": port, "pids": pids, "home": str(self.paths.home),
-                 "api": f"http://127.0.0.1:{port}"}
+                 "api": f"http://{API_HOST}:{port}", "listens_on": API_HOST}
         self.pid_file.write_text(json.dumps(state, indent=2))
         try:
             wait_healthy(state["api"], pids, timeout)
@@ -165,12 +180,13 @@ def _signal_group(pid: int, sig: int) -> bool:
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((API_HOST, 0))
         return s.getsockname()[1]
 
 
 def post_json(url: str, body: dict) -> dict:
-    """POST a JSON body to the api-server (the local stack needs no token) and parse the reply."""
+    """POST a JSON body to the api-server and parse the reply. The local stack needs no
+    token (SIMPLE_AUTH_MANAGER_ALL_ADMINS on 127.0.0.1 only: see the module docstring)."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as resp:

@@ -61,9 +61,10 @@ def cohort_row(**values: str) -> str:
     return ",".join(row.get(c, "") for c in COHORT_COLUMNS)
 
 
-def reference_row(facility_id: str = "US-10002798", capacity: str = "498") -> str:
+def reference_row(facility_id: str = "US-10002798", capacity: str = "498",
+                  population: str = "") -> str:
     row = {"facility_id": facility_id, "name": "Midland County", "country": "USA",
-           "capacity_places": capacity}
+           "capacity_places": capacity, "population": population}
     return ",".join(row.get(c, "") for c in REFERENCE_COLUMNS)
 
 
@@ -127,6 +128,8 @@ class Hostile:
     write: Writer
     # (rule, file, row, column) that must be among the reasons
     expect: tuple[str, str, int | None, str]
+    # a delivery loaded first (feed, writer)
+    setup: tuple[str, Writer] | None = None
 
 
 def _occ_ids(*ids: str) -> list[Hostile]:
@@ -167,6 +170,16 @@ CASES: list[Hostile] = [
     Hostile("capacity_over_range_v2", "reference_register",
             reference(reference_row(capacity="2147483648")),
             ("out_of_range", "facilities.csv", 1, "capacity_places")),
+    # --- legal values whose combination the publication gate never publishes --------
+    Hostile("density_above_1000", "occupancy",
+            occupancy([occ_row(facility="TS-0005", population="11")]),
+            ("density_implausible", "occupancy.csv", 1, "population"),
+            setup=("facility_register", register(
+                [*VALID_REGISTER, "TS-0005,Tiny,TS11,prison,high,1,1000,,false,2000-01-01,"],
+                "reg-tiny"))),
+    Hostile("density_above_1000_v2", "reference_register",
+            reference(reference_row(capacity="10", population="101")),
+            ("density_implausible", "facilities.csv", 1, "population")),
     # --- dates -----------------------------------------------------------------------
     Hostile("year_0000", "occupancy", occupancy([occ_row(day="0000-01-02")]),
             ("out_of_range", "occupancy.csv", 1, "census_date")),
@@ -237,7 +250,8 @@ def test_every_class_of_hostile_value_is_covered():
     assert len(names) == len(CASES)
     assert {c.expect[0] for c in CASES} >= {
         "out_of_range", "outside_period", "after_extraction", "created_at_in_future",
-        "format", "register_drops_loaded_facility", "register_uncovers_loaded_days"}
+        "format", "register_drops_loaded_facility", "register_uncovers_loaded_days",
+        "density_implausible", "after_release_date"}
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +280,10 @@ def test_hostile_value_is_quarantined_and_the_next_valid_delivery_loads(
         case: Hostile, home: Paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     rule, file, row, column = case.expect
     with sealed(tmp_path, monkeypatch):
+        if case.setup:
+            feed, write = case.setup
+            write(home.inbox)
+            assert [o.outcome for o in ingest_feed(feed, home)] == ["loaded"]
         case.write(home.inbox)
         [outcome] = ingest_feed(case.feed, home)
         assert outcome.outcome == "quarantined", outcome

@@ -381,3 +381,166 @@ def test_dockerignore_keeps_secrets_and_local_data_out() -> None:
     assert not allowed & {".env", ".penstat", ".venv", ".git"}
     for package in ("penstat", "dags", "dbt_project", "config", "requirements.lock"):
         assert package in allowed, f"{package} does not reach the image"
+
+
+# --- (d) safe defaults (issue 11, SECURITY.md) ----------------------------------------
+
+# A published port in short syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT, where HOST_IP
+# may be a ${VAR:-default} reference.
+PORT_RE = re.compile(r"^(?:(?P<ip>\$\{[^}]*\}|[0-9.]+|\[[0-9a-f:]+\]):)?"
+                     r"(?P<host>\$\{[^}]*\}|\d+):(?P<container>\d+)$")
+LOOPBACK = "127.0.0.1"
+
+
+def host_ip(port: Any) -> str | None:
+    """The host address a published port binds to, with a ${VAR:-default} resolved to
+    its default; None if it binds to every interface."""
+    if isinstance(port, dict):
+        return port.get("host_ip")
+    m = PORT_RE.fullmatch(str(port))
+    assert m, f"unrecognised port syntax {port!r}"
+    ip = m.group("ip")
+    if ip and ip.startswith("${"):
+        default = re.fullmatch(r"\$\{\w+:-(?P<default>[^}]*)\}", ip)
+        assert default, f"{port!r}: a host address variable needs a default"
+        return default.group("default")
+    return ip
+
+
+def test_only_the_api_server_publishes_a_port_by_default(services: dict[str, Any]) -> None:
+    published = sorted(name for name, svc in services.items()
+                       if svc.get("ports") and not svc.get("profiles"))
+    assert published == ["airflow-apiserver"]
+    for svc in services.values():
+        assert not svc.get("network_mode"), "host networking publishes every port"
+
+
+def test_every_published_port_binds_to_loopback_by_default(services: dict[str, Any]) -> None:
+    seen = 0
+    for name, svc in services.items():
+        for port in svc.get("ports") or []:
+            seen += 1
+            assert host_ip(port) == LOOPBACK, f"{name} publishes {port!r} beyond this machine"
+    assert seen >= 2, "the check saw no port"
+    [api_port] = services["airflow-apiserver"]["ports"]
+    assert str(api_port).startswith("${AIRFLOW_API_BIND:-127.0.0.1}:")
+
+
+def test_the_api_server_asks_for_a_login(compose: dict[str, Any],
+                                         compose_text: str) -> None:
+    env = environment(compose[COMMON])
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("FabAuthManager")
+    assert "ALL_ADMINS" not in compose_text, "every user an admin: no login at all"
+    init = environment(compose["services"]["airflow-init"])
+    assert REQUIRED_REF_RE.fullmatch(init["_AIRFLOW_WWW_USER_PASSWORD"])
+
+
+def test_redis_requires_a_password_kept_off_the_command_line(services: dict[str, Any],
+                                                             compose: dict[str, Any]) -> None:
+    redis = services["redis"]
+    env = environment(redis)
+    assert REQUIRED_REF_RE.fullmatch(env["REDIS_PASSWORD"])
+    assert REQUIRED_REF_RE.fullmatch(env["REDISCLI_AUTH"])  # for the health check
+    script = service_command(redis)
+    assert "requirepass" in script and "--requirepass" not in script, (
+        "the password would be on redis-server's command line, visible to ps")
+    assert "exec docker-entrypoint.sh redis-server" in script, "redis would run as root"
+    assert not redis.get("ports"), "Redis must not be published"
+    check = " ".join(redis["healthcheck"]["test"])
+    assert "PONG" in check, "redis-cli ping exits 0 on NOAUTH: the check must look for PONG"
+    broker = environment(compose[COMMON])["AIRFLOW__CELERY__BROKER_URL"]
+    m = USERINFO_RE.match(broker)
+    assert m and REQUIRED_REF_RE.fullmatch(m.group("password")), broker
+    assert REQUIRED_REF_RE.fullmatch(m.group("password")).group("name") == "REDIS_PASSWORD"
+
+
+def test_flower_is_off_by_default_and_asks_for_a_login(services: dict[str, Any],
+                                                       compose: dict[str, Any]) -> None:
+    flower = services["flower"]
+    assert flower.get("profiles") == ["flower"]
+    auth = environment(compose[COMMON])["AIRFLOW__CELERY__FLOWER_BASIC_AUTH"]
+    user, _, password = auth.partition(":${")
+    assert user and REQUIRED_REF_RE.fullmatch("${" + password), auth
+    assert "FLOWER_PASSWORD" in password
+    assert all(host_ip(p) == LOOPBACK for p in flower["ports"])
+    assert "--user" in " ".join(flower["healthcheck"]["test"])
+
+
+def test_init_creates_an_inbox_for_every_feed(services: dict[str, Any]) -> None:
+    from penstat.contract.feeds import FEEDS
+
+    script = service_command(services["airflow-init"])
+    inboxes = set(re.findall(rf"{PENSTAT_HOME}/inbox/(\w+)", script))
+    assert inboxes == set(FEEDS)
+    assert re.search(rf"chmod 0?700 {PENSTAT_HOME}/warehouse\b", script)
+
+
+def test_airflow_services_write_only_penstat_home_and_the_logs(
+        services: dict[str, Any]) -> None:
+    for name, svc in services.items():
+        if not (name.startswith("airflow-") or name == "flower"):
+            continue
+        targets = set()
+        for vol in svc.get("volumes") or []:
+            parts = re.sub(r"\$\{[^}]*\}", "X", vol).split(":")
+            targets.add(parts[1])
+        assert targets <= {PENSTAT_HOME, "/opt/airflow/logs"}, (name, targets)
+        assert not svc.get("privileged"), name
+
+
+def dockerfile_instructions() -> list[str]:
+    """Dockerfile instructions with continuation lines joined and comments dropped."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def others_may_write(mode: str) -> bool:
+    """Whether a chmod mode (octal or symbolic) lets the group or others write."""
+    if mode.isdigit():
+        return any(int(digit) & 2 for digit in mode[-2:])
+    for clause in mode.split(","):
+        m = re.fullmatch(r"(?P<who>[ugoa]*)(?P<op>[-+=])(?P<perms>[rwxXst]*)", clause)
+        assert m, f"unrecognised chmod mode {mode!r}"
+        who = m.group("who") or "a"
+        if m.group("op") != "-" and "w" in m.group("perms") and set(who) & set("goa"):
+            return True
+    return False
+
+
+def test_the_image_code_is_read_only_for_the_containers() -> None:
+    lines = dockerfile_instructions()
+    text = "\n".join(lines)
+    for mode, target in re.findall(r"chmod\s+(?:-R\s+)?(\S+)\s+(\S+)", text):
+        # the mount point of the PENSTAT_HOME volume is the one writable folder
+        assert not others_may_write(mode) or target == PENSTAT_HOME, f"chmod {mode} {target}"
+    assert re.search(r"chown -R root:root /opt/penstat\b", text)
+    assert re.search(r"chmod -R u=rwX,go=rX /opt/penstat\b", text)
+    # the ownership change comes after the last COPY and pip install of the project
+    last_code_step = max(i for i, line in enumerate(lines)
+                         if line.startswith("COPY") or "pip install" in line)
+    lockdown = next(i for i, line in enumerate(lines) if "chown -R root:root" in line)
+    assert lockdown > last_code_step
+    assert "compileall" in text, "read-only code without .pyc files recompiles every start"
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users[-1] == "airflow", "the containers must not run as root"
+
+
+def test_env_example_keeps_the_api_on_this_machine() -> None:
+    example = dict(line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines()
+                   if line and not line.startswith("#") and "=" in line)
+    assert example["AIRFLOW_API_BIND"] == LOOPBACK
+    for secret in ("REDIS_PASSWORD", "FLOWER_PASSWORD"):
+        assert example[secret] == "change-me"
+
+
+def test_the_local_stack_listens_on_loopback_only(tmp_path, monkeypatch) -> None:
+    from penstat.contract.layout import Paths
+    from penstat.orchestration.local_airflow import API_HOST, Stack
+
+    monkeypatch.setenv("AIRFLOW__API__HOST", "0.0.0.0")  # an operator's environment
+    env = Stack(Paths(tmp_path)).environment(8793)
+    assert API_HOST == LOOPBACK
+    assert env["AIRFLOW__API__HOST"] == LOOPBACK
+    assert env["AIRFLOW__API__BASE_URL"] == f"http://{LOOPBACK}:8793"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(f"http://{LOOPBACK}:")
