@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "up":
         state = stack.up(port=args.port)
         print(f"Airflow is up: {state['api']} (PENSTAT_HOME={state['home']})")
+        print("The API listens on 127.0.0.1 only, with no login: every local user is an "
+              "Airflow admin (SECURITY.md).")
         print(f"Drop deliveries into {stack.paths.inbox}/<feed>/ and ring _READY.")
     elif args.command == "down":
         stopped = stack.down()
