@@ -25,6 +25,7 @@ from penstat.core.locations import REPO_ROOT
 
 # Folders of the checkout that tools write by design (not penstat's deliveries).
 _CHECKOUT_NOISE = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".penstat",
+                   ".import_linter_cache",
                    "penstat.egg-info"}
 
 
