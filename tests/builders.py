@@ -61,9 +61,9 @@ def staffing(inbox: Path, delivery_id: str = "stf-1", rows: list[str] | None = N
     rows = rows or ["TS-0001,2024-01,custodial,120.5,125,3.5,100",
                     "TS-0002,2024-01,custodial,9.0,10,0,10"]
     kw.setdefault("period", ("2024-01-01", "2024-01-31"))
+    kw.setdefault("created_at", "2024-02-01T00:00:00Z")
     return write_delivery(inbox, "staffing", delivery_id,
-                          {"staffing.csv": csv(STAFFING_HEADER, rows)}, sender="TEST",
-                          created_at="2024-02-01T00:00:00Z", **kw)
+                          {"staffing.csv": csv(STAFFING_HEADER, rows)}, sender="TEST", **kw)
 
 
 def recidivism(inbox: Path, delivery_id: str = "rec-1", releases: list[str] | None = None,

@@ -8,6 +8,8 @@ This layout is an interface other tools build on (README, "Where things are"):
     warehouse/warehouse.duckdb        the working warehouse
     published/current -> <version>    the current publication
     reports/, logs/                   reports (gate, data docs, dbt docs) and logs
+    work/                             ingestion's private scratch (owner-only; checked and
+                                      transcoded copies, DuckDB spill files), never $TMPDIR
 
 PENSTAT_HOME defaults to `.penstat/` in the checkout.
 """
@@ -65,6 +67,10 @@ class Paths:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def work(self) -> Path:
+        return self.home / "work"
 
     def feed_inbox(self, feed: str) -> Path:
         return self.inbox / feed

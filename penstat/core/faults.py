@@ -25,6 +25,7 @@ KILL_POINTS = (
     "ingest.loading",        # raw rows and ledger row inserted, transaction not committed
     "ingest.committed",      # committed, delivery folder still in the inbox
     "ingest.quarantining",   # reason files written, folder not yet moved to quarantine
+    "ingest.decoding",       # a partial clear (transcoded) copy of a file is on disk
     # dbt build (penstat/orchestration/tasks.py)
     "build.started",         # build recorded as started, dbt not yet run
     "build.finished",        # dbt build done, build not yet recorded as finished

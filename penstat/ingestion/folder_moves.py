@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from penstat.contract.feeds import REJECTION_JSON, REJECTION_TEXT
-from penstat.contract.problems import Problem
+from penstat.contract.problems import Problem, log_safe
 from penstat.core.faults import kill_point
 
 COPY_MARK = "+"  # not allowed in a delivery id: `<id>+2` is never a delivery's own name
@@ -47,10 +47,7 @@ def printable(text: str, limit: int = 300) -> str:
     written as UTF-8 and control characters could forge lines: both are shown
     as backslash escapes. Long text is cut (a hostile value can be megabytes).
     """
-    text = text[: limit * 2]
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+    text = log_safe(text[: limit * 2])
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -82,9 +82,6 @@ log = logging.getLogger(__name__)
 Outcome = Literal["loaded", "resend_ignored", "quarantined", "deferred"]
 # What is left to do for a delivery once it has been read and checked (the writes).
 Action = Callable[[], "DeliveryOutcome"]
-# $PENSTAT_HOME/work: ingestion's private scratch (checked copies, transcoded
-# copies, DuckDB's spill files), never $TMPDIR
-SCRATCH_FOLDER = "work"
 
 
 class IngestionHalted(RuntimeError):
@@ -192,7 +189,9 @@ class FeedIngestor:
 
     @property
     def scratch_root(self) -> Path:
-        return self.paths.home / SCRATCH_FOLDER
+        """$PENSTAT_HOME/work: private scratch (checked and transcoded copies, DuckDB's
+        spill files), never $TMPDIR."""
+        return self.paths.work
 
     def run(self) -> list[DeliveryOutcome]:
         remove_dead_scratch(self.scratch_root)  # clear copies of a killed run

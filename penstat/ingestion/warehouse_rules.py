@@ -256,9 +256,9 @@ def register_orphan_problems(con: duckdb.DuckDBPyConnection, table: str,
 
 
 def warehouse_rule_problems(con: duckdb.DuckDBPyConnection, feed: str, stem: str, table: str,
-                     file: str, manifest: Manifest, today: date,
-                     max_population_factor: float,
-                     now: datetime | None = None) -> list[Problem]:
+                            file: str, manifest: Manifest, today: date,
+                            max_population_factor: float,
+                            now: datetime | None = None) -> list[Problem]:
     """Every broken warehouse rule of one staged file. `now` is the warehouse clock when
     the delivery was received (naive UTC; the clock now if not given)."""
     problems: list[Problem] = []

@@ -24,7 +24,7 @@ import duckdb
 
 from penstat.core.database import connect
 from penstat.core.processes import pid_alive
-from penstat.warehouse.schema import create_schema
+from penstat.warehouse.schema import create_schema, prepare_warehouse
 
 SCRATCH_PREFIX = "ingest-"
 
@@ -120,7 +120,7 @@ class WarehouseSession:
             return self.con
         self._detach()
         if mode == "rw":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            prepare_warehouse(self.path)  # 0700 folder, 0600 file, whatever the umask
             self.con.execute(f"ATTACH '{self.path}' AS {self.ALIAS}")
         elif self.path.exists():
             self.con.execute(f"ATTACH '{self.path}' AS {self.ALIAS} (READ_ONLY)")

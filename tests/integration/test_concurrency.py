@@ -168,7 +168,8 @@ def deliveries(inbox: Path) -> dict[str, list]:
     stf = [lambda m=m: b.staffing(inbox, delivery_id=f"stf-{m}",
                                   rows=[f"TS-0001,2024-{m:02d},custodial,120,125,3,100",
                                         f"TS-0002,2024-{m:02d},custodial,9,10,0,10"],
-                                  period=(f"2024-{m:02d}-01", f"2024-{m:02d}-28"))
+                                  period=(f"2024-{m:02d}-01", f"2024-{m:02d}-28"),
+                                  created_at=f"2024-{m + 1:02d}-01T00:00:00Z")
            for m in range(2, 5)]
     rec = [lambda: b.recidivism(
         inbox, delivery_id="rec-2",

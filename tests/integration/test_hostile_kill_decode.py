@@ -23,7 +23,7 @@ from pathlib import Path
 
 from penstat.core.faults import KILL_ENV
 from penstat.core.locations import REPO_ROOT
-from penstat.ingestion.pipeline import SCRATCH_FOLDER, ingest_feed
+from penstat.ingestion.pipeline import ingest_feed
 from penstat.senders.delivery import write_delivery
 from tests import builders as b
 from tests.conftest import TEST_KEY
@@ -76,7 +76,7 @@ def test_a_run_killed_while_decoding_leaves_no_clear_copy_outside_home(tmp_path)
         assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
 
         # killed half-way: the clear copies are only in the run's private scratch
-        work = paths.home / SCRATCH_FOLDER
+        work = paths.work
         [scratch] = list(work.iterdir())
         assert scratch.name.startswith("ingest-")
         decoded = [p for p in _files_under(scratch) if p.name.endswith(".utf8")]

@@ -93,7 +93,7 @@ def test_a_byte_identical_resend_is_acknowledged_and_ignored(story):
                                     "WHERE feed = 'occupancy' ORDER BY delivery_seq")
     assert ledger == [("occ-base",), ("occ-fix",)], "a resend never enters the ledger"
     assert (paths.archive / "occupancy" / "occ-base-again" / "occupancy.csv").is_file()
-    assert (paths.archive / "occupancy" / "occ-base.2" / "occupancy.csv").is_file()
+    assert (paths.archive / "occupancy" / "occ-base+2" / "occupancy.csv").is_file()
     assert not any(paths.quarantine.glob("*/*"))
 
 

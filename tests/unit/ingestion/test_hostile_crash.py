@@ -193,7 +193,7 @@ def no_identifier_outside_copies(paths: Paths) -> None:
 
 
 def assert_scratch_gone(paths: Paths) -> None:
-    work = paths.home / pipeline.SCRATCH_FOLDER
+    work = paths.work
     assert not work.exists() or list(work.iterdir()) == [], list(work.iterdir())
 
 

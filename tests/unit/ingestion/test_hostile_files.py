@@ -402,7 +402,7 @@ def test_the_private_scratch_of_a_dead_run_is_removed_and_a_live_ones_kept(home)
     from penstat.core.processes import pid_alive
     from penstat.warehouse.session import SCRATCH_PREFIX, remove_dead_scratch
 
-    work = home.home / pipeline.SCRATCH_FOLDER
+    work = home.work
     work.mkdir(mode=0o700, exist_ok=True)
     dead = next(p for p in range(2**22 - 1, 2**21, -1) if not pid_alive(p))
     (work / f"{SCRATCH_PREFIX}{dead}-abc").mkdir()
