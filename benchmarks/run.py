@@ -171,7 +171,7 @@ TARGETS_SCALE_DAILY = 10  # the daily delivery is judged at scale 10 against sca
 
 
 def targets(results: list[dict]) -> list[tuple[str, str, bool | None]]:
-    """Issue 5's targets: (target, measured, met?); None where a scale was not run."""
+    """The benchmark targets: (target, measured, met?); None where a scale was not run."""
     by_scale = {r["scale"]: r["measures"] for r in results}
     largest = max(by_scale)
     out: list[tuple[str, str, bool | None]] = []

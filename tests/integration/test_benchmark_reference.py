@@ -1,4 +1,4 @@
-"""The benchmark's yardstick computes the same marts as the pipeline (issue 5).
+"""The benchmark's yardstick computes the same marts as the pipeline.
 
 `benchmarks/reference.sql` computes the published marts straight from the archived
 deliveries in one DuckDB script (no dbt, GX or Airflow), and `make bench` divides

@@ -1,4 +1,4 @@
-"""After any accepted delivery, the next build succeeds (issue 11).
+"""After any accepted delivery, the next build succeeds.
 
 Deliveries of every feed (v1 and v2) hold the extreme legal values of every numeric and
 date column: one row with every ranged column at the low end of its range, one with

@@ -1,6 +1,6 @@
 """One source of truth for value ranges: the contract's, which every dbt cast must hold.
 
-Issue 11: values that ingestion accepted broke every later build (avg_population above
+Values that ingestion once accepted broke every later build (avg_population above
 1e14 in decimal(18, 4), birth_year 99999999999 in an integer, ...). The contract
 (`Column.limits` in penstat/contract/feeds.py) states the range of every numeric and date
 column; ingestion checks it (typed_tables, warehouse_rules). This module proves that:

@@ -1,6 +1,6 @@
 """Hostile deliveries that used to crash ingestion: quarantined, and the feed goes on.
 
-Before issue 11, only a broken contract rule (DeliveryRejected) quarantined a
+Once, only a broken contract rule (DeliveryRejected) quarantined a
 delivery; any other exception aborted the run, left the delivery in the inbox and
 crashed every later run on it, so no valid delivery of that feed was ever ingested
 again. Each case here delivers the hostile case, then a valid delivery of the same

@@ -1,6 +1,6 @@
 """Hostile text: what a sender writes never becomes a log line, markup or a broken file.
 
-Issue 11: a header entry with a newline forged an `ERROR penstat.alerts` line in the
+A header entry with a newline once forged an `ERROR penstat.alerts` line in the
 pipeline's log; markup in a failing value was rendered unescaped in the Great
 Expectations Data Docs that operators open. Each delivery case runs inside the `sealed`
 harness (nothing may happen outside PENSTAT_HOME) and asserts that:

@@ -1,6 +1,6 @@
 """Hostile values: each is quarantined with its reason, and the next valid delivery loads.
 
-Issue 11: values that pass ingestion but break every later build (over-range numbers,
+Values that once passed ingestion but break every later build (over-range numbers,
 year 0000, dates outside the contract's range or after the delivery, a created_at in the
 future, a register that orphans loaded rows) and facility ids that are not ids at all
 (spreadsheet formulas, case, space, Unicode hyphen and NFC/NFD look-alikes).

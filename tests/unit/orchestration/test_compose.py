@@ -383,7 +383,7 @@ def test_dockerignore_keeps_secrets_and_local_data_out() -> None:
         assert package in allowed, f"{package} does not reach the image"
 
 
-# --- (d) safe defaults (issue 11, SECURITY.md) ----------------------------------------
+# --- (d) safe defaults (SECURITY.md) -------------------------------------------------
 
 # A published port in short syntax: [HOST_IP:]HOST_PORT:CONTAINER_PORT, where HOST_IP
 # may be a ${VAR:-default} reference.

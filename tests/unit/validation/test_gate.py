@@ -54,7 +54,7 @@ def good_national() -> pd.DataFrame:
         "vulnerable_in_small_scale_female": [None, None, None, 0.2],
         "detainees_per_custodial_fte": [1.2, 2.0, 3.1, 2.5],
         "flag": [None, None, "p", None],
-        # added by issue 3 (after flag)
+        # added after flag (more KPIs and the sums behind them)
         "occupancy_in_use": [84.0, 96.0, 111.0, 104.0],
         "out_of_use_share": [0.0, 0.01, 0.02, 0.015],
         "rehab_staff_per_100": [40.0, 15.0, 9.0, 12.0],
