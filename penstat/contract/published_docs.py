@@ -5,6 +5,10 @@ The marts, their keys and their columns in order come from penstat.contract.publ
 marts (dbt_project/models/marts/, contracts enforced). The section sits between two
 marker comments in docs/published.md; everything outside them is written by hand.
 
+The same descriptions become the table and column comments of each publication's
+published.duckdb (`column_comment`, `table_comment`, with the unit `column_unit` finds;
+penstat.publication.metadata), so the docs and the database say the same.
+
     python -m penstat.contract.published_docs           rewrite the section
     python -m penstat.contract.published_docs --check   exit 1 if it is out of date
 
@@ -81,6 +85,39 @@ def grain(description: str) -> str | None:
     text = " ".join(description.split())
     start = text.find("Grain:")
     return one_line(text[start:]) if start >= 0 else None
+
+
+# The units of docs/published.md ("Units:"), as a column's description states them: the
+# first that the description names is the column's unit. Shares are fractions 0..1,
+# never percentages; "per 100" columns are ratios times 100.
+UNITS: tuple[tuple[str, str], ...] = (
+    ("share 0..1", "share 0..1 (0.25 = 25 %)"),
+    ("per 100 places in use", "per 100 places in use"),
+    ("per 100 places", "per 100 places"),
+    ("per 100 detainees", "per 100 detainees"),
+)
+
+
+def column_unit(description: str) -> str | None:
+    """The unit a column's description states (a key of UNITS, lower case), or None."""
+    text = " ".join(description.split()).lower()
+    found = [(text.find(phrase), -len(phrase), phrase) for phrase, _ in UNITS if phrase in text]
+    return min(found)[2] if found else None  # the first named; the longest at one place
+
+
+def column_comment(description: str) -> str:
+    """A column's comment in published.duckdb: its whole description on one line (a
+    leading 'Added.' dropped), led by its unit when the first sentence does not name it."""
+    text = re.sub(r"^Added\.\s*", "", " ".join(description.split()))
+    unit = column_unit(text)
+    if unit and unit not in one_line(text).lower():
+        text = f"Unit: {dict(UNITS)[unit]}. {text}"
+    return text
+
+
+def table_comment(description: str) -> str:
+    """A mart's comment in published.duckdb: its whole description on one line."""
+    return " ".join(description.split())
 
 
 WIDTH = 88  # prose lines of the section are wrapped at this width; table rows are not

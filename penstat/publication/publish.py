@@ -1,8 +1,9 @@
 """Publish the marts: stage a new publication, gate it, switch `current` atomically.
 
 A publication is a folder `published/<version>/` holding `published.duckdb`
-(schema `marts`), one Parquet file per mart and `manifest.json`. It is built
-under a hidden name (`.draft-<pid>-*`), validated there with the mart suites (so what is
+(schemas `marts` and `meta`, with comments; written in a storage format DuckDB 1.1 and
+later read: penstat.publication.metadata), one Parquet file per mart and `manifest.json`.
+It is built under a hidden name (`.draft-<pid>-*`), validated there with the mart suites (so what is
 validated is byte for byte what is published), made read-only, renamed into
 place, and only then does `published/current` (a relative symlink) switch to
 it with one rename. A failed gate publishes nothing: the draft is
@@ -38,6 +39,12 @@ from penstat.core.database import connect
 from penstat.core.faults import kill_point
 from penstat.core.files import sha256_file
 from penstat.core.processes import pid_alive
+from penstat.publication.metadata import (
+    STORAGE_VERSION,
+    comment_problems,
+    write_comments,
+    write_meta,
+)
 from penstat.publication.risk_report import write_risk_model
 from penstat.publication.sdmx import SDMX_FILE, write_sdmx
 from penstat.validation.gx_context import build_data_docs, get_context, suite_file
@@ -90,10 +97,24 @@ def _built_up_to(con: duckdb.DuckDBPyConnection) -> int | None:
     return int(row[0])
 
 
+def _attach_published_db(draft: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection (with the memory limit) on which the draft's
+    published.duckdb is attached as `pub`, in storage version STORAGE_VERSION, and used."""
+    con = connect(temp_directory=draft / f"{PUBLISHED_DB}.tmp")
+    try:
+        con.execute(f"ATTACH '{draft / PUBLISHED_DB}' AS pub "
+                    f"(STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute("USE pub")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
 def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]:
     """Copy the marts out of the warehouse (read-only) into the draft."""
     draft.mkdir(parents=True)
-    con = connect(draft / PUBLISHED_DB)
+    con = _attach_published_db(draft)
     try:
         con.execute(f"ATTACH '{paths.warehouse}' AS wh (READ_ONLY)")
         built = _built_up_to(con)
@@ -109,6 +130,7 @@ def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]
                         "(FORMAT parquet, COMPRESSION zstd)")
             rows = con.execute(f"SELECT count(*) FROM marts.{mart}").fetchone()[0]
             marts[mart] = {"rows": int(rows), "sha256": sha256_file(parquet)}
+        write_comments(con, "pub")
         deliveries = [f"{feed}/{did}" for feed, did in con.execute(
             "SELECT feed, delivery_id FROM wh.meta.deliveries WHERE delivery_seq <= ? "
             "ORDER BY delivery_seq", [built if built is not None else 2**62]).fetchall()]
@@ -116,6 +138,19 @@ def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]
     finally:
         con.close()
     return marts, deliveries
+
+
+def _write_meta(draft: Path, manifest: dict) -> None:
+    """The schema `meta` of the draft's published.duckdb (from the manifest); warn if the
+    marts do not explain themselves (comment_problems)."""
+    con = _attach_published_db(draft)
+    try:
+        write_meta(con, "pub", manifest)
+        problems = comment_problems(con, "pub")
+    finally:
+        con.close()
+    for problem in problems:
+        log.warning("published.duckdb: %s", problem)
 
 
 def _write_exports(paths: Paths, draft: Path, now: datetime) -> dict:
@@ -327,12 +362,14 @@ def publish(paths: Paths | None = None) -> Publication:
         manifest = {
             "interface_version": INTERFACE_VERSION,
             "version": version,
+            "previous_version": current.get("version") if current else None,
             "published_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "deliveries": deliveries,
             "marts": marts,
             "validation": validation,
             **_write_exports(paths, draft, now),
         }
+        _write_meta(draft, manifest)
         (draft / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         _make_read_only(draft)
         final = paths.published / version
