@@ -14,7 +14,8 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import MARTS_BUILT, RAW_ASSETS, WAREHOUSE_POOL
-from penstat.orchestration.dag_defaults import dag_settings
+from penstat.orchestration.dag_defaults import NO_RETRY, RETRY_POLICY, dag_settings
+from penstat.orchestration.dag_docs import BUILD_DOC
 
 
 @dag(
@@ -23,17 +24,20 @@ from penstat.orchestration.dag_defaults import dag_settings
     **dag_settings("dbt"),
     params={"full_refresh": Param(False, type="boolean",
                                   description="rebuild every model from the raw layer")},
-    doc_md="`dbt build` of what new deliveries touch (incremental; `full_refresh` rebuilds "
-           "everything), with dbt data tests; then `check_delivery_status` fails (and "
-           "alerts) if a feed is late.",
+    doc_md=BUILD_DOC,
 )
 def penstat_build():
-    @task(pool=WAREHOUSE_POOL, outlets=[MARTS_BUILT])
+    @task(pool=WAREHOUSE_POOL, outlets=[MARTS_BUILT], **RETRY_POLICY)
     def dbt_build() -> dict:
         full_refresh = bool(get_current_context()["params"].get("full_refresh", False))
-        return tasks.build_marts(full_refresh=full_refresh)
+        try:
+            return tasks.build_marts(full_refresh=full_refresh)
+        except Exception as failed:
+            if tasks.is_verdict(failed):  # a failing model or test: no retry changes it
+                raise AirflowFailException(str(failed)) from failed
+            raise
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, **NO_RETRY)
     def check_delivery_status() -> dict:
         try:
             return tasks.check_delivery_status()

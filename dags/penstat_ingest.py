@@ -12,7 +12,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from penstat.contract.feeds import FEEDS
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import RAW_ASSETS, WAREHOUSE_POOL, inbox_asset
-from penstat.orchestration.dag_defaults import dag_settings
+from penstat.orchestration.dag_defaults import NO_RETRY, RETRY_POLICY, dag_settings
+from penstat.orchestration.dag_docs import ingest_doc
 
 
 def ingest_dag(feed: str):
@@ -20,10 +21,10 @@ def ingest_dag(feed: str):
         dag_id=f"penstat_ingest_{feed}",
         schedule=[inbox_asset(feed)],
         **dag_settings("ingest", feed),
-        doc_md=f"Ingest pending `{feed}` deliveries from the inbox (ledger is the truth).",
+        doc_md=ingest_doc(feed),
     )
     def ingest():
-        @task(pool=WAREHOUSE_POOL)
+        @task(pool=WAREHOUSE_POOL, **RETRY_POLICY)
         def ingest_deliveries() -> list[dict]:
             return tasks.ingest(feed)
 
@@ -33,7 +34,7 @@ def ingest_dag(feed: str):
                 raise AirflowSkipException("nothing new was loaded")
             return sum(o["rows"] for o in outcomes if o["outcome"] == "loaded")
 
-        @task
+        @task(**NO_RETRY)
         def report_rejections(outcomes: list[dict]) -> None:
             report = tasks.rejection_report(outcomes)
             if report:

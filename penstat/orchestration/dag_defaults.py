@@ -2,22 +2,49 @@
 
 Event-driven DAGs: no catch-up, one run at a time (the warehouse has one writer; the
 pool `penstat_warehouse` serialises writers across DAGs), every task failure routed to
-the operator (callbacks.notify_failure).
+the operator (callbacks.notify_failure), owned by `penstat`.
+
+Retries: the idempotent tasks (`ingest_deliveries`: the ledger skips what was loaded;
+`dbt_build` and `gate_and_publish`: recorded in meta.builds and by checksums) take
+RETRY_POLICY, for what passes by itself (the warehouse locked by a writer outside
+Airflow, a full disk being cleaned up). A verdict (a failing dbt test, a failed gate)
+is not retried: the task fails at once (`AirflowFailException`). The report tasks
+(`check_delivery_status`, `report_rejections`) take NO_RETRY: their failure is the
+report, and retrying it only delays the alert.
+
+The operator's text of each DAG (`doc_md`, on the DAG's page in the Airflow UI) is in
+penstat.orchestration.dag_docs.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from penstat.orchestration.callbacks import notify_failure
+
+OWNER = "penstat"
+
+# 3 retries after 1, 2 and 4 minutes (capped at 15): about 7 minutes before the alert.
+RETRY_POLICY: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=15),
+}
+NO_RETRY: dict[str, Any] = {"retries": 0}
 
 DAG_DEFAULTS: dict[str, Any] = {
     "start_date": datetime(2024, 1, 1),
     "catchup": False,
     "max_active_runs": 1,
-    "default_args": {"owner": "penstat", "on_failure_callback": notify_failure},
+    "default_args": {"owner": OWNER, "on_failure_callback": notify_failure, **NO_RETRY},
 }
+
+# penstat_lateness: lateness of every feed as of now, without a build (daily at 06:00
+# UTC, when the daily deliveries of the night are in). A constant for now: a config key
+# `[operations] lateness_schedule` would need docs/configuration.md.
+LATENESS_SCHEDULE = "0 6 * * *"
 
 
 def dag_settings(*tags: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
 
@@ -17,6 +17,7 @@ from penstat.core.clock import utc_now
 from penstat.core.config import Config
 from penstat.core.faults import kill_point
 from penstat.ingestion.pipeline import ingest_feed
+from penstat.orchestration import lateness
 from penstat.transform.increments import plan_build, project_fingerprint
 from penstat.warehouse.schema import connect
 
@@ -132,12 +133,16 @@ def build_marts(full_refresh: bool = False, as_of_date: str | None = None) -> di
             "months": [m.isoformat() for m in plan.months]}
 
 
+def alert_days_late() -> int:
+    """`[operations] alert_days_late`: days late from which a feed is reported."""
+    return int(Config.load().values.get("operations", {}).get("alert_days_late", 1))
+
+
 def late_feeds(paths: Paths | None = None, min_days_late: int | None = None) -> list[dict]:
     """Rows of marts.mart_delivery_status that are late by at least `min_days_late` days."""
     paths = paths or Paths.from_env()
     if min_days_late is None:
-        min_days_late = int(Config.load().values.get("operations", {})
-                            .get("alert_days_late", 1))
+        min_days_late = alert_days_late()
     with connect(paths.warehouse, read_only=True) as con:
         rows = con.execute(
             "SELECT feed, facility_id, last_period_received, days_late, last_delivery_id "
@@ -170,6 +175,27 @@ def check_delivery_status() -> dict:
     if report:
         raise FeedsLate(report)
     return {"late": 0}
+
+
+def check_lateness(today: date | None = None, paths: Paths | None = None) -> dict:
+    """Raise FeedsLate if a feed sent nothing for `[operations] alert_days_late` days past
+    its due day, judged from the ledger as of `today` (default: today, UTC) without a
+    build (penstat.orchestration.lateness); read-only."""
+    paths = paths or Paths.from_env()
+    today = today or datetime.now(UTC).date()
+    late = lateness.stalled_feeds(paths.warehouse, today, alert_days_late())
+    report = lateness.stalled_report(late, today)
+    if report:
+        raise FeedsLate(report)
+    return {"late": 0, "as_of": today.isoformat()}
+
+
+def is_verdict(exc: BaseException) -> bool:
+    """A failure that a retry cannot change: a failing dbt model or test, a failed gate."""
+    from penstat.publication.publish import GateFailed
+    from penstat.transform.dbt_runner import DbtBuildFailed
+
+    return isinstance(exc, DbtBuildFailed | GateFailed)
 
 
 def gate_and_publish() -> dict:

@@ -10,8 +10,10 @@ publication it sees whole. At the end, every file under PENSTAT_HOME (the
 warehouse, publications, Data Docs, dbt and Airflow task and component logs,
 the Airflow metadata database) is scanned for the raw person_ref values of the
 synthetic recidivism deliveries: none may appear outside the owner-only
-archive and quarantine copies of the deliveries. The late synthetic feeds and
-the quarantined delivery must have raised failure alerts in the task logs.
+archive and quarantine copies of the deliveries. The synthetic history ends
+yesterday, so no feed is late and every penstat_build run succeeds; the
+quarantined delivery must have raised a failure alert in the task logs.
+(tests/integration/test_delivery_status.py shows a late feed being reported.)
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from datetime import date
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -31,7 +33,7 @@ from penstat.contract.layout import Paths
 from penstat.orchestration.local_airflow import Stack, post_json
 from penstat.orchestration.waiting import active_dag_runs, publication_with, wait_until
 from penstat.publication.publish import current_manifest
-from penstat.senders.synthetic import generate, next_day
+from penstat.senders.synthetic import generate, history_until, next_day
 from tests.conftest import TEST_KEY
 from tests.reliability import (
     PublicationReader,
@@ -43,6 +45,10 @@ from tests.reliability import (
 pytestmark = pytest.mark.e2e
 SCALE, SEED = 0.1, 7
 TIMEOUT = 900
+# The generated history ends yesterday (UTC): nothing is late today, the day of the run,
+# whose census the later tests deliver.
+UNTIL = history_until()
+RUN_DAY = UNTIL + timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +126,8 @@ FIRST_PUBLICATION: dict = {}
 
 def test_deliveries_flow_from_doorbell_to_publication(stack, reader):
     paths, _ = stack
-    folders = [Path(f) for f in generate(paths.inbox, scale=SCALE, seed=SEED, split="year")]
+    folders = [Path(f) for f in generate(paths.inbox, scale=SCALE, seed=SEED, split="year",
+                                         until=UNTIL)]
     deliveries = [f"{f.parent.name}/{f.name}" for f in folders]
     manifest = publication_with(paths, deliveries, timeout=TIMEOUT)
     FIRST_PUBLICATION.update(manifest)
@@ -138,7 +145,7 @@ def test_the_penstat_cli_publishes_what_the_dags_published(stack, tmp_path):
     another PENSTAT_HOME, in the foreground: the same marts, checksum for checksum."""
     assert FIRST_PUBLICATION, "the Airflow publication of the first test"
     home = tmp_path / "cli-home"
-    generate(Paths(home).inbox, scale=SCALE, seed=SEED, split="year")
+    generate(Paths(home).inbox, scale=SCALE, seed=SEED, split="year", until=UNTIL)
     env = {**os.environ, "PENSTAT_HOME": str(home), "PENSTAT_PSEUDONYM_KEY": TEST_KEY}
     penstat = str(Path(sys.executable).parent / "penstat")
     codes = {}
@@ -147,8 +154,8 @@ def test_the_penstat_cli_publishes_what_the_dags_published(stack, tmp_path):
                               timeout=TIMEOUT)
         codes[step[0]] = done.returncode
         assert done.returncode in (0, 3), f"penstat {step}: {done.stdout}{done.stderr}"
-    # the synthetic feeds end in 2025, so they are late today: build asks for attention
-    assert codes == {"ingest": 0, "build": 3, "publish": 0}
+    # the synthetic history ends yesterday: no feed is late, nothing asks for attention
+    assert codes == {"ingest": 0, "build": 0, "publish": 0}
     cli = current_manifest(Paths(home))
     assert sorted(cli["deliveries"]) == sorted(FIRST_PUBLICATION["deliveries"])
     assert cli["marts"] == FIRST_PUBLICATION["marts"]
@@ -158,8 +165,10 @@ def test_a_new_day_announced_through_the_rest_api_publishes_new_marts(stack, rea
     paths, state = stack
     wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
     before = current_manifest(paths)
-    folder = Path(next_day(paths.inbox, scale=SCALE, seed=SEED, day=date(2026, 1, 1),
-                           ring=False))
+    # today's census, extracted now (a created_at in the future would be rejected)
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    folder = Path(next_day(paths.inbox, scale=SCALE, seed=SEED, day=RUN_DAY, until=UNTIL,
+                           created_at=now, ring=False))
     api = state["api"]
     with urllib.request.urlopen(f"{api}/api/v2/assets?name_pattern=penstat.inbox.occupancy",
                                 timeout=30) as resp:
@@ -177,10 +186,11 @@ def test_a_corrupted_delivery_is_quarantined_and_current_is_unchanged(stack):
     paths, state = stack
     wait_until(lambda: idle(paths, state["api"]), TIMEOUT, "the pipeline to be idle")
     before = current_manifest(paths)
-    folder = Path(next_day(paths.inbox, scale=SCALE, seed=SEED, day=date(2026, 1, 2),
+    day = RUN_DAY + timedelta(days=1)  # its checksum is checked first: rejected for that
+    folder = Path(next_day(paths.inbox, scale=SCALE, seed=SEED, day=day, until=UNTIL,
                            ring=False))
     with open(folder / "occupancy.csv", "ab") as fh:
-        fh.write(b"SY-0001,2026-01-02,0,1,0,0,0,0,0,0\n")
+        fh.write(f"SY-0001,{day.isoformat()},0,1,0,0,0,0,0,0\n".encode())
     (paths.inbox / "occupancy" / "_READY").touch()
     reason = paths.quarantine / "occupancy" / folder.name / "_REJECTED.json"
     wait_until(reason.is_file, TIMEOUT, "the corrupted delivery to reach quarantine")
@@ -208,5 +218,13 @@ def test_no_raw_identifier_anywhere_no_partial_read_and_failures_alerted(stack, 
 
     alerts = [a for log in task_logs for a in alerts_in(log.read_text(errors="replace"))]
     kinds = {(a["kind"], a["dag_id"]) for a in alerts}
-    assert ("feed_late", "penstat_build") in kinds, "the synthetic feeds are late today"
+    assert not [k for k in kinds if k[0] == "feed_late"], "the history ends yesterday"
     assert ("deliveries_rejected", "penstat_ingest_occupancy") in kinds
+    assert {k[1] for k in kinds} == {"penstat_ingest_occupancy"}, kinds
+
+    with urllib.request.urlopen(f"{state['api']}/api/v2/dags/penstat_build/dagRuns",
+                                timeout=30) as resp:
+        runs = json.loads(resp.read())["dag_runs"]
+    assert len(runs) >= 2, "the generated deliveries and the day announced over REST"
+    assert {r["state"] for r in runs} == {"success"}, [(r["dag_run_id"], r["state"])
+                                                       for r in runs]

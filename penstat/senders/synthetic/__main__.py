@@ -1,7 +1,8 @@
 """Command line: write synthetic deliveries into an inbox.
 
     python -m penstat.senders.synthetic generate --inbox PATH --scale 1 --seed 42
-        [--split year|month|day] [--start 2023-01-01 --years 3] [--feeds occupancy staffing]
+        [--split year|month|day] [--start 2023-01-01 --years 3 | --until yesterday]
+        [--feeds occupancy staffing]
     python -m penstat.senders.synthetic next-day --inbox PATH --scale 1 --seed 42 --date 2026-01-01
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-from penstat.senders.synthetic.periods import SPLITS
+from penstat.senders.synthetic.periods import SPLITS, history_until
 from penstat.senders.synthetic.sender import ALL_FEEDS, generate, next_day, summarize
 from penstat.senders.synthetic.system import DEFAULT_SEED, DEFAULT_START, DEFAULT_YEARS
 
@@ -26,6 +27,13 @@ def _system_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first census_date (default %(default)s)")
     parser.add_argument("--years", type=int, default=DEFAULT_YEARS,
                         help="years of daily occupancy (default %(default)s)")
+    parser.add_argument("--until", type=_until, default=None,
+                        help="last census_date instead of --years: a date, or `yesterday` "
+                             "(UTC) so that no feed is late today")
+
+
+def _until(text: str) -> date:
+    return history_until() if text == "yesterday" else date.fromisoformat(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    system = {"scale": args.scale, "seed": args.seed, "start": args.start, "years": args.years}
+    system = {"scale": args.scale, "seed": args.seed, "start": args.start, "years": args.years,
+              "until": args.until}
     if args.command == "generate":
         folders = generate(args.inbox, split=args.split, feeds=args.feeds, **system)
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 Split = Literal["year", "month", "day"]
@@ -27,6 +27,13 @@ def horizon_end(start: date, years: int) -> date:
     if years < 1:
         raise ValueError(f"years must be >= 1, got {years}")
     return date(start.year + years, start.month, start.day) - timedelta(days=1)
+
+
+def history_until(today: date | None = None) -> date:
+    """The day before `today` (default: today in UTC): where a history ends so that no
+    feed is late today (`generate(..., until=history_until())`, what the demo does)."""
+    today = today or datetime.now(UTC).date()
+    return today - timedelta(days=1)
 
 
 def month_start(d: date) -> date:

@@ -47,15 +47,21 @@ def generate(
     start: date = DEFAULT_START,
     years: int = DEFAULT_YEARS,
     feeds: Iterable[str] = ALL_FEEDS,
+    until: date | None = None,
 ) -> list[Path]:
     """Write the register, occupancy, staffing and recidivism deliveries (or the chosen
-    `feeds`) and ring each feed's doorbell once at the end. Returns the delivery folders."""
+    `feeds`) and ring each feed's doorbell once at the end. Returns the delivery folders.
+
+    `until` ends the history on that day instead of after `years` (the demo and the
+    end-to-end test pass yesterday, `periods.history_until()`, so that no feed is late
+    today): the criminal-records extraction is then that day too, and a delivery whose
+    period ends on it is created at 00:00 UTC the next day, never later than now."""
     inbox = Path(inbox)
     feeds = tuple(feeds)
     unknown = set(feeds) - set(ALL_FEEDS)
     if unknown:
         raise ValueError(f"unknown feeds {sorted(unknown)}; expected some of {ALL_FEEDS}")
-    system = SyntheticSystem(SystemConfig(seed=seed, scale=scale, start=start, years=years))
+    system = SyntheticSystem(_config(seed, scale, start, years, until))
     writers = {
         "facility_register": lambda: [_send_register(inbox, system)],
         "occupancy": lambda: _send_occupancy(inbox, system, split),
@@ -77,20 +83,41 @@ def next_day(
     start: date = DEFAULT_START,
     years: int = DEFAULT_YEARS,
     ring: bool = True,
+    until: date | None = None,
+    created_at: str | None = None,
 ) -> Path:
     """One occupancy delivery for `day`, continuing the generated census (same seed,
-    scale, start and years) for the facilities on the register that day. With
-    `ring=False` the doorbell is left alone (the caller announces it another way)."""
-    system = SyntheticSystem(SystemConfig(seed=seed, scale=scale, start=start, years=years))
+    scale, start, years and until) for the facilities on the register that day. With
+    `ring=False` the doorbell is left alone (the caller announces it another way).
+    `created_at` (default: 02:00 UTC the day after `day`) must not lie in the future
+    when the delivery is ingested: a delivery for today passes the current time."""
+    system = SyntheticSystem(_config(seed, scale, start, years, until))
     rows = system.occupancy_through(day).frame(day, day)
     return write_delivery(
         Path(inbox), "occupancy", f"syn-occ-{day.isoformat()}",
         {"occupancy.csv": csv_bytes(rows, OCCUPANCY_COLUMNS)},
         sender=PRISON_ADMINISTRATION,
-        created_at=utc_timestamp(day + timedelta(days=1), 2),
+        created_at=created_at or utc_timestamp(day + timedelta(days=1), 2),
         period=(day.isoformat(), day.isoformat()),
         ring=ring,
     )
+
+
+def _config(seed: int, scale: float, start: date, years: int,
+            until: date | None) -> SystemConfig:
+    """The system's configuration; a history ending `until` is extracted that day."""
+    if until is None:
+        return SystemConfig(seed=seed, scale=scale, start=start, years=years)
+    return SystemConfig(seed=seed, scale=scale, start=start, years=years, until=until,
+                        extraction=until)
+
+
+def _created_at(system: SyntheticSystem, period: Period, hour: int) -> str:
+    """`hour` UTC the day after the period; 00:00 for the last period of a history
+    ending `until` (yesterday), so that it is not created later than now."""
+    if system.config.until is not None and period.end >= system.config.until:
+        hour = 0
+    return utc_timestamp(period.end + timedelta(days=1), hour)
 
 
 def summarize(folders: Iterable[Path]) -> dict[str, tuple[int, dict[str, int]]]:
@@ -129,7 +156,7 @@ def _send_occupancy(inbox: Path, system: SyntheticSystem, split: Split) -> list[
         folders.append(write_delivery(
             inbox, "occupancy", f"syn-occ-{period.label}", files,
             sender=PRISON_ADMINISTRATION,
-            created_at=utc_timestamp(period.end + timedelta(days=1), 2),
+            created_at=_created_at(system, period, 2),
             period=period.as_manifest(), ring=False,
         ))
     return folders
@@ -143,7 +170,7 @@ def _send_staffing(inbox: Path, system: SyntheticSystem, split: Split) -> list[P
             inbox, "staffing", f"syn-stf-{period.label}",
             {"staffing.csv": csv_bytes(rows, STAFFING_COLUMNS)},
             sender=PRISON_ADMINISTRATION,
-            created_at=utc_timestamp(period.end + timedelta(days=1), 3),
+            created_at=_created_at(system, period, 3),
             period=period.as_manifest(), ring=False,
         ))
     return folders

@@ -41,17 +41,21 @@ class SystemConfig:
     years: int = DEFAULT_YEARS  # length of the daily occupancy horizon
     cohorts: tuple[int, int] = (FIRST_COHORT, LAST_COHORT)  # release cohorts, inclusive
     extraction: date = EXTRACTION_DATE  # criminal-records extraction date
+    # Last census_date, overriding `years` (e.g. yesterday, so that no feed is late today).
+    until: date | None = None
 
     def __post_init__(self) -> None:
         if self.scale < MIN_SCALE:
             raise ValueError(f"scale must be >= {MIN_SCALE}, got {self.scale}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.until is not None and self.until < self.start:
+            raise ValueError(f"until {self.until} is before the first census day {self.start}")
 
     @property
     def end(self) -> date:
-        """Last census_date of the generated horizon."""
-        return horizon_end(self.start, self.years)
+        """Last census_date of the generated horizon: `until`, else `years` from start."""
+        return self.until if self.until is not None else horizon_end(self.start, self.years)
 
 
 @dataclass

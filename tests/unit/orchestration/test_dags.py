@@ -1,7 +1,10 @@
 """DAG integrity: every DAG imports, schedules are wired to the right assets, writers share
-the one-slot pool, and the gate task alone emits the published-marts asset."""
+the one-slot pool, the gate task alone emits the published-marts asset, the idempotent
+tasks retry and the report tasks do not, and every DAG tells its operator what to do."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -10,6 +13,7 @@ from airflow.sdk import Asset
 from penstat.contract.feeds import DOORBELL, FEEDS
 from penstat.core.locations import REPO_ROOT
 from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, RAW_ASSETS, WAREHOUSE_POOL
+from penstat.orchestration.dag_defaults import LATENESS_SCHEDULE
 from penstat.orchestration.doorbell import DoorbellTrigger
 
 
@@ -30,7 +34,8 @@ def schedule_assets(dag) -> set[str]:
 
 def test_every_dag_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    expected = {f"penstat_ingest_{f}" for f in FEEDS} | {"penstat_build", "penstat_publish"}
+    expected = {f"penstat_ingest_{f}" for f in FEEDS} | {
+        "penstat_build", "penstat_publish", "penstat_lateness"}
     assert set(dagbag.dag_ids) == expected
 
 
@@ -83,3 +88,67 @@ def test_every_warehouse_touching_task_shares_the_one_slot_pool(dagbag):
             if task.task_id in writers:
                 assert task.pool == WAREHOUSE_POOL, (dag.dag_id, task.task_id)
         assert dag.max_active_runs == 1
+
+
+IDEMPOTENT = {"ingest_deliveries", "dbt_build", "gate_and_publish"}
+REPORTS = {"check_delivery_status", "report_rejections"}
+
+
+def test_idempotent_tasks_retry_with_exponential_backoff(dagbag):
+    seen = set()
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.task_id in IDEMPOTENT:
+                seen.add(task.task_id)
+                assert task.retries == 3, (dag.dag_id, task.task_id)
+                assert task.retry_exponential_backoff == 2.0
+                assert task.retry_delay == timedelta(minutes=1)
+                assert task.max_retry_delay == timedelta(minutes=15)
+    assert seen == IDEMPOTENT
+
+
+def test_report_tasks_are_never_retried(dagbag):
+    seen = set()
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if task.task_id not in IDEMPOTENT:
+                seen.add(task.task_id)
+                assert not task.retries, (dag.dag_id, task.task_id)
+    assert seen >= REPORTS
+
+
+def test_every_task_has_an_owner_and_alerts_on_failure(dagbag):
+    from penstat.orchestration.callbacks import notify_failure
+
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            assert task.owner == "penstat", (dag.dag_id, task.task_id)
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            assert notify_failure in callbacks, (dag.dag_id, task.task_id)
+
+
+def test_every_dag_documents_what_it_does_and_what_to_do_when_it_fails(dagbag):
+    for dag in dagbag.dags.values():
+        doc = dag.doc_md or ""
+        assert "**When it fails**" in doc, dag.dag_id
+        assert "what to do" in doc, dag.dag_id
+        for task in dag.tasks:
+            if task.task_id != "announce_raw":  # skips, never fails on its own
+                assert f"`{task.task_id}`" in doc, (dag.dag_id, task.task_id)
+    assert "_REJECTED.txt" in dagbag.dags["penstat_ingest_occupancy"].doc_md
+    assert "chase the sender" in dagbag.dags["penstat_build"].doc_md
+    assert "reports/gate/" in dagbag.dags["penstat_publish"].doc_md
+    assert "chase the sender" in dagbag.dags["penstat_lateness"].doc_md
+
+
+def test_lateness_dag_runs_on_a_clock_without_catching_up(dagbag):
+    dag = dagbag.dags["penstat_lateness"]
+    assert type(dag.timetable).__name__ == "CronTriggerTimetable"  # a clock, not assets
+    assert dag.timetable.expression == LATENESS_SCHEDULE == "0 6 * * *"
+    assert dag.catchup is False
+    assert dag.max_active_runs == 1
+    [task] = dag.tasks
+    assert task.task_id == "check_delivery_status"  # its failure alerts as feed_late
+    assert task.pool == WAREHOUSE_POOL
+    assert not task.outlets

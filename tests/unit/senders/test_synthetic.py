@@ -8,7 +8,7 @@ import hashlib
 import io
 import json
 import math
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,12 @@ from penstat.contract.feeds import (
     V1_FEEDS,
 )
 from penstat.senders.delivery import csv_bytes, write_delivery
-from penstat.senders.synthetic import TRUE_SMALL_SCALE_LOG_ODDS, generate, next_day
+from penstat.senders.synthetic import (
+    TRUE_SMALL_SCALE_LOG_ODDS,
+    generate,
+    history_until,
+    next_day,
+)
 from penstat.senders.synthetic.__main__ import main
 from penstat.senders.synthetic.recidivism import risk_design
 
@@ -497,3 +502,62 @@ def test_cli_generate_and_next_day(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (inbox / "occupancy" / "syn-occ-2026-01-01" / MANIFEST).exists()
     with pytest.raises(SystemExit):
         main(["generate", "--inbox", str(inbox), "--scale", "1", "--split", "week"])
+
+
+# --------------------------------------------------------------------------- until
+
+
+def test_history_until_is_the_day_before_the_run() -> None:
+    assert history_until(date(2026, 3, 1)) == date(2026, 2, 28)
+    assert history_until() < date.today() + timedelta(days=1)
+
+
+def test_until_ends_the_history_on_that_day(tmp_path: Path) -> None:
+    until = date(2026, 11, 18)
+    generate(tmp_path, scale=SMALL_SCALE, seed=SEED, until=until)
+    occupancy = read_all(tmp_path, "occupancy", "occupancy")
+    assert occupancy["census_date"].min() == pd.Timestamp(START)
+    assert occupancy["census_date"].max() == pd.Timestamp(until)
+    staffing = read_all(tmp_path, "staffing", "staffing")
+    assert staffing["month"].max() == "2026-11"  # the month in progress, so far
+    manifests = {m["feed"] + "/" + m["delivery_id"]: m for m in (
+        json.loads(p.read_text()) for p in tmp_path.glob(f"*/*/{MANIFEST}"))}
+    last = manifests["occupancy/syn-occ-2026"]
+    assert last["period"] == {"start": "2026-01-01", "end": until.isoformat()}
+    # created the next day at midnight UTC, so never after the run of that day started
+    assert last["created_at"] == "2026-11-19T00:00:00Z"
+    assert manifests["occupancy/syn-occ-2025"]["created_at"] == "2026-01-01T02:00:00Z"
+    assert manifests[f"recidivism/syn-rec-{until.isoformat()}"]["created_at"] == \
+        f"{until.isoformat()}T00:00:00Z"
+
+
+def test_next_day_after_until_continues_it(tmp_path: Path) -> None:
+    until = date(2026, 2, 10)
+    generate(tmp_path / "history", scale=SMALL_SCALE, seed=SEED, until=until)
+    history = read_all(tmp_path / "history", "occupancy", "occupancy")
+    folder = next_day(tmp_path / "next", scale=SMALL_SCALE, seed=SEED,
+                      day=until + timedelta(days=1), until=until,
+                      created_at="2026-02-11T09:30:00Z", ring=False)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["created_at"] == "2026-02-11T09:30:00Z"
+    today = read_file(folder / "occupancy.csv", "occupancy")
+    yesterday = history[history["census_date"] == pd.Timestamp(until)]
+    both = yesterday.merge(today, on="facility_id", suffixes=("_0", ""))
+    assert len(both) == len(today) > 0
+    assert (both["population_0"] + both["admissions"] - both["releases"]
+            == both["population"]).all()
+
+
+def test_cli_until(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    inbox = tmp_path / "inbox"
+    assert main(["generate", "--inbox", str(inbox), "--scale", "0.05", "--seed", "7",
+                 "--feeds", "recidivism", "--until", "yesterday"]) == 0
+    assert (inbox / "recidivism" / f"syn-rec-{history_until().isoformat()}").is_dir()
+    assert main(["next-day", "--inbox", str(inbox), "--scale", "0.05", "--seed", "7",
+                 "--until", "2026-02-10", "--date", "2026-02-11"]) == 0
+    assert (inbox / "occupancy" / "syn-occ-2026-02-11" / MANIFEST).exists()
+
+
+def test_until_before_the_start_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="before the first census day"):
+        generate(tmp_path, scale=SMALL_SCALE, seed=SEED, until=date(2022, 12, 31))
