@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from penstat.contract.feeds import MANIFEST
 from penstat.core.locations import REPO_ROOT
 
 # Folders of the checkout that tools write by design (not penstat's deliveries).
@@ -70,3 +72,10 @@ def sealed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
         assert left == [], f"files left in ${name.upper()} (outside PENSTAT_HOME): {left[:10]}"
     changes = checkout_changes(checkout, _files(REPO_ROOT, frozenset(_CHECKOUT_NOISE)))
     assert changes == [], f"the checkout changed: {changes[:10]}"
+
+
+def oldest_first(*folders: Path) -> None:
+    """Give the deliveries' manifests increasing mtimes: ingested in this order."""
+    start = time.time() - 1000
+    for i, folder in enumerate(folders):
+        os.utime(folder / MANIFEST, (start + i, start + i), follow_symlinks=False)

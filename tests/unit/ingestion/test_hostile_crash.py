@@ -22,7 +22,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -38,7 +37,7 @@ from penstat.ingestion import pipeline
 from penstat.ingestion.pipeline import IngestionHalted, ingest_feed
 from penstat.senders.delivery import write_delivery
 from tests import builders as b
-from tests.hostile import sealed
+from tests.hostile import oldest_first, sealed
 from tests.reliability import find_identifiers
 
 Writer = Callable[[Path], Path]  # inbox -> the hostile delivery folder
@@ -156,19 +155,7 @@ CASES: dict[str, tuple[Writer, str]] = {
 
 # --- helpers ---------------------------------------------------------------------
 
-@pytest.fixture
-def home(paths: Paths) -> Paths:
-    """PENSTAT_HOME with the facility register loaded (occupancy needs it)."""
-    b.register(paths.inbox)
-    assert [o.outcome for o in ingest_feed("facility_register", paths)] == ["loaded"]
-    return paths
 
-
-def oldest_first(*folders: Path) -> None:
-    """Give the deliveries' manifests increasing mtimes: ingested in this order."""
-    start = time.time() - 1000
-    for i, folder in enumerate(folders):
-        os.utime(folder / MANIFEST, (start + i, start + i), follow_symlinks=False)
 
 
 def reason_of(location: str) -> tuple[dict, str]:

@@ -42,25 +42,14 @@ from penstat.ingestion.pipeline import ingest_feed
 from penstat.senders.delivery import write_delivery
 from tests import builders as b
 from tests.conftest import TEST_KEY
-from tests.hostile import sealed
+from tests.hostile import oldest_first, sealed
 from tests.reliability import find_identifiers, person_refs_in, private_modes
 
 REFS = set(b.PERSON_REFS)
 JAN = ("2024-01-01", "2024-01-31")
 
 
-@pytest.fixture
-def home(paths: Paths) -> Paths:
-    """PENSTAT_HOME with the facility register loaded (the other feeds need it)."""
-    b.register(paths.inbox)
-    assert [o.outcome for o in ingest_feed("facility_register", paths)] == ["loaded"]
-    return paths
 
-
-def oldest_first(*folders: Path) -> None:
-    start = time.time() - 1000
-    for i, folder in enumerate(folders):
-        os.utime(folder / MANIFEST, (start + i, start + i), follow_symlinks=False)
 
 
 def query(paths: Paths, sql: str, params: list | None = None) -> list[tuple]:
