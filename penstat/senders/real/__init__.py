@@ -58,6 +58,12 @@ class SourceReport:
     set_aside_rows: list[tuple[str, int, str]] = field(default_factory=list)
     deliveries: list[str] = field(default_factory=list)  # "<feed>/<delivery_id>"
 
+    def delivered(self, folder: Path, file: str, rows: int) -> None:
+        """Record a delivery this adapter wrote (`<inbox>/<feed>/<delivery_id>/`)."""
+        delivery = f"{folder.parent.name}/{folder.name}"
+        self.rows_delivered[f"{delivery}/{file}"] = rows
+        self.deliveries.append(delivery)
+
     def set_aside_row(self, rule: str, source_row: int, what: str) -> None:
         self.set_aside[rule] += 1
         self.set_aside_rows.append((rule, source_row, what))

@@ -251,9 +251,7 @@ def send(inbox: Path, result: California) -> list[Path]:
     data = csv_rows(OCCUPANCY_HEADER, result.occupancy)
     folder = write_delivery(inbox, "occupancy", delivery_id, {"occupancy.csv": data},
                             sender=SENDER, created_at=CREATED_AT, period=(start, end))
-    result.report.rows_delivered[f"occupancy/{delivery_id}/occupancy.csv"] = \
-        len(result.occupancy)
-    result.report.deliveries.append(f"occupancy/{delivery_id}")
+    result.report.delivered(folder, "occupancy.csv", len(result.occupancy))
     return [folder]
 
 

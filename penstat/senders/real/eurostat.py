@@ -142,9 +142,7 @@ def send(inbox: Path, result: Eurostat) -> list[Path]:
         inbox, "national_reference", DELIVERY_ID,
         {"values.csv": csv_rows(HEADER, result.rows)}, sender=SENDER, created_at=CREATED_AT,
         period=(f"{periods[0][:4]}-01-01", f"{periods[-1][:4]}-12-31"))
-    result.report.rows_delivered[f"national_reference/{DELIVERY_ID}/values.csv"] = \
-        len(result.cells)
-    result.report.deliveries.append(f"national_reference/{DELIVERY_ID}")
+    result.report.delivered(folder, "values.csv", len(result.cells))
     return [folder]
 
 

@@ -106,9 +106,7 @@ def send(inbox: Path, result: Hifld) -> list[Path]:
     folder = write_delivery(inbox, "reference_register", DELIVERY_ID,
                             {"facilities.csv": csv_rows(HEADER, result.rows)},
                             sender=SENDER, created_at=CREATED_AT, period=None)
-    result.report.rows_delivered[f"reference_register/{DELIVERY_ID}/facilities.csv"] = \
-        len(result.rows)
-    result.report.deliveries.append(f"reference_register/{DELIVERY_ID}")
+    result.report.delivered(folder, "facilities.csv", len(result.rows))
     return [folder]
 
 

@@ -201,9 +201,7 @@ def send(inbox: Path, result: Iowa) -> list[Path]:
         inbox, "recidivism_cohort", DELIVERY_ID,
         {"releases.csv": csv_rows(HEADER, result.rows)}, sender=SENDER,
         created_at=CREATED_AT, period=(_fiscal_year(years[0])[0], _fiscal_year(years[-1])[1]))
-    result.report.rows_delivered[f"recidivism_cohort/{DELIVERY_ID}/releases.csv"] = \
-        len(result.rows)
-    result.report.deliveries.append(f"recidivism_cohort/{DELIVERY_ID}")
+    result.report.delivered(folder, "releases.csv", len(result.rows))
     return [folder]
 
 

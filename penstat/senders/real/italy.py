@@ -258,8 +258,7 @@ def send(inbox: Path, result: Italy) -> list[Path]:
             folders.append(write_delivery(
                 inbox, feed, delivery_id, {name: csv_rows(header, rows)}, sender=SENDER,
                 created_at=CREATED_AT[day], period=period))
-            result.report.rows_delivered[f"{feed}/{delivery_id}/{name}"] = len(rows)
-            result.report.deliveries.append(f"{feed}/{delivery_id}")
+            result.report.delivered(folders[-1], name, len(rows))
     return folders
 
 

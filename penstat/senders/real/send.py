@@ -20,8 +20,7 @@ def send_all(inbox: Path, data: Path | None = None) -> dict[str, SourceReport]:
         ("Ministero della Giustizia", it.register, max(italy.CREATED_AT.values())),
     ])
     for report, rows in ((ca.report, ca.register), (it.report, it.register)):
-        report.rows_delivered[f"facility_register/{register.name}/facilities.csv"] = len(rows)
-        report.deliveries.append(f"facility_register/{register.name}")
+        report.delivered(register, "facilities.csv", len(rows))
     california.send(inbox, ca)
     italy.send(inbox, it)
     hifld.send(inbox, us)
