@@ -33,12 +33,15 @@
     ) = 1
 {%- endmacro %}
 
-{#- Eurostat flag letters, alphabetical (b, c, e, p), null when none. -#}
-{% macro eurostat_flag(b, c, e, p) -%}
+{#- Eurostat flag letters, alphabetical (b, c, e, m, p), null when none.
+    m (missing, SDMX OBS_STATUS M): a value of the row is empty because an input
+    the sender declared unknown (contract v3) is needed for it. -#}
+{% macro eurostat_flag(b, c, e, p, m='false') -%}
     nullif(concat(
         case when {{ b }} then 'b' else '' end,
         case when {{ c }} then 'c' else '' end,
         case when {{ e }} then 'e' else '' end,
+        case when {{ m }} then 'm' else '' end,
         case when {{ p }} then 'p' else '' end
     ), '')
 {%- endmacro %}

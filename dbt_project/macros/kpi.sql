@@ -13,6 +13,15 @@
     ((100 * cast({{ numerator }} as double)) / nullif(cast({{ denominator }} as double), 0))
 {%- endmacro %}
 
+{#- sum(expr) over a group, or null when `known` (a census column contract v3
+    lets a sender leave empty) is unknown on any row of it: a partial sum would
+    be published as a real-looking number (unknown is not zero). -#}
+{% macro known_sum(expr, known, where=none) -%}
+    case when count(*) filter (where {{ known }} is null) = 0 then
+        sum({{ expr }}){% if where %} filter (where {{ where }}){% endif %}
+    end
+{%- endmacro %}
+
 {#- RESCALED scale class by the capacity_places in force:
     small <= classification_small_max_places, large >= classification_large_min_places. -#}
 {% macro scale_class(capacity) -%}

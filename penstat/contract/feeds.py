@@ -1,4 +1,4 @@
-"""Delivery contract v1 (docs/contract/feeds.md): feeds, files, columns, keys.
+"""Delivery contract v1-v3 (docs/contract/feeds*.md): feeds, files, columns, keys.
 
 This module is the single machine-readable statement of the contract. The
 ingestion validator, the raw-table DDL, the synthetic sender and the Great
@@ -15,7 +15,11 @@ from typing import Literal
 
 # Contract v2 (docs/contract/feeds-v2.md) is v1 unchanged plus three feeds for published
 # statistics that do not fit v1; a feed is accepted from the version that introduced it.
-CONTRACT_VERSIONS: tuple[str, ...] = ("1", "2")
+# Contract v3 (docs/contract/feeds-v3.md) is v2 plus "unknown": the census columns that
+# publishers often do not release (Column.unknown_from) may be left empty.
+CONTRACT_VERSIONS: tuple[str, ...] = ("1", "2", "3")
+# The first version in which an `unknown_from` column may be empty.
+UNKNOWN_VERSION = "3"
 DELIVERY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 FILE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DOORBELL = "_READY"
@@ -114,10 +118,24 @@ class Column:
     personal: bool = False  # a person identifier: pseudonymised, never quoted
     pattern: str | None = None  # regular expression the text value must match
     limits: Limits | None = None  # range of an int, dec, date or month value
+    # Contract version from which a required column may be left empty, meaning
+    # "unknown: the sender does not have this figure" (feeds-v3.md). Before it, an empty
+    # cell is rejected (rule `required`), never read as 0.
+    unknown_from: str | None = None
 
     @property
     def duckdb_type(self) -> str:
         return DUCKDB_TYPES[self.type]
+
+    def required_in(self, version: str) -> bool:
+        """Whether an empty cell is rejected in a delivery of contract `version`."""
+        if not self.required:
+            return False
+        return self.unknown_from is None or int(version) < int(self.unknown_from)
+
+    def may_be_unknown(self, version: str) -> bool:
+        """A required column that a delivery of `version` may leave empty (unknown)."""
+        return self.required and not self.required_in(version)
 
 
 @dataclass(frozen=True)
@@ -135,6 +153,11 @@ class FileSpec:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def unknown_columns(self) -> tuple[str, ...]:
+        """Required columns some contract version lets a sender leave empty (unknown)."""
+        return tuple(c.name for c in self.columns if c.required and c.unknown_from)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -234,6 +257,9 @@ FACILITY_REGISTER = Feed(
     ),
 )
 
+# Census columns that publishers often do not release: empty = unknown from contract v3.
+_V3 = UNKNOWN_VERSION
+
 OCCUPANCY = Feed(
     name="occupancy",
     cadence="daily",
@@ -246,14 +272,14 @@ OCCUPANCY = Feed(
             columns=(
                 _c("facility_id", "str", pattern=FACILITY_ID_PATTERN),
                 _c("census_date", "date", limits=_EVENT),
-                _c("places_out_of_use", "int", limits=_PLACES_OR_NONE),
+                _c("places_out_of_use", "int", limits=_PLACES_OR_NONE, unknown_from=_V3),
                 _c("population", "int", limits=_PERSONS),
-                _c("population_female", "int", limits=_PERSONS),
-                _c("population_remand", "int", limits=_PERSONS),
-                _c("population_under_18", "int", limits=_PERSONS),
-                _c("population_18_22", "int", limits=_PERSONS),
-                _c("admissions", "int", limits=_PERSONS),
-                _c("releases", "int", limits=_PERSONS),
+                _c("population_female", "int", limits=_PERSONS, unknown_from=_V3),
+                _c("population_remand", "int", limits=_PERSONS, unknown_from=_V3),
+                _c("population_under_18", "int", limits=_PERSONS, unknown_from=_V3),
+                _c("population_18_22", "int", limits=_PERSONS, unknown_from=_V3),
+                _c("admissions", "int", limits=_PERSONS, unknown_from=_V3),
+                _c("releases", "int", limits=_PERSONS, unknown_from=_V3),
             ),
         ),
         FileSpec(

@@ -25,10 +25,10 @@ _MANIFEST_FIELD = re.compile(r"^[a-z_]+(\[[0-9]+\])?(\.[a-z_]+)?$")
 
 
 def _expectation_kwargs(feed: str, spec: FileSpec, expectation: str,
-                        columns: tuple[str, ...]) -> dict:
+                        columns: tuple[str, ...], contract_version: str = "1") -> dict:
     from penstat.validation.suites import delivery_suite  # imports GX: only when explaining
 
-    for e in delivery_suite(feed, spec).expectations:
+    for e in delivery_suite(feed, spec, contract_version).expectations:
         cfg = e.configuration
         if cfg.type != expectation:
             continue
@@ -54,13 +54,14 @@ def _values(con: duckdb.DuckDBPyConnection, table: str, row: int | None,
 
 
 def gate_problem(failure, file: str, feed: str, spec: FileSpec,
-                 con: duckdb.DuckDBPyConnection, table: str) -> Problem:
+                 con: duckdb.DuckDBPyConnection, table: str,
+                 contract_version: str = "1") -> Problem:
     """One failed delivery-suite expectation as a Problem a sender can act on."""
     rows = sorted(int(f["_row"]) for f in failure.first_failures if "_row" in f)
     first = rows[0] if rows else None
     cols = tuple(failure.columns)
     kind = failure.expectation
-    kw = _expectation_kwargs(feed, spec, kind, cols)
+    kw = _expectation_kwargs(feed, spec, kind, cols, contract_version)
     count = failure.unexpected_count
     column = ", ".join(cols) or None
     value = None

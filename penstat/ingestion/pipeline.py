@@ -374,16 +374,20 @@ class FeedIngestor:
             for entry in manifest.files:
                 spec = FEEDS[self.feed].file(entry.stem)
                 try:
-                    staged = stage_text(con, copies, entry, spec, manifest.dialect, Path(work))
+                    staged = stage_text(con, copies, entry, spec, manifest.dialect, Path(work),
+                                        manifest.contract_version)
                     table = stage_typed(con, staged, manifest.dialect.decimal)
                 except DeliveryRejected as rejected:
                     problems += rejected.problems
                     continue
                 for frame in batches(con, f"SELECT * FROM {table}", spec.key):
-                    gate = run_suite(delivery_suite_name(self.feed, spec.stem), frame,
+                    suite = delivery_suite_name(self.feed, spec.stem,
+                                                manifest.contract_version)
+                    gate = run_suite(suite, frame,
                                      context=context, data_docs=False)
                     results.append(gate)
-                    problems += [gate_problem(f, entry.name, self.feed, spec, con, table)
+                    problems += [gate_problem(f, entry.name, self.feed, spec, con, table,
+                                              manifest.contract_version)
                                  for f in gate.failures]
                 problems += warehouse_rule_problems(con, self.feed, spec.stem, table,
                                                     entry.name, manifest, self.today, factor)

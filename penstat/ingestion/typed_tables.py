@@ -55,6 +55,8 @@ class StagedFile:
     text_table: str
     present_columns: tuple[str, ...]
     rows: int
+    # the manifest's contract_version: from v3 some required columns may be empty (unknown)
+    contract_version: str = "1"
 
 
 def _private_text_file(path: Path) -> io.TextIOWrapper:
@@ -181,6 +183,7 @@ def stage_text(
     spec: FileSpec,
     dialect: Dialect,
     work_dir: Path,
+    contract_version: str = "1",
 ) -> StagedFile:
     """Read one data file into a text table; its row count must be the declared one.
 
@@ -196,7 +199,8 @@ def stage_text(
         present = _stage_csv(con, path, entry, spec, dialect, work_dir, table)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     _check_row_count(rows, entry)
-    return StagedFile(entry=entry, spec=spec, text_table=table, present_columns=present, rows=rows)
+    return StagedFile(entry=entry, spec=spec, text_table=table, present_columns=present, rows=rows,
+                      contract_version=contract_version)
 
 
 def _check_row_count(rows: int, entry: FileEntry) -> None:
@@ -378,12 +382,19 @@ def _range_rule(col: Column, decimal: str) -> tuple[str, str, str] | None:
             f"{well_formed} AND coalesce({value} NOT BETWEEN {lo} AND {hi}, true)", message)
 
 
-def _type_rules(col: Column, decimal: str) -> list[tuple[str, str, str]]:
-    """(rule, SQL predicate that is TRUE for a bad value, message) for one column."""
+def _type_rules(col: Column, decimal: str,
+                contract_version: str = "1") -> list[tuple[str, str, str]]:
+    """(rule, SQL predicate that is TRUE for a bad value, message) for one column.
+
+    An empty cell of a column the delivery's contract version lets be unknown
+    (feeds-v3.md) is kept as NULL; in earlier versions it breaks `required`."""
     v = q(col.name)
     rules: list[tuple[str, str, str]] = []
-    if col.required:
-        rules.append(("required", f"{v} IS NULL", "a value is required"))
+    if col.required_in(contract_version):
+        message = "a value is required"
+        if col.may_be_unknown("3"):
+            message += " (an empty cell means unknown only from contract_version 3)"
+        rules.append(("required", f"{v} IS NULL", message))
     if col.personal:
         rules.append(("format", f"NOT {q(col.name + '__format_ok')}",
                       f"must match {col.pattern} (value not shown: personal data)"))
@@ -446,7 +457,7 @@ def type_problems(con: duckdb.DuckDBPyConnection, staged: StagedFile, decimal: s
                   limit_per_rule: int = 5) -> list[Problem]:
     problems: list[Problem] = []
     for col in staged.spec.columns:
-        for rule, predicate, message in _type_rules(col, decimal):
+        for rule, predicate, message in _type_rules(col, decimal, staged.contract_version):
             # NULL-safe: a missing value only breaks the `required` rule.
             where = predicate if rule == "required" else \
                 f"{q(col.name)} IS NOT NULL AND ({predicate})"

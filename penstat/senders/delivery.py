@@ -42,12 +42,14 @@ def write_delivery(
     dialect: dict | None = None,
     ring: bool = True,
     manifest_overrides: dict | None = None,
+    contract_version: str | None = None,
 ) -> Path:
     """Write one delivery folder `<inbox>/<feed>/<delivery_id>/` and return it.
 
     `delivery_id` is not checked against the contract's pattern (tests build
     invalid deliveries on purpose); only names that would escape the inbox
-    are refused. An existing manifest is never overwritten.
+    are refused. An existing manifest is never overwritten. `contract_version`
+    overrides the default (the version that introduced the feed).
     """
     _refuse_unsafe_name(feed, "feed")
     _refuse_unsafe_name(delivery_id, "delivery_id")
@@ -62,8 +64,10 @@ def write_delivery(
         rows = count_rows(name, data, dialect)
         entries.append({"name": name, "sha256": sha256_bytes(data), "rows": rows})
     manifest: dict[str, Any] = {
-        # the version that introduced the feed (v2 feeds: "2"); unknown feeds (tests): v1
-        "contract_version": FEEDS[feed].contract_version if feed in FEEDS else CONTRACT_VERSION,
+        # as given (v3: a sender that leaves unknown census cells empty), else the
+        # version that introduced the feed (v2 feeds: "2"); unknown feeds (tests): v1
+        "contract_version": contract_version or (
+            FEEDS[feed].contract_version if feed in FEEDS else CONTRACT_VERSION),
         "feed": feed,
         "delivery_id": delivery_id,
         "sender": sender,

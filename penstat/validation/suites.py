@@ -13,14 +13,14 @@ import copy
 import great_expectations as gx
 import great_expectations.expectations as gxe
 
-from penstat.contract.feeds import FEEDS, FileSpec
+from penstat.contract.feeds import CONTRACT_VERSIONS, FEEDS, UNKNOWN_VERSION, FileSpec
 from penstat.contract.published import MART_COLUMNS, MART_KEYS
 
 SCALE_CLASSES = ("small", "medium", "large")
 OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
 # Eurostat flag letters; several may apply at once, written in alphabetical order
 # (e.g. "cp"): every non-empty combination is allowed.
-FLAG_LETTERS = ("b", "c", "e", "p")
+FLAG_LETTERS = ("b", "c", "e", "m", "p")
 FLAGS = tuple(sorted(
     ("".join(letter for i, letter in enumerate(FLAG_LETTERS) if mask & (1 << i))
      for mask in range(1, 2 ** len(FLAG_LETTERS))),
@@ -28,8 +28,16 @@ FLAGS = tuple(sorted(
 
 
 
-def delivery_suite_name(feed: str, stem: str) -> str:
-    return f"delivery.{feed}.{stem}"
+def delivery_suite_name(feed: str, stem: str, contract_version: str = "1") -> str:
+    """The suite a delivery of `contract_version` is checked with. A file with columns
+    that may be unknown (feeds-v3.md) has a second suite, `<...>.v3`, for deliveries of
+    contract v3 on: the same rules, but those columns may be empty (NULL)."""
+    name = f"delivery.{feed}.{stem}"
+    spec = FEEDS[feed].file(stem) if feed in FEEDS else None
+    if spec is not None and any(spec.column(c).may_be_unknown(contract_version)
+                                for c in spec.unknown_columns):
+        return f"{name}.v{UNKNOWN_VERSION}"
+    return name
 
 
 def mart_suite_name(mart: str) -> str:
@@ -71,14 +79,15 @@ _DELIVERY_RULES: dict[tuple[str, str], list[gxe.Expectation]] = {
 }
 
 
-def delivery_suite(feed: str, spec: FileSpec) -> gx.ExpectationSuite:
+def delivery_suite(feed: str, spec: FileSpec,
+                   contract_version: str = "1") -> gx.ExpectationSuite:
     expectations: list[gxe.Expectation] = [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=list(spec.key))
         if len(spec.key) > 1 else gxe.ExpectColumnValuesToBeUnique(column=spec.key[0]),
     ]
     for col in spec.columns:
-        if col.required:
+        if col.required_in(contract_version):
             expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
         if col.type in ("int", "dec") and col.limits is not None:
             expectations.append(gxe.ExpectColumnValuesToBeBetween(
@@ -88,11 +97,32 @@ def delivery_suite(feed: str, spec: FileSpec) -> gx.ExpectationSuite:
                                                                 value_set=list(col.allowed)))
     expectations += _DELIVERY_RULES.get((feed, spec.stem), [])
     return gx.ExpectationSuite(
-        name=delivery_suite_name(feed, spec.stem),
+        name=delivery_suite_name(feed, spec.stem, contract_version),
         expectations=[copy.deepcopy(e) for e in expectations],
-        meta={"notes": f"Contract v1 rules for {feed}/{spec.stem} (feeds.md); run on every "
-                       "delivery before it is merged into the raw layer."},
+        meta={"notes": _delivery_notes(feed, spec, contract_version)},
     )
+
+
+def _delivery_notes(feed: str, spec: FileSpec, contract_version: str) -> str:
+    unknown = [c for c in spec.unknown_columns if spec.column(c).may_be_unknown(contract_version)]
+    if unknown:
+        return (f"Contract v{UNKNOWN_VERSION} rules for {feed}/{spec.stem} (feeds-v3.md): as "
+                f"v1, but {', '.join(unknown)} may be empty (unknown); run on every delivery "
+                f"declaring contract_version {UNKNOWN_VERSION} or later.")
+    return (f"Contract v1 rules for {feed}/{spec.stem} (feeds.md); run on every delivery "
+            "before it is merged into the raw layer.")
+
+
+def delivery_suites() -> list[gx.ExpectationSuite]:
+    """One suite per delivery file and distinct set of rules across contract versions."""
+    suites: dict[str, gx.ExpectationSuite] = {}
+    for feed in FEEDS.values():
+        for spec in feed.files:
+            for version in CONTRACT_VERSIONS:
+                name = delivery_suite_name(feed.name, spec.stem, version)
+                if name not in suites:
+                    suites[name] = delivery_suite(feed.name, spec, version)
+    return list(suites.values())
 
 
 def _share(column: str) -> gxe.Expectation:
@@ -224,6 +254,6 @@ def mart_suite(mart: str) -> gx.ExpectationSuite:
 
 
 def all_suites() -> list[gx.ExpectationSuite]:
-    suites = [delivery_suite(f.name, s) for f in FEEDS.values() for s in f.files]
+    suites = delivery_suites()
     suites += [mart_suite(m) for m in MART_COLUMNS]
     return suites

@@ -136,10 +136,11 @@ select
     unit,
     time_period,
     cast(obs_value as double) as obs_value,
-    -- c where withheld; the row's other letters (b, e, p) otherwise
+    -- c where withheld; the row's other letters (b, e, p) otherwise (m belongs to the
+    -- row's empty values, which are no observations)
     case
         when withheld then 'c'
-        else nullif(replace(coalesce(row_flag, ''), 'c', ''), '')
+        else nullif(replace(replace(coalesce(row_flag, ''), 'c', ''), 'm', ''), '')
     end as obs_flag
 from observations
 -- an empty value that is not withheld (not applicable, not delivered) is no observation

@@ -43,9 +43,10 @@ joined as (
 rates as (
     select
         *,
-        -- null without a register capacity (greatest would skip the null)
-        case when capacity_places is not null then
-            greatest(capacity_places - coalesce(places_out_of_use, 0), 0)
+        -- null without a register capacity (greatest would skip the null), and
+        -- when places out of use are unknown (contract v3): never taken as 0
+        case when capacity_places is not null and places_out_of_use is not null then
+            greatest(capacity_places - places_out_of_use, 0)
         end as places_in_use,
         -- SPACE I: inmates per 100 places
         {{ per_100('population', 'capacity_places') }} as density,
@@ -80,5 +81,10 @@ select
     releases,
     density,
     occupancy_in_use,
-    {{ overcrowding_tier('density') }} as overcrowding_tier
+    {{ overcrowding_tier('density') }} as overcrowding_tier,
+    -- m: a census column the sender declared unknown (contract v3, empty cell)
+    places_out_of_use is null as is_out_of_use_unknown,
+    (population_female is null or population_remand is null or population_under_18 is null
+        or population_18_22 is null or admissions is null or releases is null)
+        as is_breakdown_unknown
 from rates

@@ -77,5 +77,11 @@ select
     days_reported > 0 and days_reported < register_days and not is_provisional
         as is_estimated,
     -- b: the facility's type or scale class changed in the month
-    has_series_break as is_series_break
+    has_series_break as is_series_break,
+    -- m: a KPI is empty because an input the sender declared unknown (contract v3)
+    -- is needed for it: occupancy in use and out-of-use share (places out of use),
+    -- turnover (admissions, releases) and length of stay (releases)
+    has_out_of_use_unknown as is_out_of_use_missing,
+    has_flow_unknown as is_flow_missing,
+    has_out_of_use_unknown or has_flow_unknown as is_missing
 from kpis

@@ -40,17 +40,24 @@ census as (
         cast(sum(population) filter (where capacity_places is not null) as bigint)
             as population_days_with_capacity,
         cast(sum(capacity_places) as bigint) as capacity_place_days,
-        cast(sum(places_out_of_use) as bigint) as places_out_of_use_days,
-        cast(sum(places_in_use) as bigint) as places_in_use_days,
+        -- unknown on any day (contract v3): the month's sum is unknown, never a partial sum
+        cast({{ known_sum('places_out_of_use', 'places_out_of_use') }} as bigint)
+            as places_out_of_use_days,
+        cast({{ known_sum('places_in_use', 'places_out_of_use') }} as bigint) as places_in_use_days,
         -- occupancy-in-use numerator: population on the days with places in use known
-        cast(sum(population) filter (where places_in_use is not null) as bigint)
-            as population_days_with_places_in_use,
+        cast({{ known_sum('population', 'places_out_of_use', 'places_in_use is not null') }}
+            as bigint) as population_days_with_places_in_use,
         coalesce(bool_or(is_series_break), false) as has_series_break,
-        cast(sum(population_female) as bigint) as population_female_days,
-        cast(sum(population_under_18) as bigint) as population_under_18_days,
-        cast(sum(population_18_22) as bigint) as population_18_22_days,
-        cast(sum(admissions) as bigint) as admissions,
-        cast(sum(releases) as bigint) as releases
+        cast({{ known_sum('population_female', 'population_female') }} as bigint)
+            as population_female_days,
+        cast({{ known_sum('population_under_18', 'population_under_18') }} as bigint)
+            as population_under_18_days,
+        cast({{ known_sum('population_18_22', 'population_18_22') }} as bigint)
+            as population_18_22_days,
+        cast({{ known_sum('admissions', 'admissions') }} as bigint) as admissions,
+        cast({{ known_sum('releases', 'releases') }} as bigint) as releases,
+        coalesce(bool_or(is_out_of_use_unknown), false) as has_out_of_use_unknown,
+        coalesce(bool_or(admissions is null or releases is null), false) as has_flow_unknown
     from days
     group by facility_id, month
 ),
@@ -141,6 +148,8 @@ select
     census.population_18_22_days,
     census.admissions,
     census.releases,
+    coalesce(census.has_out_of_use_unknown, false) as has_out_of_use_unknown,
+    coalesce(census.has_flow_unknown, false) as has_flow_unknown,
     regime.avg_population,
     regime.in_paid_work,
     regime.in_education,

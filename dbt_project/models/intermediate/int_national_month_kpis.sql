@@ -39,22 +39,30 @@ day_sums as (
         group_class,
         count(distinct facility_id) as facilities,
         sum(capacity_places) as capacity_place_days,
-        sum(places_out_of_use) as places_out_of_use_days,
-        sum(places_in_use) as places_in_use_days,
+        -- unknown on any facility-day (contract v3): unknown, never a partial sum
+        {{ known_sum('places_out_of_use', 'places_out_of_use') }} as places_out_of_use_days,
+        {{ known_sum('places_in_use', 'places_out_of_use') }} as places_in_use_days,
         sum(population) as population_days,
         sum(population) filter (where capacity_places is not null)
             as population_days_with_capacity,
-        sum(population) filter (where places_in_use is not null)
+        {{ known_sum('population', 'places_out_of_use', 'places_in_use is not null') }}
             as population_days_with_places_in_use,
         sum(population) filter (where density > {{ var('overcrowding_over') }})
             as population_days_overcrowded,
         sum(population) filter (where scale_class = 'small') as population_days_small,
-        sum(population_under_18) as under_18_days,
-        sum(population_under_18) filter (where scale_class = 'small') as under_18_days_small,
-        sum(population_18_22) as age_18_22_days,
-        sum(population_18_22) filter (where scale_class = 'small') as age_18_22_days_small,
-        sum(population_female) as female_days,
-        sum(population_female) filter (where scale_class = 'small') as female_days_small
+        {{ known_sum('population_under_18', 'population_under_18') }} as under_18_days,
+        {{ known_sum('population_under_18', 'population_under_18', "scale_class = 'small'") }}
+            as under_18_days_small,
+        {{ known_sum('population_18_22', 'population_18_22') }} as age_18_22_days,
+        {{ known_sum('population_18_22', 'population_18_22', "scale_class = 'small'") }}
+            as age_18_22_days_small,
+        {{ known_sum('population_female', 'population_female') }} as female_days,
+        {{ known_sum('population_female', 'population_female', "scale_class = 'small'") }}
+            as female_days_small,
+        -- m: inputs of published KPIs that a sender declared unknown (contract v3)
+        bool_or(places_out_of_use is null) as any_out_of_use_unknown,
+        bool_or(population_female is null or population_under_18 is null
+                or population_18_22 is null) as any_group_unknown
     from grouped_days
     group by month, group_class
 ),
@@ -192,7 +200,11 @@ select
     coalesce(month_status.any_estimated, false)
         and not coalesce(last_day(day_sums.month) > national_census.last_census_date, true)
         as is_estimated,
-    class_moves.group_class is not null and day_sums.group_class <> 'all' as is_series_break
+    class_moves.group_class is not null and day_sums.group_class <> 'all' as is_series_break,
+    -- m: occupancy in use, out-of-use share or (on the 'all' row) a vulnerable-group
+    -- share is empty because an input is unknown (contract v3)
+    day_sums.any_out_of_use_unknown
+        or (day_sums.group_class = 'all' and day_sums.any_group_unknown) as is_missing
 from day_sums
 join census_days using (month)
 cross join national_census

@@ -26,7 +26,9 @@ select
     case when not disclosure.is_suppressed then days.occupancy_in_use end as occupancy_in_use,
     case when not disclosure.is_suppressed then days.overcrowding_tier end as overcrowding_tier,
     -- b: first day of a register version with another type or scale class
-    {{ eurostat_flag('days.is_series_break', 'disclosure.is_suppressed', 'false', 'false') }}
+    -- m: places out of use unknown (contract v3): it and occupancy in use are empty
+    {{ eurostat_flag('days.is_series_break', 'disclosure.is_suppressed', 'false', 'false',
+                     'days.places_out_of_use is null') }}
         as flag
 from days
 join disclosure using (facility_id, census_date)

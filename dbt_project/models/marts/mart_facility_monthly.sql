@@ -33,7 +33,8 @@ select
         'kpis.is_series_break',
         '(' ~ withheld_terms | join(' or ') ~ ')',
         'kpis.is_estimated',
-        'kpis.is_provisional') }} as flag,
+        'kpis.is_provisional',
+        'kpis.is_missing') }} as flag,
     -- added after interface v1
     case when not disclosure.occupancy_in_use_withheld then kpis.occupancy_in_use end
         as occupancy_in_use,

@@ -44,7 +44,7 @@ select
     {%- endif %}
     {%- if column == 'detainees_per_custodial_fte' %}
     {{ eurostat_flag('kpis.is_series_break', withheld_any, 'kpis.is_estimated',
-                     'kpis.is_provisional') }} as flag,
+                     'kpis.is_provisional', 'kpis.is_missing') }} as flag,
     {%- endif %}
     {%- endfor %}
     kpis.census_days

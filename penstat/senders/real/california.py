@@ -3,7 +3,7 @@
 Source: cdcr_monthly/monthly_cdcr_population.csv (SOURCE.md there): one row per
 institution per month, 1996-01 .. 2022-12, parsed from CDCR's TPOP1 PDFs.
 
-Mapping (contract v1, docs/contract/feeds.md):
+Mapping (contract v1, docs/contract/feeds.md; the occupancy delivery is v3):
 
 - facility_id          `US-CA-<abbreviation>`, plus `W` for a women's line of a sex-split
                        institution (FOL ... (FEMALE) -> US-CA-FOLW, CRC ... WOMEN -> CRCW)
@@ -38,10 +38,10 @@ Rules (every quirk of SOURCE.md; counts in the SourceReport):
   rows would reject the whole delivery. `make real` runs with config/real.toml, which
   raises that bound; this adapter counts the rows above the default bound (mapped: they
   are delivered unchanged).
-- not_published_zero (map): CDCR publishes no places out of use, sex, remand, age or flow
-  counts, which contract v1 requires; they are sent as 0 and the KPIs built on them
-  (turnover, length of stay, vulnerable-group shares, in-use occupancy) mean nothing for
-  this source.
+- not_published_unknown (map): CDCR publishes no places out of use, sex, remand, age or
+  flow counts. The occupancy delivery declares contract v3 (docs/contract/feeds-v3.md)
+  and leaves them empty (unknown), never 0, so the KPIs built on them (turnover, length
+  of stay, vulnerable-group shares, in-use occupancy) are published empty, flagged m.
 - security_not_published / community_not_published / type (map): register attributes CDCR
   does not publish: security_level `medium`, community_integrated false (so no
   institution is ever taken for a detention house on an assumption), facility_type
@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from penstat.contract.feeds import UNKNOWN_VERSION
 from penstat.senders.delivery import csv_rows, write_delivery
 from penstat.senders.real import SourceReport
 from penstat.senders.real.register import OCCUPANCY_HEADER
@@ -165,9 +166,9 @@ def build(data: Path) -> California:
         if line.population > DEFAULT_POPULATION_BOUND * max(line.staffed_capacity,
                                                            line.designed_capacity):
             report.map("population_above_bound")
-        result.occupancy.append([line.facility_id, line.census_date.isoformat(), 0,
-                                 line.population, 0, 0, 0, 0, 0, 0])
-    report.map("not_published_zero", len(result.occupancy))
+        result.occupancy.append([line.facility_id, line.census_date.isoformat(), None,
+                                 line.population, None, None, None, None, None, None])
+    report.map("not_published_unknown", len(result.occupancy))
     return result
 
 
@@ -250,7 +251,8 @@ def send(inbox: Path, result: California) -> list[Path]:
     delivery_id = f"cdcr-occ-{start[:7]}-{end[:7]}"
     data = csv_rows(OCCUPANCY_HEADER, result.occupancy)
     folder = write_delivery(inbox, "occupancy", delivery_id, {"occupancy.csv": data},
-                            sender=SENDER, created_at=CREATED_AT, period=(start, end))
+                            sender=SENDER, created_at=CREATED_AT, period=(start, end),
+                            contract_version=UNKNOWN_VERSION)
     result.report.delivered(folder, "occupancy.csv", len(result.occupancy))
     return [folder]
 
@@ -265,8 +267,8 @@ def _describe_rules(report: SourceReport) -> None:
       "capacity = design capacity (v1: operational >= certified); counted per month line")
     d("population_above_bound", "population above 2 x operational capacity (v1 default "
       "bound): delivered unchanged, accepted under config/real.toml's bound")
-    d("not_published_zero", "places out of use, female, remand, under-18, 18-22, admissions "
-      "and releases are not published: sent as 0 (rows)")
+    d("not_published_unknown", "places out of use, female, remand, under-18, 18-22, "
+      "admissions and releases are not published: sent empty (unknown, contract v3) (rows)")
     d("security_not_published", "security level not published: 'medium' (register rows)")
     d("community_not_published", "community integration not published: false "
       "(register rows)")

@@ -44,7 +44,9 @@ Rules (every quirk of SOURCE.md; counts in the SourceReport):
   operational capacity); config/real.toml raises it.
 - security_not_published / community_not_published (map): security_level `medium` (`low`
   for the ICAM, attenuated custody by definition), community_integrated false.
-- not_published_zero (map): sex, remand, age and flow counts are not published; sent as 0.
+- not_published_unknown (map): sex, remand, age and flow counts are not published; the
+  occupancy deliveries declare contract v3 (docs/contract/feeds-v3.md) and leave them
+  empty (unknown), never 0.
 - staff_above_establishment (map): more staff in post than planned (36 institutions'
   police): vacancies 0.
 - no_staff_data (set aside): an institution-snapshot whose six staff figures are all 0
@@ -60,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from penstat.contract.feeds import UNKNOWN_VERSION
 from penstat.senders.delivery import csv_rows, write_delivery
 from penstat.senders.real import SourceReport
 from penstat.senders.real.register import OCCUPANCY_HEADER, STAFFING_HEADER
@@ -193,7 +196,8 @@ def build(data: Path) -> Italy:
                           "low" if ftype == "detention_house" else "medium", capacity,
                           capacity)
             versions.setdefault(fid, []).append((inst["census_date"], attributes))
-            occ.append([fid, inst["census_date"], out_of_use, population, 0, 0, 0, 0, 0, 0])
+            occ.append([fid, inst["census_date"], out_of_use, population,
+                        None, None, None, None, None, None])
             month = inst["census_date"][:7]
             figures = {cat: (int(inst[a]), int(inst[p])) for cat, (a, p) in STAFF.items()}
             if not any(v for pair in figures.values() for v in pair):
@@ -205,7 +209,7 @@ def build(data: Path) -> Italy:
                     report.map("staff_above_establishment")
                 stf.append([fid, month, category, actual, actual, max(planned - actual, 0),
                             None])
-        report.map("not_published_zero", len(occ))
+        report.map("not_published_unknown", len(occ))
         report.map("staff_fte_is_headcount", len(stf))
         result.occupancy[snap.date] = occ
         result.staffing[snap.date] = stf
@@ -257,7 +261,9 @@ def send(inbox: Path, result: Italy) -> list[Path]:
             delivery_id = f"it-giustizia-{feed[:3]}-{day}"
             folders.append(write_delivery(
                 inbox, feed, delivery_id, {name: csv_rows(header, rows)}, sender=SENDER,
-                created_at=CREATED_AT[day], period=period))
+                created_at=CREATED_AT[day], period=period,
+                # occupancy leaves unpublished census columns empty: contract v3
+                contract_version=UNKNOWN_VERSION if feed == "occupancy" else None))
             result.report.delivered(folders[-1], name, len(rows))
     return folders
 
@@ -277,8 +283,8 @@ def _describe_rules(report: SourceReport) -> None:
       "ICAM (register rows)")
     d("community_not_published", "community integration not published: false "
       "(register rows)")
-    d("not_published_zero", "female, remand, under-18, 18-22, admissions and releases not "
-      "published: sent as 0 (rows)")
+    d("not_published_unknown", "female, remand, under-18, 18-22, admissions and releases "
+      "not published: sent empty (unknown, contract v3) (rows)")
     d("staff_fte_is_headcount", "staff published as persons in post: fte = headcount "
       "(staffing rows)")
     d("staff_above_establishment", "more staff in post than planned: vacancies 0 "

@@ -42,6 +42,9 @@ select
         as custodial_vacancy_rate,
     {{ ratio('staff_vacancies_fte', 'staff_fte_with_vacancies + staff_vacancies_fte') }}
         as staff_vacancy_rate,
-    case when population_withheld then 'c' end as flag
+    -- c: withheld; m: places out of use unknown (contract v3), so it, occupancy in use
+    -- and the out-of-use share are empty
+    {{ eurostat_flag('false', 'population_withheld', 'false', 'false',
+                     'places_out_of_use is null') }} as flag
 from withheld
 order by facility_id, month
