@@ -49,6 +49,13 @@ PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "mart_delivery_status": (
         "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id", "status",
     ),
+    # added after interface v1: per-facility pooled reoffending with funnel limits (WODC)
+    "mart_facility_recidivism": (
+        "facility_id", "last_cohort_year", "first_cohort_year", "cohort_years",
+        "facility_type", "scale_class", "releases", "reoffenders", "observed_rate",
+        "national_rate", "limit_95_low", "limit_95_high", "limit_998_low", "limit_998_high",
+        "outside_95", "outside_998", "flag",
+    ),
 }
 PIPELINE_MART_KEYS: dict[str, tuple[str, ...]] = {
     "mart_facility_daily": ("facility_id", "census_date"),
@@ -56,6 +63,7 @@ PIPELINE_MART_KEYS: dict[str, tuple[str, ...]] = {
     "mart_national_monthly": ("month", "scale_class"),
     "mart_recidivism_cohort": ("cohort_year", "group_type", "group_value"),
     "mart_delivery_status": ("feed", "facility_id"),
+    "mart_facility_recidivism": ("facility_id", "last_cohort_year"),
 }
 
 

@@ -179,8 +179,8 @@ def test_a_v2_feed_passes_both(validator, tmp_path):
 
 BAD = {
     "unknown feed": ([("feed", "prisons")], "manifest_feed"),
-    "unsupported contract version": ([("contract_version", "3")], "contract_version"),
-    "contract version as a number": ([("contract_version", 3)], "contract_version"),
+    "unsupported contract version": ([("contract_version", "4")], "contract_version"),
+    "contract version as a number": ([("contract_version", 4)], "contract_version"),
     "empty sender": ([("sender", "")], "manifest_missing_field"),
     "sender null": ([("sender", None)], "manifest_missing_field"),
     "sha256 upper case": ([("files.0.sha256", SHA.upper())], "manifest_files"),

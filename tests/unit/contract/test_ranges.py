@@ -257,15 +257,21 @@ CASTS: dict[tuple[str, str, str], Value | Evaluated | Derived] = {
         ("sum(population)", (f"{OCC}.population",)),
         ("sum(population) filter (where capacity_places is not null)", (f"{OCC}.population",)),
         ("sum(capacity_places)", (f"{REG}.capacity_places",)),
-        ("sum(places_out_of_use)", (f"{OCC}.places_out_of_use",)),
+        # known_sum: the sum, or null when a day is unknown (contract v3)
+        ("{{ known_sum('places_out_of_use', 'places_out_of_use') }}",
+         (f"{OCC}.places_out_of_use",)),
         # places in use: capacity minus places out of use, at least 0
-        ("sum(places_in_use)", (f"{REG}.capacity_places",)),
-        ("sum(population) filter (where places_in_use is not null)", (f"{OCC}.population",)),
-        ("sum(population_female)", (f"{OCC}.population_female",)),
-        ("sum(population_under_18)", (f"{OCC}.population_under_18",)),
-        ("sum(population_18_22)", (f"{OCC}.population_18_22",)),
-        ("sum(admissions)", (f"{OCC}.admissions",)),
-        ("sum(releases)", (f"{OCC}.releases",)))},
+        ("{{ known_sum('places_in_use', 'places_out_of_use') }}", (f"{REG}.capacity_places",)),
+        ("{{ known_sum('population', 'places_out_of_use', 'places_in_use is not null') }}",
+         (f"{OCC}.population",)),
+        ("{{ known_sum('population_female', 'population_female') }}",
+         (f"{OCC}.population_female",)),
+        ("{{ known_sum('population_under_18', 'population_under_18') }}",
+         (f"{OCC}.population_under_18",)),
+        ("{{ known_sum('population_18_22', 'population_18_22') }}",
+         (f"{OCC}.population_18_22",)),
+        ("{{ known_sum('admissions', 'admissions') }}", (f"{OCC}.admissions",)),
+        ("{{ known_sum('releases', 'releases') }}", (f"{OCC}.releases",)))},
     ("models/intermediate/int_facility_months.sql", "integer",
      "sum( least(history.valid_to, last_day(spine.month)) - greatest(history.valid_from, "
      "spine.month) + 1 )"):
@@ -303,6 +309,12 @@ CASTS: dict[tuple[str, str, str], Value | Evaluated | Derived] = {
      "expected_2y_general"): _PROBABILITY,
     ("models/intermediate/int_recidivism_groups.sql", "decimal(18, 15)",
      "expected_2y_general * (1 - expected_2y_general)"): _PROBABILITY,
+    **{("models/intermediate/int_facility_recidivism_windows.sql", type_, expr): _COUNT
+       for type_, expr in (("bigint", "count(*)"),
+                           ("bigint", "count(*) filter (where recid_2y_general)"),
+                           ("integer", "count(distinct cohort_year)"))},
+    ("models/intermediate/int_facility_recidivism_windows.sql", "integer", "min(cohort_year)"):
+        Evaluated(f"year({{{RELEASES}.release_date}})"),
     ("models/intermediate/int_recidivism_groups.sql", "integer", "cohort_year"):
         Evaluated(f"year({{{RELEASES}.release_date}})"),
     **{("models/intermediate/int_recidivism_groups.sql", "bigint", name): _COUNT
@@ -346,6 +358,10 @@ CASTS: dict[tuple[str, str, str], Value | Evaluated | Derived] = {
 # Enforced mart columns of a bounded type (the table is created with it: an implicit cast).
 COLUMNS: dict[tuple[str, str], Value | Evaluated | Derived] = {
     ("mart_recidivism_cohort", "cohort_year"): Evaluated(f"year({{{RELEASES}.release_date}})"),
+    **{("mart_facility_recidivism", name): Evaluated(f"year({{{RELEASES}.release_date}})")
+       for name in ("last_cohort_year", "first_cohort_year")},
+    ("mart_facility_recidivism", "cohort_years"):
+        Derived("distinct cohort years of one window: at most recidivism_facility_pool_years"),
     ("mart_return_to_prison_cohort", "release_year"): Value((f"{COHORT}.release_year",)),
     ("mart_return_to_prison_cohort", "follow_up_months"):
         Value((f"{COHORT}.follow_up_months",)),

@@ -41,6 +41,12 @@ CREATE OR REPLACE TABLE marts.mart_return_to_prison_cohort (jurisdiction VARCHAR
     release_year INTEGER, group_type VARCHAR, group_value VARCHAR, release_period_start DATE,
     release_period_end DATE, follow_up_months INTEGER, cohort_size BIGINT, returned BIGINT,
     return_to_prison_rate DOUBLE, flag VARCHAR);
+CREATE OR REPLACE TABLE marts.mart_facility_recidivism (facility_id VARCHAR,
+    last_cohort_year INTEGER, first_cohort_year INTEGER, cohort_years INTEGER,
+    facility_type VARCHAR, scale_class VARCHAR, releases BIGINT, reoffenders BIGINT,
+    observed_rate DOUBLE, national_rate DOUBLE, limit_95_low DOUBLE, limit_95_high DOUBLE,
+    limit_998_low DOUBLE, limit_998_high DOUBLE, outside_95 BOOLEAN, outside_998 BOOLEAN,
+    flag VARCHAR);
 """
 
 MARTS_SQL = """

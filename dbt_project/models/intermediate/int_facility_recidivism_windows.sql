@@ -1,0 +1,74 @@
+-- Grain: one row per facility per pooled window (facility_id, last_cohort_year):
+-- the mature release cohort years from last_cohort_year -
+-- (recidivism_facility_pool_years - 1) to last_cohort_year pooled, as the WODC
+-- Recidivism Monitor compares institutions, with the facility's releases and
+-- two-year general reoffenders and the national figures of the same years (the
+-- target of the funnel plot). Releases from int_release_outcomes (facility of
+-- final discharge); only mature cohort years (their follow-up has elapsed).
+{%- set pool = var('recidivism_facility_pool_years') %}
+with releases as (
+    select * from {{ ref('int_release_outcomes') }}
+    where is_cohort_mature
+),
+
+years as (
+    select distinct cohort_year from releases
+),
+
+-- each mature cohort year ends one window of up to `pool` mature years
+windows as (
+    select
+        last_year.cohort_year as last_cohort_year,
+        pooled_year.cohort_year
+    from years as last_year
+    join years as pooled_year
+        on pooled_year.cohort_year between last_year.cohort_year - ({{ pool }} - 1)
+                                       and last_year.cohort_year
+),
+
+pooled as (
+    select windows.last_cohort_year, releases.*
+    from windows
+    join releases using (cohort_year)
+),
+
+national as (
+    select
+        last_cohort_year,
+        cast(min(cohort_year) as integer) as first_cohort_year,
+        cast(count(distinct cohort_year) as integer) as cohort_years,
+        cast(count(*) as bigint) as national_releases,
+        cast(count(*) filter (where recid_2y_general) as bigint) as national_reoffenders
+    from pooled
+    group by last_cohort_year
+),
+
+facilities as (
+    select
+        facility_id,
+        last_cohort_year,
+        cast(count(*) as bigint) as releases,
+        cast(count(*) filter (where recid_2y_general) as bigint) as reoffenders,
+        -- type and class in force at the facility's latest release of the window
+        arg_max(facility_type, release_date) as facility_type,
+        arg_max(scale_class, release_date) as scale_class
+    from pooled
+    group by facility_id, last_cohort_year
+)
+
+select
+    facilities.facility_id,
+    facilities.last_cohort_year,
+    national.first_cohort_year,
+    national.cohort_years,
+    facilities.facility_type,
+    facilities.scale_class,
+    facilities.releases,
+    facilities.reoffenders,
+    {{ ratio('facilities.reoffenders', 'facilities.releases') }} as observed_rate,
+    national.national_releases,
+    national.national_reoffenders,
+    {{ ratio('national.national_reoffenders', 'national.national_releases') }}
+        as national_rate
+from facilities
+join national using (last_cohort_year)
