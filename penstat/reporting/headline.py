@@ -12,7 +12,9 @@ publication could do it:
   adjusted rates, with a 95 % interval from the yearly standard errors;
 - the small-vs-large gap, raw and adjusted, with normal intervals;
 - the risk model's fit and its adjusted small-vs-large odds ratio
-  (risk_model.json of the publication).
+  (risk_model.json of the publication);
+- the facilities outside the 99.8 % funnel limits of two-year reoffending in the
+  latest pooled window (mart_facility_recidivism), named.
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ SELECT group_value, cohort_year, cohort_size, recid_2y_general, adjusted_rate,
 FROM marts.mart_recidivism_cohort
 WHERE group_type = ? AND recid_2y_general IS NOT NULL AND cohort_size IS NOT NULL
 ORDER BY {CLASS_ORDER.format(col='group_value')}, group_value, cohort_year
+"""
+
+
+# Facilities outside the 99.8 % funnel limits in the latest pooled window
+# (mart_facility_recidivism; Spiegelhalter 2005), highest rate first.
+FUNNEL_OUTLIERS_SQL = """
+SELECT facility_id, first_cohort_year, last_cohort_year, releases, observed_rate,
+       national_rate, limit_998_low, limit_998_high
+FROM marts.mart_facility_recidivism
+WHERE last_cohort_year = (SELECT max(last_cohort_year) FROM marts.mart_facility_recidivism)
+  AND outside_998
+ORDER BY observed_rate DESC, facility_id
 """
 
 
@@ -214,6 +228,34 @@ def _model_lines(folder: Path) -> list[str]:
     return lines
 
 
+def funnel_outliers(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Lines naming the facilities outside the 99.8 % limits of the latest window, with
+    a first line saying which window and how many facilities it compares."""
+    try:
+        window = con.execute(
+            "SELECT max(last_cohort_year), count(*) FILTER (WHERE outside_998 IS NOT NULL) "
+            "FROM marts.mart_facility_recidivism WHERE last_cohort_year = "
+            "(SELECT max(last_cohort_year) FROM marts.mart_facility_recidivism)").fetchone()
+    except duckdb.CatalogException:  # a publication from before the mart existed
+        return []
+    if window is None or window[0] is None:
+        return []
+    rows = con.execute(FUNNEL_OUTLIERS_SQL).fetchall()
+    first = rows[0][1] if rows else con.execute(
+        "SELECT min(first_cohort_year) FROM marts.mart_facility_recidivism "
+        "WHERE last_cohort_year = ?", [window[0]]).fetchone()[0]
+    lines = [f"Facilities outside the 99.8 % funnel limits of two-year reoffending "
+             f"(cohorts {first}-{window[0]} pooled, {window[1]} facilities compared with "
+             "the national rate; Spiegelhalter 2005): "
+             + (f"{len(rows)}" if rows else "none")]
+    for fid, _, _, n, rate, national, low, high in rows:
+        side = "above" if rate > high else "below"
+        lines.append(f"  {fid}: {100 * rate:.1f} % of {n} releases, {side} the limits "
+                     f"[{100 * low:.1f}, {100 * high:.1f}] around the national "
+                     f"{100 * national:.1f} %")
+    return lines
+
+
 def headline(publication: Path | None = None) -> str:
     folder = publication or Paths.from_env().current_publication
     con = connect(folder / "published.duckdb", read_only=True)
@@ -243,6 +285,9 @@ def headline(publication: Path | None = None) -> str:
         model = _model_lines(folder)
         if model:
             parts += ["", *model]
+        outliers = funnel_outliers(con)
+        if outliers:
+            parts += ["", *outliers]
         return "\n".join(parts)
     finally:
         con.close()

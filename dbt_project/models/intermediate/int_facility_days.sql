@@ -81,10 +81,5 @@ select
     releases,
     density,
     occupancy_in_use,
-    {{ overcrowding_tier('density') }} as overcrowding_tier,
-    -- m: a census column the sender declared unknown (contract v3, empty cell)
-    places_out_of_use is null as is_out_of_use_unknown,
-    (population_female is null or population_remand is null or population_under_18 is null
-        or population_18_22 is null or admissions is null or releases is null)
-        as is_breakdown_unknown
+    {{ overcrowding_tier('density') }} as overcrowding_tier
 from rates

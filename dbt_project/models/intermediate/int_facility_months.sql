@@ -56,7 +56,7 @@ census as (
             as population_18_22_days,
         cast({{ known_sum('admissions', 'admissions') }} as bigint) as admissions,
         cast({{ known_sum('releases', 'releases') }} as bigint) as releases,
-        coalesce(bool_or(is_out_of_use_unknown), false) as has_out_of_use_unknown,
+        coalesce(bool_or(places_out_of_use is null), false) as has_out_of_use_unknown,
         coalesce(bool_or(admissions is null or releases is null), false) as has_flow_unknown
     from days
     group by facility_id, month
