@@ -93,9 +93,10 @@ def one(con, sql, params=()):
 # ------------------------------------------------------------ unknown is not zero
 
 def test_unknown_census_values_stay_null_in_the_warehouse(wh):
-    assert wh.execute("SELECT count(*) FROM intermediate.int_facility_days WHERE facility_id = 'NL-0003' "
-                      "AND (places_out_of_use IS NOT NULL OR admissions IS NOT NULL "
-                      "OR places_in_use IS NOT NULL)").fetchone() == (0,)
+    assert wh.execute("SELECT count(*) FROM intermediate.int_facility_days "
+                      "WHERE facility_id = 'NL-0003' AND (places_out_of_use IS NOT NULL "
+                      "OR admissions IS NOT NULL OR places_in_use IS NOT NULL)"
+                      ).fetchone() == (0,)
 
 
 def test_daily_rows_with_places_out_of_use_unknown_are_empty_and_flagged_m(wh):
