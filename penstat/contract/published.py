@@ -49,6 +49,11 @@ PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "mart_delivery_status": (
         "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id", "status",
     ),
+    # added after interface v1: the regional roll-up (NUTS-2 region of the register)
+    "mart_regional_monthly": (
+        "month", "region", "facilities", "capacity_places", "average_daily_population",
+        "density", "share_in_small_scale", "flag", "census_days",
+    ),
     # added after interface v1: per-facility pooled reoffending with funnel limits (WODC)
     "mart_facility_recidivism": (
         "facility_id", "last_cohort_year", "first_cohort_year", "cohort_years",
@@ -63,6 +68,7 @@ PIPELINE_MART_KEYS: dict[str, tuple[str, ...]] = {
     "mart_national_monthly": ("month", "scale_class"),
     "mart_recidivism_cohort": ("cohort_year", "group_type", "group_value"),
     "mart_delivery_status": ("feed", "facility_id"),
+    "mart_regional_monthly": ("month", "region"),
     "mart_facility_recidivism": ("facility_id", "last_cohort_year"),
 }
 

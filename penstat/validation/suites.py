@@ -154,8 +154,9 @@ _PIPELINE_MART_RULES: dict[str, list[gxe.Expectation]] = {
     ],
     "mart_national_monthly": [
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        # small_optimal (8..25 places) is an overlapping breakdown, a subset of small
         gxe.ExpectColumnValuesToBeInSet(column="scale_class",
-                                        value_set=[*SCALE_CLASSES, "all"]),
+                                        value_set=[*SCALE_CLASSES, "small_optimal", "all"]),
         gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
         _share("share_in_overcrowded"),
         _share("share_in_small_scale"),
@@ -185,6 +186,15 @@ _PIPELINE_MART_RULES: dict[str, list[gxe.Expectation]] = {
         gxe.ExpectColumnValuesToBeBetween(column="reoffences_per_reoffender_1y", min_value=1),
         _pair("adjusted_rate", "ci_low"),
         _pair("ci_high", "adjusted_rate"),
+        gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
+    ],
+    "mart_regional_monthly": [
+        gxe.ExpectColumnValuesToMatchRegex(column="region", regex=r"^[A-Z]{2}[0-9A-Z]{1,2}$"),
+        gxe.ExpectColumnValuesToBeBetween(column="facilities", min_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="density", min_value=0, max_value=1000),
+        gxe.ExpectColumnValuesToBeBetween(column="average_daily_population", min_value=0),
+        _share("share_in_small_scale"),
+        gxe.ExpectColumnValuesToBeBetween(column="census_days", min_value=1, max_value=31),
         gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_facility_recidivism": [

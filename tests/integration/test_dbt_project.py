@@ -490,6 +490,7 @@ def test_every_published_column_is_documented_with_its_kpi_authority(built):
         "vacancy_rate", "recid_2y_custodial", "adjusted_rate",
         "feed", "last_period_received", "days_late", "last_delivery_id", "status",
         "last_cohort_year", "first_cohort_year", "cohort_years", "releases", "reoffenders",
+        "region",
     }
     for mart, columns in PUBLISHED_COLUMNS.items():
         node = manifest["nodes"][f"model.penstat.{mart}"]

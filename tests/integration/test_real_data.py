@@ -234,6 +234,48 @@ def test_italy_national_figures_and_small_scale_facts(pub):
     assert (held, places) == (62_694, 51_276)  # SOURCE.md's 2025 totals
 
 
+def test_unpublished_census_columns_give_no_kpi_for_california_or_italy(run, pub):
+    """CDCR and the Ministry publish no flows or breakdowns (CDCR: no places out of use
+    either): the adapters send them empty under contract v3, and turnover, length of
+    stay, vulnerable-group shares (and California's in-use occupancy) are published
+    empty with flag m, never as numbers computed from zeros (feeds-v3.md)."""
+    for jurisdiction, prefix in (("US-CA", "US-CA-%"), ("IT", "IT-%")):
+        [(months, numbers, unflagged)] = query(pub, """
+            SELECT count(*),
+                   count(turnover) + count(avg_length_of_stay_days),
+                   count(*) FILTER (WHERE coalesce(flag, '') NOT LIKE '%m%')
+            FROM marts.mart_facility_monthly WHERE facility_id LIKE ?""", prefix)
+        assert months > 0, jurisdiction
+        assert (numbers, unflagged) == (0, 0), jurisdiction
+    [(ca_days, ca_in_use, ca_unflagged)] = query(pub, """
+        SELECT count(*), count(occupancy_in_use) + count(places_out_of_use),
+               count(*) FILTER (WHERE coalesce(flag, '') NOT LIKE '%m%')
+        FROM marts.mart_facility_daily WHERE facility_id LIKE 'US-CA-%'""")
+    assert ca_days > 0 and (ca_in_use, ca_unflagged) == (0, 0)
+    # Italy publishes places out of use: its in-use occupancy is a number
+    [(it_in_use,)] = query(pub, "SELECT count(occupancy_in_use) FROM marts.mart_facility_daily "
+                                "WHERE facility_id LIKE 'IT-%'")
+    assert it_in_use > 0
+    [(rows, shares, unflagged)] = query(pub, """
+        SELECT count(*),
+               count(vulnerable_in_small_scale_under_18) + count(vulnerable_in_small_scale_18_22)
+               + count(vulnerable_in_small_scale_female),
+               count(*) FILTER (WHERE coalesce(flag, '') NOT LIKE '%m%')
+        FROM marts.mart_national_monthly WHERE scale_class = 'all'""")
+    assert rows > 0 and (shares, unflagged) == (0, 0)
+    # the raw layer holds NULL, not 0, and the occupancy deliveries declared v3
+    con = duckdb.connect(str(run.paths.warehouse), read_only=True)
+    try:
+        [(zeros, unknown)] = query(con, """
+            SELECT count(*) FILTER (WHERE admissions = 0 OR releases = 0
+                                    OR population_female = 0),
+                   count(*) FILTER (WHERE admissions IS NULL AND population_female IS NULL)
+            FROM raw.occupancy__occupancy""")
+    finally:
+        con.close()
+    assert zeros == 0 and unknown > 0
+
+
 # --- United States (HIFLD): small-scale facts from the register -----------------------
 
 

@@ -205,7 +205,7 @@ def test_funnel_limits_are_the_exact_binomial_limits(wh):
         "SELECT facility_id, last_cohort_year, releases, national_rate, limit_95_low, "
         "limit_95_high, limit_998_low, limit_998_high FROM marts.mart_facility_recidivism "
         "WHERE releases IS NOT NULL").fetchall()
-    assert len(rows) >= 8
+    assert len(rows) == 4  # one window (2019-2021): disjoint windows, 2021 the latest
     for fid, year, n, theta, *limits in rows:
         expected = [exact_limit(n, theta, p) for p in (0.025, 0.975, 0.001, 0.999)]
         assert limits == pytest.approx(expected, abs=1e-9), (fid, year)
@@ -242,3 +242,34 @@ def test_the_headline_names_the_facilities_outside_the_998_limits(wh):
     assert "cohorts 2019-2021" in lines[0] and lines[0].endswith(": 1")
     assert len(lines) == 2 and lines[1].strip().startswith("NL-0003: 60.0 %")
     assert "above" in lines[1]
+
+
+# ------------------------------------------------------------ small_optimal (8..25 places)
+
+def test_small_optimal_is_an_extra_row_for_units_of_8_to_25_places(wh):
+    # January 2025: NL-0001 had 24 places (small, 8..25) on the 8th..10th and 36
+    # (medium) from the 11th; NL-0004 (12 places) closed in 2024. So every small
+    # facility-day of the month is an optimal one: the two rows agree.
+    cols = ("facilities, capacity_places, average_daily_population, density, "
+            "avg_under_18, census_days")
+    small = one(wh, f"SELECT {cols} FROM intermediate.int_national_month_kpis "
+                    "WHERE scale_class = 'small'")
+    optimal = one(wh, f"SELECT {cols}, is_series_break FROM intermediate.int_national_month_kpis "
+                      "WHERE scale_class = 'small_optimal'")
+    assert optimal.pop("is_series_break") is True  # NL-0001 left 8..25 on the 11th
+    assert optimal == small
+    assert optimal["average_daily_population"] == pytest.approx(3 * 22 / 7)
+    # the partition of 'all' is unchanged: small + medium + large
+    parts = wh.execute("SELECT sum(facilities) FROM intermediate.int_national_month_kpis "
+                       "WHERE scale_class IN ('small', 'medium', 'large')").fetchone()[0]
+    assert parts == 4  # NL-0001 counts in small and medium: it changed class in the month
+
+
+def test_small_optimal_census_values_are_withheld_when_a_unit_moves_across_8_to_25(wh):
+    row = one(wh, "SELECT average_daily_population, density, flag "
+                  "FROM marts.mart_national_monthly WHERE scale_class = 'small_optimal'")
+    assert row["average_daily_population"] is None and row["density"] is None
+    assert "b" in row["flag"] and "c" in row["flag"]
+    order = [r[0] for r in wh.execute("SELECT scale_class FROM marts.mart_national_monthly")
+             .fetchall()]
+    assert order == ["small", "small_optimal", "medium", "large", "all"]

@@ -12,7 +12,10 @@
 --       below that base, or when the numerator is 1..min_person_count - 1
 --       persons (on an average day);
 --   where exactly one class row of a month is withheld for a KPI, another
---   one is too, or the 'all' row (which would give it back).
+--   one is too, or the 'all' row (which would give it back);
+--   'small_optimal' (8..25 places) is a subset of 'small', outside that
+--   partition: withheld where small is, and where small minus small_optimal
+--   (the small units outside 8..25 places) would be a withheld cell.
 {%- set kpis = national_kpi_groups() %}
 with kpis as (
     select * from {{ ref('int_national_month_kpis') }}
@@ -28,7 +31,8 @@ primaries as (
         kpis.*,
         {%- for k in kpis %}
         {{ k.base }} as {{ k.name }}_base,
-        kpis.scale_class <> 'all' and kpis.{{ k.columns[0] }} is not null
+        -- the classes that partition 'all' (small_optimal is a subset of small)
+        kpis.scale_class not in ('all', 'small_optimal') and kpis.{{ k.columns[0] }} is not null
             as {{ k.name }}_contributes,
         {{ "kpis.scale_class = 'all' and" if k.all_only }} (
             {{ 'false' if k.rate is defined and not k.rate else base_too_small(k.base) }}
@@ -39,7 +43,9 @@ primaries as (
             or exists (
                 select 1 from census_fallback
                 where census_fallback.month = kpis.month
-                  and (census_fallback.class_key = kpis.scale_class or kpis.scale_class = 'all')
+                  and (census_fallback.class_key = kpis.scale_class or kpis.scale_class = 'all'
+                       or (census_fallback.class_key = 'small'
+                           and kpis.scale_class = 'small_optimal'))
             )
             {%- endif %}
         ) as {{ k.name }}_primary
@@ -69,11 +75,45 @@ primaries as (
 {{ k.name }}_all_withheld as (
     select month
     from {{ k.name }}_withheld
-    where scale_class <> 'all'
+    where scale_class not in ('all', 'small_optimal')
     group by month
     having count(*) filter (where withheld) = 1
 )
 {%- endfor %},
+
+-- small_optimal is published beside small: small minus small_optimal (the small
+-- units outside 8..25 places) must be as safe as a published cell, or
+-- small_optimal is withheld (and whenever small is)
+optimal_complement as (
+    select
+        optimal.month,
+        {%- for k in kpis %}
+        (
+            {%- if k.rate is defined and not k.rate %}
+            false
+            {%- else %}
+            coalesce(small.{{ k.base }} - coalesce(optimal.{{ k.base }}, 0) > 0
+                     and small.{{ k.base }} - coalesce(optimal.{{ k.base }}, 0)
+                         < {{ var('disclosure_min_rate_denominator') }}, false)
+            {%- endif %}
+            {%- if k.count %}
+            or {{ is_small_count('small.' ~ k.count ~ ' - coalesce(optimal.' ~ k.count ~ ', 0)') }}
+            {%- endif %}
+            {%- if k.name in ('census', 'overcrowded') %}
+            -- a unit moved into or out of 8..25 places in the month: small_optimal
+            -- holds part of a protection unit of int_disclosure_days, whose days
+            -- are then no longer interchangeable
+            or coalesce(optimal.is_series_break, false)
+            {%- endif %}
+        ) as {{ k.name }}_complement_primary
+        {%- if not loop.last %},{% endif %}
+        {%- endfor %}
+    from primaries as optimal
+    join primaries as small
+        on small.month = optimal.month
+       and small.scale_class = 'small'
+    where optimal.scale_class = 'small_optimal'
+),
 
 decided as (
     select
@@ -81,6 +121,9 @@ decided as (
         {%- for k in kpis %}
         {{ k.name }}_withheld.withheld
             or (primaries.scale_class = 'all' and {{ k.name }}_all_withheld.month is not null)
+            or (primaries.scale_class = 'small_optimal' and (
+                coalesce(optimal_complement.{{ k.name }}_complement_primary, false)
+                or coalesce(small_withheld_{{ k.name }}.withheld, false)))
             as {{ k.name }}_withheld
         {%- if not loop.last %},{% endif %}
         {%- endfor %}
@@ -91,7 +134,12 @@ decided as (
        and {{ k.name }}_withheld.scale_class = primaries.scale_class
     left join {{ k.name }}_all_withheld
         on {{ k.name }}_all_withheld.month = primaries.month
+    left join {{ k.name }}_withheld as small_withheld_{{ k.name }}
+        on small_withheld_{{ k.name }}.month = primaries.month
+       and small_withheld_{{ k.name }}.scale_class = 'small'
     {%- endfor %}
+    left join optimal_complement
+        on optimal_complement.month = primaries.month
 )
 
 select

@@ -29,6 +29,7 @@ select
     facility_type,
     scale_class,
     is_detention_house,
+    is_small_optimal,
     days_in_month,
     register_days,
     days_reported,

@@ -66,6 +66,7 @@ census as (
 majority_class as ({{ majority_by_day('days', 'scale_class') }}),
 majority_type as ({{ majority_by_day('days', 'facility_type') }}),
 majority_detention_house as ({{ majority_by_day('days', 'is_detention_house') }}),
+majority_small_optimal as ({{ majority_by_day('days', 'is_small_optimal') }}),
 
 -- months without census days: the register version in force latest in the month
 fallback_version as (
@@ -74,7 +75,8 @@ fallback_version as (
         spine.month,
         history.scale_class,
         history.facility_type,
-        history.is_detention_house
+        history.is_detention_house,
+        history.is_small_optimal
     from spine
     join history
         on history.facility_id = spine.facility_id
@@ -134,6 +136,10 @@ select
     coalesce(
         majority_detention_house.is_detention_house, fallback_version.is_detention_house
     ) as is_detention_house,
+    -- RESCALED optimal size (8..25 places) in force on most reported days
+    coalesce(
+        majority_small_optimal.is_small_optimal, fallback_version.is_small_optimal
+    ) as is_small_optimal,
     coalesce(register_days.register_days, 0) as register_days,
     coalesce(census.days_reported, 0) as days_reported,
     census.population_days,
@@ -170,6 +176,7 @@ left join census using (facility_id, month)
 left join majority_class using (facility_id, month)
 left join majority_type using (facility_id, month)
 left join majority_detention_house using (facility_id, month)
+left join majority_small_optimal using (facility_id, month)
 left join fallback_version using (facility_id, month)
 left join register_days using (facility_id, month)
 left join regime using (facility_id, month)

@@ -1,6 +1,7 @@
 -- Grain: one row per facility per pooled window (facility_id, last_cohort_year):
 -- the mature release cohort years from last_cohort_year -
--- (recidivism_facility_pool_years - 1) to last_cohort_year pooled, as the WODC
+-- (recidivism_facility_pool_years - 1) to last_cohort_year pooled (disjoint
+-- windows ending at the latest mature year), as the WODC
 -- Recidivism Monitor compares institutions, with the facility's releases and
 -- two-year general reoffenders and the national figures of the same years (the
 -- target of the funnel plot). Releases from int_release_outcomes (facility of
@@ -15,15 +16,19 @@ years as (
     select distinct cohort_year from releases
 ),
 
--- each mature cohort year ends one window of up to `pool` mature years
+-- disjoint windows of `pool` years ending at the latest mature year (and every
+-- `pool` years before it): overlapping windows would give single years back by
+-- differencing. The earliest window may hold fewer mature years.
 windows as (
     select
-        last_year.cohort_year as last_cohort_year,
-        pooled_year.cohort_year
-    from years as last_year
-    join years as pooled_year
-        on pooled_year.cohort_year between last_year.cohort_year - ({{ pool }} - 1)
-                                       and last_year.cohort_year
+        cast(
+            latest.cohort_year
+            - {{ pool }} * floor((latest.cohort_year - years.cohort_year) / {{ pool }})
+            as integer
+        ) as last_cohort_year,
+        years.cohort_year
+    from years
+    cross join (select max(cohort_year) as cohort_year from years) as latest
 ),
 
 pooled as (

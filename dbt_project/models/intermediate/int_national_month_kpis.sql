@@ -1,7 +1,9 @@
 -- Grain: one row per month per scale class (month, scale_class): 'small',
 -- 'medium', 'large' (the facility-DAYS grouped by the class in force that
--- day; staffing and regime: the facility-MONTHS by their monthly class) and
--- 'all' (every facility-day / facility-month). National KPIs before
+-- day; staffing and regime: the facility-MONTHS by their monthly class),
+-- 'small_optimal' (the subset of 'small' of 8..25 places, RESCALED's optimal
+-- size: an overlapping breakdown) and 'all' (every facility-day /
+-- facility-month). National KPIs before
 -- disclosure control, with the average daily person counts behind each rate.
 -- Rates are ratios of sums, never means of rates.
 with days as (
@@ -27,8 +29,12 @@ national_census as (
     select max(census_date) as last_census_date from days
 ),
 
+-- 'small_optimal' (RESCALED 8..25 places) is a subset of 'small': an extra,
+-- overlapping breakdown, never a part of the 'all' total besides 'small'
 grouped_days as (
     select *, scale_class as group_class from days where scale_class is not null
+    union all
+    select *, 'small_optimal' as group_class from days where is_small_optimal
     union all
     select *, 'all' as group_class from days
 ),
@@ -79,6 +85,14 @@ class_moves as (
         on previous.facility_id = days.facility_id
        and previous.valid_to = days.census_date - 1
     where days.is_series_break and previous.scale_class is not null
+    union
+    -- a facility moved into or out of the optimal size range (8..25 places)
+    select distinct days.month, 'small_optimal'
+    from days
+    join {{ ref('int_facility_history') }} as previous
+        on previous.facility_id = days.facility_id
+       and previous.valid_to = days.census_date - 1
+    where coalesce(previous.is_small_optimal, false) <> coalesce(days.is_small_optimal, false)
 ),
 
 -- facility-months missing census days (estimated) or not yet closed (provisional)
@@ -90,6 +104,11 @@ month_status as (
     from facility_month_kpis
     group by all
     union all
+    select month, 'small_optimal' as group_class, bool_or(is_estimated) as any_estimated
+    from facility_month_kpis
+    where is_small_optimal
+    group by month
+    union all
     select month, 'all' as group_class, bool_or(is_estimated) as any_estimated
     from facility_month_kpis
     group by month
@@ -98,6 +117,8 @@ month_status as (
 -- staffing and regime are monthly: facility-months grouped by their monthly class
 grouped_months as (
     select *, scale_class as group_class from months where scale_class is not null
+    union all
+    select *, 'small_optimal' as group_class from months where is_small_optimal
     union all
     select *, 'all' as group_class from months
 ),

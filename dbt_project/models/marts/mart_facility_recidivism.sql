@@ -3,13 +3,15 @@
 -- from the facility (facility of final discharge), pooled over up to
 -- recidivism_facility_pool_years cohort years (WODC Recidivism Monitor), read
 -- against funnel-plot control limits around the national rate of the same
--- cohorts (Spiegelhalter 2005; int_facility_recidivism_funnel). Windows overlap
--- (rolling): rows of different windows must not be added up.
+-- cohorts (Spiegelhalter 2005; int_facility_recidivism_funnel). Windows are
+-- disjoint blocks ending at the latest mature cohort year.
 -- Disclosure control is the last step; within a window the facilities add up to
 -- the national cohort, so:
 --   releases (and the limits, which give it back): withheld at
 --       1..disclosure_min_person_count - 1 releases; where exactly one facility
---       of a window is withheld, the smallest other one is too;
+--       of a window (or of a window's facility type or scale class, which
+--       mart_recidivism_cohort totals) is withheld, the smallest other one is
+--       too (one pass);
 --   reoffenders, observed rate, outside_95, outside_998: withheld below
 --       disclosure_min_recidivism_cohort or disclosure_min_rate_denominator
 --       releases, or when the reoffenders or the non-reoffenders are
@@ -37,13 +39,23 @@ primaries as (
     from funnel
 ),
 
-size_secondary as (
-    {{ pair_keys('primaries', 'size', ['last_cohort_year'], ['facility_id', 'last_cohort_year']) }}
+{#- the facilities of a window add up to the national cohort, and to the
+    facility-type and scale-class groups mart_recidivism_cohort publishes year
+    by year: pair within each of these partitions -#}
+{%- set partitions = [['last_cohort_year'], ['last_cohort_year', 'facility_type'],
+                      ['last_cohort_year', 'scale_class']] %}
+{%- for kind in ['size', 'rates'] %}
+{{ kind }}_secondary as (
+    {%- for partition in partitions %}
+    select * from (
+        {{ pair_keys('primaries', kind, partition, ['facility_id', 'last_cohort_year']) }}
+    )
+    {%- if not loop.last %}
+    union
+    {%- endif %}
+    {%- endfor %}
 ),
-
-rates_secondary as (
-    {{ pair_keys('primaries', 'rates', ['last_cohort_year'], ['facility_id', 'last_cohort_year']) }}
-),
+{% endfor %}
 
 decided as (
     select

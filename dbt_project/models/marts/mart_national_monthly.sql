@@ -1,6 +1,7 @@
 -- Grain: one row per month per scale class: 'small', 'medium', 'large' (the
 -- facility-DAYS grouped by the class in force that day; staffing and regime
--- by the facility's monthly class) and 'all'. Rates are ratios of sums,
+-- by the facility's monthly class), 'small_optimal' (8..25 places: a subset
+-- of 'small', never to be added to the others) and 'all'. Rates are ratios of sums,
 -- never means of rates (int_national_month_kpis). Disclosure control is the
 -- last step: the values int_disclosure_national withholds are empty and the
 -- row's flag carries c.
@@ -52,4 +53,7 @@ from kpis
 join disclosure using (month, scale_class)
 order by
     kpis.month,
-    case kpis.scale_class when 'small' then 1 when 'medium' then 2 when 'large' then 3 else 4 end
+    case kpis.scale_class
+        when 'small' then 1 when 'small_optimal' then 2 when 'medium' then 3
+        when 'large' then 4 else 5
+    end

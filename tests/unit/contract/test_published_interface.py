@@ -188,8 +188,10 @@ def doc_text() -> str:
 
 
 def test_the_interface_has_its_marts_each_with_a_key_among_its_columns():
-    # ten marts of interface v1 and its comparisons, plus mart_facility_recidivism
-    assert len(MART_COLUMNS) == 11 and "mart_facility_recidivism" in MART_COLUMNS
+    # ten marts of interface v1 and its comparisons, plus the regional roll-up and
+    # per-facility pooled reoffending
+    assert len(MART_COLUMNS) == 12
+    assert {"mart_regional_monthly", "mart_facility_recidivism"} <= set(MART_COLUMNS)
     assert set(MART_KEYS) == set(MART_COLUMNS)
     for mart, key in MART_KEYS.items():
         assert set(key) <= set(MART_COLUMNS[mart]), mart

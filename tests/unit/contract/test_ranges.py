@@ -313,6 +313,11 @@ CASTS: dict[tuple[str, str, str], Value | Evaluated | Derived] = {
        for type_, expr in (("bigint", "count(*)"),
                            ("bigint", "count(*) filter (where recid_2y_general)"),
                            ("integer", "count(distinct cohort_year)"))},
+    ("models/intermediate/int_facility_recidivism_windows.sql", "integer",
+     "latest.cohort_year - {{ pool }} * floor((latest.cohort_year - years.cohort_year) / "
+     "{{ pool }})"):
+        Derived("a release year between the earliest and the latest cohort year: the "
+                "latest minus a whole number of pools not exceeding their difference"),
     ("models/intermediate/int_facility_recidivism_windows.sql", "integer", "min(cohort_year)"):
         Evaluated(f"year({{{RELEASES}.release_date}})"),
     ("models/intermediate/int_recidivism_groups.sql", "integer", "cohort_year"):
@@ -351,6 +356,8 @@ CASTS: dict[tuple[str, str, str], Value | Evaluated | Derived] = {
         Value((f"{REG}.capacity_places", f"{REF}.capacity_places"), ALL_ROWS),
     ("models/marts/comparisons/mart_scale_class_facts.sql", "bigint", "unioned.population"):
         Value((f"{OCC}.population", f"{REF}.population"), ALL_ROWS),
+    ("models/marts/mart_regional_monthly.sql", "bigint", "facilities"): _COUNT,
+    ("models/marts/mart_regional_monthly.sql", "bigint", "census_days"): _COUNT,
     ("models/marts/mart_delivery_status.sql", "bigint", "days_late"):
         Derived("days between two dates of the contract's range (< 300,000)"),
 }

@@ -41,6 +41,9 @@ CREATE OR REPLACE TABLE marts.mart_return_to_prison_cohort (jurisdiction VARCHAR
     release_year INTEGER, group_type VARCHAR, group_value VARCHAR, release_period_start DATE,
     release_period_end DATE, follow_up_months INTEGER, cohort_size BIGINT, returned BIGINT,
     return_to_prison_rate DOUBLE, flag VARCHAR);
+CREATE OR REPLACE TABLE marts.mart_regional_monthly (month DATE, region VARCHAR,
+    facilities BIGINT, capacity_places DOUBLE, average_daily_population DOUBLE,
+    density DOUBLE, share_in_small_scale DOUBLE, flag VARCHAR, census_days BIGINT);
 CREATE OR REPLACE TABLE marts.mart_facility_recidivism (facility_id VARCHAR,
     last_cohort_year INTEGER, first_cohort_year INTEGER, cohort_years INTEGER,
     facility_type VARCHAR, scale_class VARCHAR, releases BIGINT, reoffenders BIGINT,
