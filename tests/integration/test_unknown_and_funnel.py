@@ -273,3 +273,40 @@ def test_small_optimal_census_values_are_withheld_when_a_unit_moves_across_8_to_
     order = [r[0] for r in wh.execute("SELECT scale_class FROM marts.mart_national_monthly")
              .fetchall()]
     assert order == ["small", "small_optimal", "medium", "large", "all"]
+
+
+# ------------------------------------------------------------ regions
+
+def test_regional_rows_are_ratios_of_sums_by_the_register_region(wh):
+    rows = {r[0]: r[1:] for r in wh.execute(
+        "SELECT region, facilities, capacity_places, average_daily_population, density, "
+        "census_days FROM marts.mart_regional_monthly").fetchall()}
+    assert set(rows) == {"NL31", "NL32", "NL33"}  # NL21's facility closed in 2024
+    facilities, capacity, adp, density, days = rows["NL33"]  # NL-0002: 400 places
+    assert (facilities, capacity, days) == (1, 400.0, 7)
+    population_days = 430 * 6 + 470  # the 9th corrected to 470 by a later delivery
+    if adp is not None:
+        assert adp == pytest.approx(population_days / 7)
+        assert density == pytest.approx(100 * population_days / (400 * 7))
+    # regions add up to the national all row (every facility has a region)
+    national = one(wh, "SELECT facilities, capacity_places FROM intermediate."
+                       "int_national_month_kpis WHERE scale_class = 'all'")
+    assert sum(r[0] for r in rows.values()) == national["facilities"]
+    assert sum(r[1] for r in rows.values()) == pytest.approx(national["capacity_places"])
+
+
+def test_a_region_withholds_its_population_where_a_facility_month_does(wh):
+    withheld = dict(wh.execute(
+        "SELECT facility_id, average_daily_population_withheld "
+        "FROM intermediate.int_disclosure_facility_months").fetchall())
+    region_of = {"NL-0001": "NL32", "NL-0002": "NL33", "NL-0003": "NL31"}
+    rows = {r[0]: r[1:] for r in wh.execute(
+        "SELECT region, average_daily_population, density, flag "
+        "FROM marts.mart_regional_monthly").fetchall()}
+    assert any(withheld.values()) and not all(withheld.values())
+    for fid, region in region_of.items():
+        adp, density, flag = rows[region]
+        if withheld[fid]:
+            assert (adp, density) == (None, None) and "c" in flag
+        else:
+            assert adp is not None and density is not None and "c" not in (flag or "")
