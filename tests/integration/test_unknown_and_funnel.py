@@ -63,6 +63,20 @@ def wh(tmp_path_factory):
                     f"{', '.join(f'{c} = NULL' for c in UNKNOWN)} WHERE facility_id = 'NL-0003'")
         con.execute("UPDATE raw.occupancy__occupancy SET admissions = NULL "
                     "WHERE facility_id = 'NL-0002' AND census_date = DATE '2025-01-10'")
+        # NL-0005: a unit of 10 places (8..25) holding 2 persons a day, in region NL21:
+        # its census values are withheld (1..4 persons), and so are its region's
+        _insert(con, "raw.facility_register__facilities",
+                ["facility_id", "name", "region", "facility_type", "security_level",
+                 "capacity_places", "operational_capacity", "living_group_size",
+                 "community_integrated", "valid_from", "valid_to"],
+                [("NL-0005", "Kleinschalig Noord", "NL21", "detention_house", "low", 10, 10,
+                  8, True, dt.date(2020, 1, 1), None)], 2, "reg-2025-01", "facilities.csv")
+        _insert(con, "raw.occupancy__occupancy",
+                ["facility_id", "census_date", "places_out_of_use", "population",
+                 "population_female", "population_remand", "population_under_18",
+                 "population_18_22", "admissions", "releases"],
+                [("NL-0005", dt.date(2025, 1, 8) + dt.timedelta(days=i), 0, 2, 0, 0, 0, 1,
+                  0, 0) for i in range(7)], 3, "occ-2025-01-w2", "occupancy.csv")
         con.execute("DELETE FROM raw.recidivism__releases")
         con.execute("DELETE FROM raw.recidivism__reconvictions")
         releases, reconvictions = planted_rows()
@@ -248,8 +262,8 @@ def test_the_headline_names_the_facilities_outside_the_998_limits(wh):
 
 def test_small_optimal_is_an_extra_row_for_units_of_8_to_25_places(wh):
     # January 2025: NL-0001 had 24 places (small, 8..25) on the 8th..10th and 36
-    # (medium) from the 11th; NL-0004 (12 places) closed in 2024. So every small
-    # facility-day of the month is an optimal one: the two rows agree.
+    # (medium) from the 11th; NL-0005 has 10; NL-0004 (12 places) closed in 2024. So
+    # every small facility-day of the month is an optimal one: the two rows agree.
     cols = ("facilities, capacity_places, average_daily_population, density, "
             "avg_under_18, census_days")
     small = one(wh, f"SELECT {cols} FROM intermediate.int_national_month_kpis "
@@ -258,11 +272,12 @@ def test_small_optimal_is_an_extra_row_for_units_of_8_to_25_places(wh):
                       "WHERE scale_class = 'small_optimal'")
     assert optimal.pop("is_series_break") is True  # NL-0001 left 8..25 on the 11th
     assert optimal == small
-    assert optimal["average_daily_population"] == pytest.approx(3 * 22 / 7)
+    assert optimal["facilities"] == 2
+    assert optimal["average_daily_population"] == pytest.approx((3 * 22 + 7 * 2) / 7)
     # the partition of 'all' is unchanged: small + medium + large
     parts = wh.execute("SELECT sum(facilities) FROM intermediate.int_national_month_kpis "
                        "WHERE scale_class IN ('small', 'medium', 'large')").fetchone()[0]
-    assert parts == 4  # NL-0001 counts in small and medium: it changed class in the month
+    assert parts == 5  # NL-0001 counts in small and medium: it changed class in the month
 
 
 def test_small_optimal_census_values_are_withheld_when_a_unit_moves_across_8_to_25(wh):
@@ -281,7 +296,7 @@ def test_regional_rows_are_ratios_of_sums_by_the_register_region(wh):
     rows = {r[0]: r[1:] for r in wh.execute(
         "SELECT region, facilities, capacity_places, average_daily_population, density, "
         "census_days FROM marts.mart_regional_monthly").fetchall()}
-    assert set(rows) == {"NL31", "NL32", "NL33"}  # NL21's facility closed in 2024
+    assert set(rows) == {"NL21", "NL31", "NL32", "NL33"}  # NL-0004 (NL21) closed in 2024
     facilities, capacity, adp, density, days = rows["NL33"]  # NL-0002: 400 places
     assert (facilities, capacity, days) == (1, 400.0, 7)
     population_days = 430 * 6 + 470  # the 9th corrected to 470 by a later delivery
@@ -299,11 +314,11 @@ def test_a_region_withholds_its_population_where_a_facility_month_does(wh):
     withheld = dict(wh.execute(
         "SELECT facility_id, average_daily_population_withheld "
         "FROM intermediate.int_disclosure_facility_months").fetchall())
-    region_of = {"NL-0001": "NL32", "NL-0002": "NL33", "NL-0003": "NL31"}
+    region_of = {"NL-0001": "NL32", "NL-0002": "NL33", "NL-0003": "NL31", "NL-0005": "NL21"}
     rows = {r[0]: r[1:] for r in wh.execute(
         "SELECT region, average_daily_population, density, flag "
         "FROM marts.mart_regional_monthly").fetchall()}
-    assert any(withheld.values()) and not all(withheld.values())
+    assert withheld["NL-0005"] and not all(withheld.values())
     for fid, region in region_of.items():
         adp, density, flag = rows[region]
         if withheld[fid]:
