@@ -362,7 +362,9 @@ def test_national_month_is_a_ratio_of_sums(wh):
         "share_in_overcrowded, share_in_small_scale, vulnerable_in_small_scale_under_18, "
         "detainees_per_custodial_fte from intermediate.int_national_month_kpis "
         "where month = date '2025-01-01'").fetchall()}
-    assert set(rows) == {"small", "medium", "large", "all"}
+    # small_optimal (8..25 places): NL-0001's 24-place days, an extra row inside small
+    assert set(rows) == {"small", "small_optimal", "medium", "large", "all"}
+    assert rows["small_optimal"][:3] == rows["small"][:3]
     # person-days: NL-0001 3x22+4x30 = 186; NL-0002 6x430+470 = 3050; NL-0003 6x100+180 = 780
     # place-days:  NL-0001 3x24+4x36 = 216; NL-0002 7x400 = 2800;     NL-0003 7x120 = 840
     facilities, capacity, adp, density, overcrowded, small, under18, dpf = rows["all"]
