@@ -140,6 +140,17 @@ def attack_days(con, withheld: set[tuple[str, object]] | None = None,
     national = {(m, c): (adp, days, over) for m, c, adp, days, over in rows(con, """
         SELECT month, scale_class, average_daily_population, census_days, share_in_overcrowded
         FROM marts.mart_national_monthly""")}
+    # the overlapping small_optimal rows (8..25 places) and the regional roll-up are
+    # more totals over the same facility-days
+    optimal = {(f, d) for f, d in rows(con, """
+        SELECT facility_id, census_date FROM intermediate.int_facility_days
+        WHERE is_small_optimal""")}
+    region_of = dict(((f, d), r) for f, d, r in rows(con, """
+        SELECT d.facility_id, d.census_date, h.region FROM intermediate.int_facility_days d
+        JOIN intermediate.int_facility_history h USING (facility_version_key)"""))
+    regional = {(m, r): (adp, days) for m, r, adp, days in rows(con, """
+        SELECT month, region, average_daily_population, census_days
+        FROM marts.mart_regional_monthly""")}
     by_month = defaultdict(list)
     for f, d, m, c, _, cap in daily:
         by_month[m].append((f, d, c, cap))
@@ -161,14 +172,19 @@ def attack_days(con, withheld: set[tuple[str, object]] | None = None,
             if m == month and adp is not None:
                 members = [(ff, d) for ff, d, _, _ in cells if ff == f]
                 margin(members, round(adp * len(members)))
-        for c in ("small", "medium", "large", "all"):
+        for c in ("small", "medium", "large", "all", "small_optimal"):
             adp, days, over = national.get((month, c), (None, None, None))
-            members = [(f, d) for f, d, cc, _ in cells if c == "all" or cc == c]
+            members = [(f, d) for f, d, cc, _ in cells
+                       if c == "all" or cc == c or (c == "small_optimal" and (f, d) in optimal)]
             if adp is not None:
                 popdays = round(adp * days)
                 margin(members, popdays)
                 if over is not None:
                     margin([k for k in members if truth[k][1]], round(over * popdays))
+        for (m, region), (adp, days) in regional.items():
+            if m == month and adp is not None:
+                margin([(f, d) for f, d, _, _ in cells if region_of.get((f, d)) == region],
+                       round(adp * days))
         for key, (low, high) in attack.intervals().items():
             results[key] = (low, high, truth[key][0])
     return results
