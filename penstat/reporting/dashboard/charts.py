@@ -147,8 +147,10 @@ def interval_chart(title: str, items: Sequence[Interval], *, scale: float = 100.
     def x(v: float) -> float:
         return left + w * (v - low) / (high - low)
 
-    body = [f'<text x="{left}" y="14" font-size="11">\u25a1 raw rate   \u25cf adjusted rate '
-            'with 95 % interval</text>']
+    adjusted = any(isinstance(it.estimate.value, int | float) or it.estimate.withheld
+                   for it in items)
+    legend = "\u25a1 raw rate" + ("   \u25cf adjusted rate with 95 % interval" if adjusted else "")
+    body = [f'<text x="{left}" y="14" font-size="11">{legend}</text>']
     tick = low
     while tick <= high + step / 2:
         body.append(f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="{top}" '

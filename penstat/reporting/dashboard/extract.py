@@ -17,6 +17,7 @@ import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from penstat.contract.published import MART_KEYS
@@ -33,6 +34,9 @@ FACILITY_FILTERS = ("scale_class", "facility_type", "region", "jurisdiction")
 OVERCROWDED_TIERS = ("over", "severe", "critical")
 OVERCROWDING_WINDOW_MONTHS = 12
 CHANGED_KEYS_SHOWN = 20
+# Identifier-like columns of a mart the published interface does not (yet) name.
+KEY_LIKE = ("jurisdiction", "feed", "month", "census_date", "cohort_year", "release_year",
+            "group_type", "group_value", "scale_class", "period", "reference_date")
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ class Publication:
         sql = f'SELECT {select} FROM {schema}."{mart}"'
         if where:
             sql += f" WHERE {where}"
-        keys = MART_KEYS.get(mart, ())
+        keys = self.keys(mart, schema)
         order = order or ", ".join(f'"{k}"' for k in keys if k in names)
         if order:
             sql += f" ORDER BY {order}"
@@ -156,18 +160,37 @@ class Publication:
             sql += f" LIMIT {int(limit)}"
         shown = [c for c in published if not is_flag_column(c.name)]
         shown += [Column(n, t) for n, _, t in extra]
-        table = Table(mart, shown, tuple(k for k in keys if k in names))
+        table = Table(mart, shown, keys)
         flag_of = {c.name: flag_column(c.name, names) for c in shown}
         for values in self.con.execute(sql, list(params)).fetchall():
-            raw = dict(zip([*names, *(n for n, _, _ in extra)], values, strict=True))
+            raw = dict(zip([*names, *(n for n, _, _ in extra)], map(_plain, values),
+                           strict=True))
             table.rows.append({c.name: Cell(raw[c.name], "" if c.name in table.keys
                                             or flag_of[c.name] is None
                                             else raw[flag_of[c.name]] or "")
                                for c in shown})
         return table
 
+    def keys(self, mart: str, schema: str = "marts") -> tuple[str, ...]:
+        """The columns that identify a row: as meta.marts of the publication says, else as
+        the published interface says, else the identifier-like columns."""
+        names = [c.name for c in self.columns(mart, schema)]
+        if schema == "marts" and self.has("marts", "meta"):
+            row = self.con.execute("SELECT key_columns FROM meta.marts WHERE mart = ?",
+                                   [mart]).fetchone()
+            if row and row[0]:
+                return tuple(k for k in row[0] if k in names)
+        if mart in MART_KEYS:
+            return tuple(k for k in MART_KEYS[mart] if k in names)
+        return tuple(n for n in names if n.endswith("_id") or n in KEY_LIKE)
+
     def query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         return self.con.execute(sql, list(params)).fetchall()
+
+
+def _plain(value: object) -> object:
+    """DECIMAL values as float: one kind of number for charts and formatting."""
+    return float(value) if isinstance(value, Decimal) else value
 
 
 # ---------------------------------------------------------------- the sections' figures
@@ -258,6 +281,14 @@ def facility_recidivism(pub: Publication) -> Table | None:
     return pub.table("mart_facility_recidivism") if pub.has("mart_facility_recidivism") else None
 
 
+def return_to_prison(pub: Publication) -> Table | None:
+    """mart_return_to_prison_cohort (publishers' own cohorts), when it has rows."""
+    if not pub.has("mart_return_to_prison_cohort"):
+        return None
+    table = pub.table("mart_return_to_prison_cohort")
+    return table if table.rows else None
+
+
 def scale_class_facts(pub: Publication) -> Table | None:
     """mart_scale_class_facts at its latest reference date of each jurisdiction and source."""
     if not pub.has("mart_scale_class_facts"):
@@ -337,7 +368,7 @@ def _mart_change(pub: Publication, mart: str, previous_marts: set[str], ours: di
     old_cols = {n for (n,) in pub.query(
         "SELECT column_name FROM duckdb_columns() WHERE database_name = 'previous' AND "
         "schema_name = 'marts' AND table_name = ?", [mart])}
-    keys = [k for k in MART_KEYS.get(mart, ()) if k in new_cols and k in old_cols]
+    keys = [k for k in pub.keys(mart) if k in old_cols]
     shared = ", ".join(f'"{c}"' for c in new_cols if c in old_cols)
     if not keys:
         keys = [c for c in new_cols if c in old_cols]

@@ -102,7 +102,7 @@ def header_html(column: Column) -> str:
 def table_html(table: Table, *, ident: str, caption: str, columns: Sequence[str] | None = None,
                rows: Iterable[dict[str, Cell]] | None = None, sortable: bool = True,
                row_extra=None, extra_headers: Sequence[str] = (),
-               after: str | None = None) -> str:
+               after: str | None = None, scroll: bool = False) -> str:
     """`row_extra(row)` gives cells (headed `extra_headers`) placed after the column
     `after`, or at the end of the row."""
     cols = [table.column(c) for c in columns] if columns else list(table.columns)
@@ -122,7 +122,8 @@ def table_html(table: Table, *, ident: str, caption: str, columns: Sequence[str]
                  + "".join(cell_html(row[c.name], c, key) for c in cols[split:]))
         body.append(f'<tr data-key="{escape(key)}"{attrs}>{cells}</tr>')
     cls = "data sortable" if sortable else "data"
-    return (f'<div class="table-box"><table id="{escape(ident)}" class="{cls}" '
+    box = "table-box scroll" if scroll else "table-box"
+    return (f'<div class="{box}"><table id="{escape(ident)}" class="{cls}" '
             f'data-mart="{escape(table.mart)}"><caption>{escape(caption)}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
@@ -337,7 +338,38 @@ def recidivism_section(pub: Publication) -> str:
     facility = extract.facility_recidivism(pub)
     if facility is not None:
         out.append(funnel_html(facility))
+    returns = extract.return_to_prison(pub)
+    if returns is not None:
+        out.append(return_to_prison_html(returns))
     return "".join(out) or "<p>This publication has no recidivism figures.</p>"
+
+
+def return_to_prison_html(table: Table) -> str:
+    """Return to prison by release cohort (the publishers' own cohorts, e.g. Iowa): the
+    latest release year of each jurisdiction and group type charted, every row tabled."""
+    names = {c.name for c in table.columns}
+    out = ["<h3>Return to prison (publishers' cohorts)</h3>"]
+    if {"jurisdiction", "group_type", "group_value", "release_year",
+            "return_to_prison_rate"} <= names:
+        groups = dict.fromkeys((str(r["jurisdiction"].value), str(r["group_type"].value))
+                               for r in table.rows)
+        for jurisdiction, group_type in groups:
+            rows = [r for r in table.rows if str(r["jurisdiction"].value) == jurisdiction
+                    and str(r["group_type"].value) == group_type]
+            year = max(r["release_year"].value for r in rows)
+            items = [charts.Interval(str(r["group_value"].value), r["return_to_prison_rate"],
+                                     Cell(None), Cell(None), Cell(None))
+                     for r in rows if r["release_year"].value == year]
+            chart = charts.interval_chart(f"Return to prison, {jurisdiction}, by {group_type}, "
+                                          f"release year {year}", items)
+            ident = f"returns-{jurisdiction}-{group_type}".lower().replace("_", "-")
+            out.append(f"<h4>{escape(jurisdiction)}, by {escape(group_type)}</h4>" + figure(
+                chart, table_html(table, ident=ident, rows=rows, caption=(
+                    f"mart_return_to_prison_cohort, {jurisdiction}, {group_type}, every "
+                    "release year"))))
+    else:
+        out.append(table_html(table, ident="returns", caption="mart_return_to_prison_cohort"))
+    return "".join(out)
 
 
 def _cell(row: dict[str, Cell], name: str) -> Cell:
@@ -429,7 +461,8 @@ def quality_section(pub: Publication) -> str:
             attention = [r for r in status.rows if r["status"].value != "ok"]
             if attention:
                 out.append(table_html(status, ident="delivery-attention", caption=(
-                    "Feeds and facilities whose status is not ok"), rows=attention))
+                    f"Feeds and facilities whose status is not ok ({len(attention)})"),
+                    rows=attention, scroll=True))
         out.append("<details><summary>Every row of mart_delivery_status</summary>"
                    + table_html(status, ident="delivery-status",
                                 caption="mart_delivery_status") + "</details>")
@@ -477,7 +510,7 @@ section{padding:8px 20px 24px;border-bottom:1px solid #ddd;background:#fff;margi
 .table-box{overflow:auto;max-width:100%}
 .table-box.scroll,.figure .table-box{max-height:320px}
 #facility-table-box{max-height:none}
-table.data{border-collapse:collapse;font-size:12px}
+table.data{border-collapse:collapse;font-size:12px;min-width:24em}
 table.data caption{text-align:left;font-weight:600;padding:4px 0}
 table.data th,table.data td{border:1px solid #ddd;padding:2px 6px;white-space:nowrap}
 table.data tbody th{text-align:left;font-weight:600}
