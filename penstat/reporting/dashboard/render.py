@@ -602,6 +602,7 @@ def render(pub: Publication) -> str:
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'  # no favicon request: nothing to fetch
         f"<title>penstat publication {escape(version)}</title>"
         f'<meta name="penstat-version" content="{escape(version)}">'
         f"<style>{STYLE}</style></head>"
