@@ -261,8 +261,7 @@ def small_scale_section(pub: Publication) -> str:
                         f'data-key="{escape(head.key_of(row))}">{100 * n / total:.1f}</td>')
 
             cols = [c for c in ("scale_class", "facilities", "capacity_places",
-                                "average_daily_population", "share_in_small_scale")
-                    if head.column(c)]
+                                "average_daily_population") if head.column(c)]
             out.append(f"<h3>Facilities by scale class, {escape(value_text(latest, None)[:7])}"
                        "</h3>")
             out.append(table_html(head, ident="small-scale-facilities", caption=(
@@ -488,7 +487,7 @@ def changes_html(pub: Publication) -> str:
         f'<td class="num" data-col="added">{c.added}</td>'
         f'<td class="num" data-col="removed">{c.removed}</td>'
         f'<td class="num" data-col="changed">{c.changed}</td>'
-        f"<td>{escape('; '.join(c.examples))}</td></tr>" for c in changes)
+        f"<td>{escape('; '.join(c.examples) or 'unchanged')}</td></tr>" for c in changes)
     return (head + f'<p id="changes">Compared with {escape(previous)}: rows added, removed '
             "and changed per mart, by key (the first keys are listed).</p>"
             '<div class="table-box"><table id="changes-table" class="data"><thead><tr>'

@@ -204,3 +204,18 @@ def test_no_previous_publication_beside_it_is_said_not_guessed(tmp_path):
 def test_a_folder_without_published_duckdb_is_refused(tmp_path, missing):
     with pytest.raises(FileNotFoundError, match=missing):
         install_dashboard(tmp_path)
+
+
+def test_the_dbt_exposure_lists_every_published_mart_the_dashboard_reads():
+    import yaml
+
+    from penstat.contract.published import MART_COLUMNS
+    from penstat.core.locations import REPO_ROOT
+
+    exposures = yaml.safe_load((REPO_ROOT / "dbt_project" / "models" / "marts"
+                                / "_exposures.yml").read_text())["exposures"]
+    [dashboard] = [e for e in exposures if e["name"] == "penstat_dashboard"]
+    refs = {re.fullmatch(r"ref\('(\w+)'\)", d).group(1) for d in dashboard["depends_on"]}
+    source = (Path(extract.__file__)).read_text()
+    read = set(re.findall(r'"(mart_\w+)"', source)) & set(MART_COLUMNS)
+    assert refs == read, (refs ^ read)
