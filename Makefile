@@ -46,7 +46,7 @@ setup: $(VENV)/.installed
 # preferences), so only the new packages are added; check with `git diff`.
 lock: | $(BIN)/python
 	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv
-	$(BIN)/uv pip compile -q --python $(BIN)/python requirements.in -o requirements.lock
+	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements.in -o requirements.lock
 
 demo: setup
 	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/penstat demo --scale $(SCALE) --seed $(SEED)
