@@ -28,6 +28,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -144,7 +145,20 @@ def _dashboard(port: int, rebuild: bool, build_only: bool) -> int:
         print(f"no publication in {paths.published}: run `make demo` or `penstat publish` "
               "first", file=sys.stderr)
         return USAGE
-    result = tasks.build_dashboard(rebuild=rebuild)
+    try:
+        result = tasks.build_dashboard(rebuild=rebuild)
+    except PermissionError as denied:
+        if build_only:
+            raise
+        # a reader who may not write into the publication: draw it for this session only
+        from penstat.reporting.dashboard import write_dashboard
+
+        scratch = Path(tempfile.mkdtemp(prefix="penstat-dashboard-"))
+        index = write_dashboard(paths.current_publication.resolve(), scratch)
+        print(f"cannot add a dashboard to the publication ({denied}); drawn for this "
+              f"session into {scratch}", file=sys.stderr)
+        result = {"version": paths.current_publication.resolve().name, "index": str(index),
+                  "built": True, "seconds": 0.0}
     folder = Path(result["index"]).parent
     print(f"dashboard of publication {result['version']}: {result['index']}"
           + (f" (drawn in {result['seconds']} s)" if result["built"] else ""), flush=True)

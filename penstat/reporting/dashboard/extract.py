@@ -345,7 +345,8 @@ def changes_since_previous(pub: Publication) -> tuple[str | None, list[MartChang
     theirs: dict = {}
     with contextlib.suppress(OSError, ValueError):
         theirs = json.loads((other.parent / MANIFEST).read_text()).get("marts", {})
-    pub.con.execute(f"ATTACH '{other}' AS previous (READ_ONLY)")
+    quoted = str(other).replace("'", "''")
+    pub.con.execute(f"ATTACH '{quoted}' AS previous (READ_ONLY)")
     try:
         previous_marts = set(t for (t,) in pub.con.execute(
             "SELECT table_name FROM duckdb_tables() WHERE database_name = 'previous' "
