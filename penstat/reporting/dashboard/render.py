@@ -21,6 +21,10 @@ from penstat.reporting.dashboard import charts, extract
 from penstat.reporting.dashboard.extract import Column, Publication, Table
 from penstat.reporting.dashboard.flags import FLAG_MEANINGS, NOT_AVAILABLE, Cell, describe
 
+# Delivery statuses that need no one's attention (mart_delivery_status.status).
+QUIET_STATUSES = ("ok", "closed")
+REVISIONS_SHOWN = 500
+
 SECTIONS = (("national", "National overview"), ("small-scale", "Small-scale detention"),
             ("facilities", "Facilities"), ("recidivism", "Recidivism"),
             ("quality", "Data quality"))
@@ -457,10 +461,11 @@ def quality_section(pub: Publication) -> str:
                        "<caption>Rows of mart_delivery_status by feed and status (counts of "
                        f"published rows)</caption><thead><tr>{head}</tr></thead><tbody>{body}"
                        "</tbody></table></div>")
-            attention = [r for r in status.rows if r["status"].value != "ok"]
+            attention = [r for r in status.rows if r["status"].value not in QUIET_STATUSES]
             if attention:
                 out.append(table_html(status, ident="delivery-attention", caption=(
-                    f"Feeds and facilities whose status is not ok ({len(attention)})"),
+                    f"Feeds and facilities whose status needs attention ({len(attention)}; "
+                    f"not {', '.join(QUIET_STATUSES)})"),
                     rows=attention, scroll=True))
         out.append("<details><summary>Every row of mart_delivery_status</summary>"
                    + table_html(status, ident="delivery-status",
@@ -469,12 +474,35 @@ def quality_section(pub: Publication) -> str:
     return "".join(out)
 
 
+def revisions_html(revisions: Table) -> str:
+    """The publication's revisions table: rows counted by mart and kind of change (the
+    columns of those names it has), then its first REVISIONS_SHOWN rows."""
+    names = [c.name for c in revisions.columns]
+    by = [n for n in ("mart", "change", "kind", "change_type", "revision") if n in names]
+    out = [f"<p>From the publication's revisions table ({len(revisions.rows)} rows).</p>"]
+    if by:
+        counts: dict[tuple[str, ...], int] = {}
+        for r in revisions.rows:
+            k = tuple(str(r[n].value) for n in by)
+            counts[k] = counts.get(k, 0) + 1
+        head = "".join(f"<th>{escape(n)}</th>" for n in by) + "<th>rows</th>"
+        body = "".join("<tr>" + "".join(f"<td>{escape(v)}</td>" for v in k)
+                       + f'<td class="num">{n}</td></tr>' for k, n in sorted(counts.items()))
+        out.append('<div class="table-box"><table id="revisions-summary" class="data">'
+                   "<caption>Revisions by " + escape(", ".join(by)) + "</caption>"
+                   f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+    shown = revisions.rows[:REVISIONS_SHOWN]
+    caption = "revisions" + (f" (the first {len(shown)} rows)"
+                             if len(shown) < len(revisions.rows) else "")
+    out.append(table_html(revisions, ident="revisions", caption=caption, rows=shown,
+                          scroll=True))
+    return "".join(out)
+
+
 def changes_html(pub: Publication) -> str:
     revisions = extract.revisions(pub)
     if revisions is not None:
-        return ("<h3>What changed since the previous publication</h3>"
-                f"<p>From the publication's revisions table ({len(revisions.rows)} rows).</p>"
-                + table_html(revisions, ident="revisions", caption="revisions"))
+        return "<h3>What changed since the previous publication</h3>" + revisions_html(revisions)
     previous, changes = extract.changes_since_previous(pub)
     head = "<h3>What changed since the previous publication</h3>"
     if previous is None:

@@ -124,6 +124,7 @@ def test_a_revisions_table_is_shown_when_the_publication_has_one(tmp_path):
     with Publication(folder) as pub:
         page = render(pub)
     assert "From the publication's revisions table (1 rows)" in page
+    assert "<caption>Revisions by mart, change</caption>" in page
     assert "SY-0001|2024-01-01" in page
 
 
