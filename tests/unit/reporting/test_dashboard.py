@@ -220,3 +220,15 @@ def test_the_dbt_exposure_lists_every_published_mart_the_dashboard_reads():
     source = (Path(extract.__file__)).read_text()
     read = set(re.findall(r'"(mart_\w+)"', source)) & set(MART_COLUMNS)
     assert refs == read, (refs ^ read)
+
+
+def test_published_text_is_escaped_never_markup(tmp_path):
+    sql = """CREATE TABLE marts.mart_facility_monthly AS SELECT * FROM (VALUES
+      ('<script>alert(1)</script>', DATE '2024-01-01', 'prison"><b', 'large', 95.5, NULL)
+    ) t(facility_id, month, facility_type, scale_class, density, flag)"""
+    folder = fake_publication(tmp_path / "v1", sql)
+    with Publication(folder) as pub:
+        page = render(pub)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'prison"><b' not in page and "prison&quot;&gt;&lt;b" in page
