@@ -154,7 +154,9 @@ def test_italy_rules_schema_drift_null_entities_regions_staff(tmp_path):
     assert staff[("IT-MII1", "2024-09", "management")][3:6] == [5, 5, 0]  # above plan
     assert report.mapped["staff_above_establishment"] == 2
     occ = result.occupancy["2025-01-07"]
-    assert occ[0] == ["IT-MII1", "2025-01-07", 10, 130, 0, 0, 0, 0, 0, 0]
+    # unpublished counts are sent empty (unknown, contract v3), never 0
+    assert occ[0] == ["IT-MII1", "2025-01-07", 10, 130, None, None, None, None, None, None]
+    assert report.mapped["not_published_unknown"] == sum(map(len, result.occupancy.values()))
 
 
 def test_italy_real_files_counts():
