@@ -49,6 +49,10 @@ COMPARED_MARTS = ("mart_facility_daily", "mart_facility_monthly", "mart_national
 # Fitted by statsmodels in int_recidivism_expected.py: NULL in the reference.
 RISK_MODEL_COLUMNS = frozenset({"observed_expected", "observed_expected_se", "adjusted_rate",
                                 "ci_low", "ci_high"})
+# Rows the reference script does not compute yet: the national small_optimal rows
+# (8..25 places, an overlapping subset of small, added after the script was written).
+# The rest of each mart must still agree row for row.
+NOT_IN_REFERENCE: dict[str, str] = {"mart_national_monthly": "scale_class <> 'small_optimal'"}
 DECIMALS = 9
 EXAMPLES = 5
 
@@ -117,14 +121,19 @@ def compare_mart(con: duckdb.DuckDBPyConnection, mart: str, pipeline: str = "pip
     def count(sql: str) -> int:
         return con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
 
+    where = f" WHERE {NOT_IN_REFERENCE[mart]}" if mart in NOT_IN_REFERENCE else ""
+
+    def table(db: str) -> str:
+        return f"(SELECT * FROM {db}.marts.{mart}{where})"
+
     def diff(a: str, b: str) -> str:
-        return (f"SELECT {select} FROM {a}.marts.{mart} "
-                f"EXCEPT ALL SELECT {select} FROM {b}.marts.{mart}")
+        return (f"SELECT {select} FROM {table(a)} "
+                f"EXCEPT ALL SELECT {select} FROM {table(b)}")
 
     result = MartComparison(
         mart,
-        pipeline_rows=count(f"SELECT * FROM {pipeline}.marts.{mart}"),
-        reference_rows=count(f"SELECT * FROM {reference}.marts.{mart}"),
+        pipeline_rows=count(f"SELECT * FROM {table(pipeline)}"),
+        reference_rows=count(f"SELECT * FROM {table(reference)}"),
         only_in_pipeline=count(diff(pipeline, reference)),
         only_in_reference=count(diff(reference, pipeline)),
         column_problems=problems,
