@@ -585,6 +585,26 @@ month_status AS (
     FROM (SELECT *, coalesce(scale_class, 'unknown') AS class_key FROM month_kpis)
     GROUP BY GROUPING SETS ((month, class_key), (month))
 ),
+-- coverage: facility-days present / expected (a facility is expected on every national
+-- census date of the month on which it is on the register, by its version's class)
+expected AS (
+    SELECT cd.month,
+           CASE WHEN grouping(h.scale_class) = 1 THEN 'all' ELSE h.scale_class END
+               AS scale_class,
+           count(*) AS expected_days
+    FROM (SELECT DISTINCT month, census_date FROM days) cd
+    JOIN history h ON cd.census_date BETWEEN h.valid_from AND h.valid_to
+    GROUP BY GROUPING SETS ((cd.month, h.scale_class), (cd.month))
+    HAVING grouping(h.scale_class) = 1 OR h.scale_class IS NOT NULL
+),
+present AS (
+    SELECT month,
+           CASE WHEN grouping(scale_class) = 1 THEN 'all' ELSE scale_class END AS scale_class,
+           count(*) AS present_days
+    FROM days WHERE version IS NOT NULL
+    GROUP BY GROUPING SETS ((month, scale_class), (month))
+    HAVING grouping(scale_class) = 1 OR scale_class IS NOT NULL
+),
 -- a facility changed scale class in the month: both classes have a series break
 class_moves AS (
     SELECT DISTINCT month, scale_class FROM days
@@ -654,12 +674,19 @@ SELECT s.month, s.scale_class, CAST(s.facilities AS BIGINT) AS facilities,
            AS is_estimated,
        s.scale_class <> 'all' AND EXISTS (SELECT 1 FROM class_moves m
            WHERE m.month = s.month AND m.scale_class = s.scale_class) AS is_series_break,
+       CAST(coalesce(p.present_days, 0) AS DOUBLE) / nullif(CAST(e.expected_days AS DOUBLE), 0)
+           AS coverage,
+       coalesce(coalesce(p.present_days, 0) < e.expected_days, false)
+           AND NOT coalesce(last_day(s.month) > (SELECT max(census_date) FROM days), true)
+           AS is_low_reliability,
        EXISTS (SELECT 1 FROM census_fallback b WHERE b.month = s.month
                AND (b.class_key = s.scale_class OR s.scale_class = 'all')) AS census_fallback
 FROM day_sums s
 JOIN census_days c USING (month)
 LEFT JOIN staff_sums f USING (month, scale_class)
-LEFT JOIN month_status ms USING (month, scale_class);
+LEFT JOIN month_status ms USING (month, scale_class)
+LEFT JOIN expected e USING (month, scale_class)
+LEFT JOIN present p USING (month, scale_class);
 
 -- National disclosure, one row per (month, class, KPI group); a group's columns are
 -- withheld together. Primary: base < 30 persons on an average day (not for the census
@@ -774,8 +801,8 @@ SELECT n.month, n.scale_class, n.facilities, n.capacity_places,
            AS detainees_per_custodial_fte,
        nullif(concat(CASE WHEN n.is_series_break THEN 'b' ELSE '' END,
                      CASE WHEN w.any_withheld THEN 'c' ELSE '' END,
-                     CASE WHEN n.is_estimated THEN 'e' ELSE '' END,
-                     CASE WHEN n.is_provisional THEN 'p' ELSE '' END), '') AS flag,
+                     CASE WHEN n.is_provisional THEN 'p' ELSE '' END,
+                     CASE WHEN n.is_low_reliability THEN 'u' ELSE '' END), '') AS flag,
        CASE WHEN NOT w.census THEN n.occupancy_in_use END AS occupancy_in_use,
        n.out_of_use_share,
        CASE WHEN NOT w.rehab THEN n.rehab_staff_per_100 END AS rehab_staff_per_100,
@@ -785,7 +812,8 @@ SELECT n.month, n.scale_class, n.facilities, n.capacity_places,
        CASE WHEN NOT w.plan THEN n.release_plan_coverage END AS release_plan_coverage,
        CASE WHEN NOT w.custodial THEN n.custodial_fte END AS custodial_fte,
        CASE WHEN NOT w.rehab THEN n.rehab_fte END AS rehab_fte,
-       n.census_days
+       n.census_days,
+       n.coverage
 FROM national n
 JOIN national_withheld w USING (month, scale_class);
 

@@ -33,15 +33,18 @@
     ) = 1
 {%- endmacro %}
 
-{#- Eurostat flag letters, alphabetical (b, c, e, m, p), null when none.
+{#- Eurostat flag letters, alphabetical (b, c, e, m, p, u), null when none.
     m (missing, SDMX OBS_STATUS M): a value of the row is empty because an input
-    the sender declared unknown (contract v3) is needed for it. -#}
-{% macro eurostat_flag(b, c, e, p, m='false') -%}
+    the sender declared unknown (contract v3) is needed for it. u (low
+    reliability): a national sum over facility-days with facility-days missing
+    (coverage below 1). -#}
+{% macro eurostat_flag(b, c, e, p, m='false', u='false') -%}
     nullif(concat(
         case when {{ b }} then 'b' else '' end,
         case when {{ c }} then 'c' else '' end,
         case when {{ e }} then 'e' else '' end,
         case when {{ m }} then 'm' else '' end,
-        case when {{ p }} then 'p' else '' end
+        case when {{ p }} then 'p' else '' end,
+        case when {{ u }} then 'u' else '' end
     ), '')
 {%- endmacro %}

@@ -38,7 +38,7 @@ PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
         "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "flag",
         "occupancy_in_use", "out_of_use_share", "rehab_staff_per_100", "work_participation",
         "education_participation", "digital_contact_share", "release_plan_coverage",
-        "custodial_fte", "rehab_fte", "census_days",
+        "custodial_fte", "rehab_fte", "census_days", "coverage",
     ),
     "mart_recidivism_cohort": (
         "cohort_year", "group_type", "group_value", "cohort_size", "recid_2y_general",

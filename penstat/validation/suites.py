@@ -20,7 +20,7 @@ SCALE_CLASSES = ("small", "medium", "large")
 OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
 # Eurostat flag letters; several may apply at once, written in alphabetical order
 # (e.g. "cp"): every non-empty combination is allowed.
-FLAG_LETTERS = ("b", "c", "e", "m", "p")
+FLAG_LETTERS = ("b", "c", "e", "m", "p", "u")
 FLAGS = tuple(sorted(
     ("".join(letter for i, letter in enumerate(FLAG_LETTERS) if mask & (1 << i))
      for mask in range(1, 2 ** len(FLAG_LETTERS))),
@@ -169,6 +169,7 @@ _PIPELINE_MART_RULES: dict[str, list[gxe.Expectation]] = {
         _share("digital_contact_share"),
         _share("release_plan_coverage"),
         gxe.ExpectColumnValuesToBeBetween(column="census_days", min_value=1, max_value=31),
+        _share("coverage"),
         gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_recidivism_cohort": [

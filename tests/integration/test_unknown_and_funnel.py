@@ -76,7 +76,8 @@ def wh(tmp_path_factory):
                  "population_female", "population_remand", "population_under_18",
                  "population_18_22", "admissions", "releases"],
                 [("NL-0005", dt.date(2025, 1, 8) + dt.timedelta(days=i), 0, 2, 0, 0, 0, 1,
-                  0, 0) for i in range(7)], 3, "occ-2025-01-w2", "occupancy.csv")
+                  0, 0) for i in range(6)], 3, "occ-2025-01-w2", "occupancy.csv")
+        # ... and no census on the 14th: a facility-day missing from the national sums
         con.execute("DELETE FROM raw.recidivism__releases")
         con.execute("DELETE FROM raw.recidivism__reconvictions")
         releases, reconvictions = planted_rows()
@@ -273,7 +274,7 @@ def test_small_optimal_is_an_extra_row_for_units_of_8_to_25_places(wh):
     assert optimal.pop("is_series_break") is True  # NL-0001 left 8..25 on the 11th
     assert optimal == small
     assert optimal["facilities"] == 2
-    assert optimal["average_daily_population"] == pytest.approx((3 * 22 + 7 * 2) / 7)
+    assert optimal["average_daily_population"] == pytest.approx((3 * 22 + 6 * 2) / 7)
     # the partition of 'all' is unchanged: small + medium + large
     parts = wh.execute("SELECT sum(facilities) FROM intermediate.int_national_month_kpis "
                        "WHERE scale_class IN ('small', 'medium', 'large')").fetchone()[0]
@@ -325,3 +326,29 @@ def test_a_region_withholds_its_population_where_a_facility_month_does(wh):
             assert (adp, density) == (None, None) and "c" in flag
         else:
             assert adp is not None and density is not None and "c" not in (flag or "")
+
+
+# ------------------------------------------------------------ coverage of national sums
+
+def test_national_rows_missing_facility_days_carry_their_coverage_and_u(wh):
+    # 7 national census dates x 4 facilities on the register (NL-0001, 0002, 0003, 0005);
+    # NL-0005 (small, 10 places) has no census on the 14th: 27 of 28 facility-days
+    rows = {r[0]: r[1:] for r in wh.execute(
+        "SELECT scale_class, coverage, flag, average_daily_population "
+        "FROM marts.mart_national_monthly").fetchall()}
+    assert rows["all"][0] == pytest.approx(27 / 28)
+    small_expected = 3 + 7  # NL-0001 small on the 8th..10th, NL-0005 every day
+    assert rows["small"][0] == pytest.approx((small_expected - 1) / small_expected)
+    for complete in ("medium", "large"):
+        assert rows[complete][0] == 1.0
+    # January is still open here (census up to the 14th): p, not u, and never e; a
+    # closed month with coverage below 1 is flagged u (dbt unit test
+    # test_national_monthly_withholds_and_flags)
+    for scale_class, (_, flag, _) in rows.items():
+        assert "p" in flag and "u" not in flag and "e" not in flag, scale_class
+    # published as is, not imputed: the missing day adds nothing to the sum
+    kpis = one(wh, "SELECT average_daily_population FROM intermediate.int_national_month_kpis "
+                   "WHERE scale_class = 'all'")
+    population_days = wh.execute("SELECT sum(population) FROM intermediate.int_facility_days"
+                                 ).fetchone()[0]
+    assert kpis["average_daily_population"] == pytest.approx(population_days / 7)

@@ -73,6 +73,46 @@ day_sums as (
     group by month, group_class
 ),
 
+-- coverage: facility-days delivered / facility-days expected, where a facility
+-- is expected on every national census date of the month on which a version of
+-- it is on the register (by that version's class)
+census_dates as (
+    select distinct month, census_date from days
+),
+
+expected_days as (
+    select
+        census_dates.month,
+        history.scale_class,
+        coalesce(history.is_small_optimal, false) as is_small_optimal
+    from census_dates
+    join {{ ref('int_facility_history') }} as history
+        on census_dates.census_date between history.valid_from and history.valid_to
+),
+
+grouped_expected as (
+    select month, scale_class as group_class from expected_days where scale_class is not null
+    union all
+    select month, 'small_optimal' as group_class from expected_days where is_small_optimal
+    union all
+    select month, 'all' as group_class from expected_days
+),
+
+coverage as (
+    select expected.month, expected.group_class, expected.expected_days,
+           coalesce(present.present_days, 0) as present_days
+    from (
+        select month, group_class, count(*) as expected_days
+        from grouped_expected group by month, group_class
+    ) as expected
+    left join (
+        select month, group_class, count(*) as present_days
+        from grouped_days
+        where facility_version_key is not null
+        group by month, group_class
+    ) as present using (month, group_class)
+),
+
 -- a facility changed scale class during the month: the class series has a break
 class_moves as (
     select distinct month, scale_class as group_class
@@ -222,6 +262,13 @@ select
         and not coalesce(last_day(day_sums.month) > national_census.last_census_date, true)
         as is_estimated,
     class_moves.group_class is not null and day_sums.group_class <> 'all' as is_series_break,
+    -- share of the expected facility-days delivered (docs/kpis.md, "Coverage")
+    {{ ratio('coverage.present_days', 'coverage.expected_days') }} as coverage,
+    -- u: a closed month whose sums miss expected facility-days: published as they
+    -- are (no imputation), with their coverage, as of low reliability
+    coalesce(coverage.present_days < coverage.expected_days, false)
+        and not coalesce(last_day(day_sums.month) > national_census.last_census_date, true)
+        as is_low_reliability,
     -- m: occupancy in use, out-of-use share or (on the 'all' row) a vulnerable-group
     -- share is empty because an input is unknown (contract v3)
     day_sums.any_out_of_use_unknown
@@ -235,6 +282,9 @@ left join staff_sums
 left join month_status
     on month_status.month = day_sums.month
    and month_status.group_class = day_sums.group_class
+left join coverage
+    on coverage.month = day_sums.month
+   and coverage.group_class = day_sums.group_class
 left join (select distinct month, group_class from class_moves) as class_moves
     on class_moves.month = day_sums.month
    and class_moves.group_class = day_sums.group_class

@@ -44,11 +44,14 @@ select
     kpis.{{ column }},
     {%- endif %}
     {%- if column == 'detainees_per_custodial_fte' %}
-    {{ eurostat_flag('kpis.is_series_break', withheld_any, 'kpis.is_estimated',
-                     'kpis.is_provisional', 'kpis.is_missing') }} as flag,
+    -- national sums are never imputed: e on facility rows, u (with coverage) here
+    {{ eurostat_flag('kpis.is_series_break', withheld_any, 'false',
+                     'kpis.is_provisional', 'kpis.is_missing', 'kpis.is_low_reliability') }}
+        as flag,
     {%- endif %}
     {%- endfor %}
-    kpis.census_days
+    kpis.census_days,
+    kpis.coverage
 from kpis
 join disclosure using (month, scale_class)
 order by
