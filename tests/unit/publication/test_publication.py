@@ -71,13 +71,13 @@ SELECT * FROM (VALUES
 CREATE OR REPLACE TABLE marts.mart_national_monthly AS
 SELECT * FROM (VALUES
   (DATE '2024-01-01', 'all', 2, 320.0, 328.0, {density}, 0.94, 0.05, 0.5, 0.1, 0.2, 2.6,
-   NULL::VARCHAR, 103.0, 0.006, 6.0, 0.4, 0.3, 0.6, 0.7, 126.0, 19.7, 31)
+   NULL::VARCHAR, 103.0, 0.006, 6.0, 0.4, 0.3, 0.6, 0.7, 126.0, 19.7, 31, 1.0)
 ) t(month, scale_class, facilities, capacity_places, average_daily_population, density,
     share_in_overcrowded, share_in_small_scale, vulnerable_in_small_scale_under_18,
     vulnerable_in_small_scale_18_22, vulnerable_in_small_scale_female,
     detainees_per_custodial_fte, flag, occupancy_in_use, out_of_use_share, rehab_staff_per_100,
     work_participation, education_participation, digital_contact_share, release_plan_coverage,
-    custodial_fte, rehab_fte, census_days);
+    custodial_fte, rehab_fte, census_days, coverage);
 CREATE OR REPLACE TABLE marts.mart_recidivism_cohort AS
 SELECT * FROM (VALUES
   (2020, 'scale_class', 'large', 120, 0.4, 0.2, 0.3, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE,

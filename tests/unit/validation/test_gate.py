@@ -65,6 +65,7 @@ def good_national() -> pd.DataFrame:
         "custodial_fte": [41.7, 95.0, 141.9, 278.6],
         "rehab_fte": [20.0, 28.5, 39.6, 88.1],
         "census_days": [31, 31, 31, 31],
+        "coverage": [1.0, 1.0, 1.0, 1.0],
     })
 
 
