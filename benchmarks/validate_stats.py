@@ -92,6 +92,9 @@ def summarise(results: pd.DataFrame, effect: float) -> pd.DataFrame:
                         bias=("error", "mean"), empirical_sd=("error", "std"),
                         mean_se=("se", "mean"), coverage=("covered", "mean")).reset_index()
     table["bias_pct_effect"] = 100 * table["bias"] / abs(effect)
+    # Monte Carlo standard error of the bias, as % of the effect
+    table["bias_mc_pct"] = (100 * table["empirical_sd"] / np.sqrt(table["replicates"])
+                            / abs(effect))
     table["se_ratio"] = table["mean_se"] / table["empirical_sd"]
     return table
 
@@ -101,12 +104,13 @@ def _row(r: pd.Series) -> str:
     figure = "rate" if r["figure"] == "standardised_rate" else "difference"
     return (f"| {r['group_type']} | {r['group_value']} | {figure} | {year} | "
             f"{int(r['replicates'])} | {100 * r['truth']:.2f} | {100 * r['bias']:+.2f} | "
-            f"{r['bias_pct_effect']:+.1f} | {100 * r['empirical_sd']:.2f} | "
+            f"{r['bias_pct_effect']:+.1f} ({r['bias_mc_pct']:.1f}) | "
+            f"{100 * r['empirical_sd']:.2f} | "
             f"{100 * r['mean_se']:.2f} | {r['se_ratio']:.2f} | {100 * r['coverage']:.1f} |")
 
 
 HEADER = ("| attribution | group | figure | cohort | replicates | mean truth (points) | "
-          "bias (points) | bias % of effect | empirical SD | mean SE | SE / SD | "
+          "bias (points) | bias % of effect (MC SE) | empirical SD | mean SE | SE / SD | "
           "coverage % |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
@@ -123,6 +127,11 @@ def report(table: pd.DataFrame, args: argparse.Namespace, effect: float, seconds
     bias_ok = (judged["bias_pct_effect"].abs() < 10).all()
     coverage_ok = judged["coverage"].between(0.93, 0.97).all()
     se_ok = (judged["se_ratio"] - 1).abs().le(0.10).all()
+    cells = yearly[yearly["replicates"] >= 0.9 * args.replicates]
+    cell_bias = int((cells["bias_pct_effect"].abs()
+                     > np.maximum(10, 3 * cells["bias_mc_pct"])).sum())
+    z_cov = 3 * math.sqrt(0.95 * 0.05 / args.replicates)
+    cell_coverage = int((~cells["coverage"].between(0.95 - z_cov, 0.95 + z_cov)).sum())
     lines = [
         "# Statistics validation: risk-standardised recidivism",
         "",
@@ -161,6 +170,13 @@ def report(table: pd.DataFrame, args: argparse.Namespace, effect: float, seconds
         f"- coverage of the 95 % intervals in [93 %, 97 %]: "
         f"**{'met' if coverage_ok else 'NOT met'}**",
         f"- mean nominal SE within 10 % of the empirical SD: **{'met' if se_ok else 'NOT met'}**",
+        f"- yearly figures ({len(cells)} cells estimated in at least 90 % of replicates): "
+        f"{cell_bias} with |bias| above both 10 % of the effect and 3 Monte Carlo SE; "
+        f"{cell_coverage} with coverage outside 95 -+ 3 Monte Carlo SE "
+        f"([{100 * (0.95 - z_cov):.1f}, {100 * (0.95 + z_cov):.1f}] %); SE / SD from "
+        f"{cells['se_ratio'].min():.2f} to {cells['se_ratio'].max():.2f}. Yearly cells rest "
+        "on about a fifth of the data, so their Monte Carlo error is larger; bias in "
+        "brackets is its Monte Carlo SE.",
         "",
         "## The headline: small minus large, pooled 2018-2022",
         "",
