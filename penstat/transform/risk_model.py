@@ -17,6 +17,12 @@ O/E ratio follows, and adjusted rate = O/E x national rate (mart SQL).
 With cohort-year fixed effects, E = O for every whole cohort year (the
 logistic score equations), so O/E = 1 nationally, year by year.
 
+O/E is kept for published interface v1 but is NOT the figure for comparing
+groups: with no group term the group's own effect leaks into its expected
+values, biasing O/E toward 1 (tests/unit/transform/test_standardisation.py).
+Comparisons use marginal standardisation (standardisation.py), validated by
+simulation (docs/statistics-validation.md).
+
 A second, *comparison* model adds indicators of the attributed scale class
 (large is the reference) to the same covariates. Its small-scale coefficient
 is the adjusted log odds ratio of reoffending, small vs large, with a Wald
