@@ -273,7 +273,7 @@ def _model_lines(folder: Path) -> list[str]:
     lines = [f"Risk model ({expected.get('status', 'unknown')}): "]
     fit = expected.get("fit", {})
     if expected.get("status") == "fitted":
-        lines[0] += (f"{fit['releases']:.0f} releases, C-statistic {fit['c_statistic']:.3f}, "
+        lines[0] += (f"{fit['releases']:.0f} persons, C-statistic {fit['c_statistic']:.3f}, "
                      f"McFadden R2 {fit['mcfadden_pseudo_r2']:.3f}, Hosmer-Lemeshow p "
                      f"{fit['hosmer_lemeshow_p_value']:.2f}")
     else:
