@@ -153,7 +153,7 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
             objective[col[c]] = sign
             res = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
             if res.status == 3:  # unbounded
-                ends.append(sign * math.inf)
+                ends.append(-sign * math.inf)
             elif res.status == 0:
                 ends.append(sign * res.fun)
             else:
