@@ -170,7 +170,9 @@ def _write_exports(paths: Paths, draft: Path, now: datetime) -> dict:
     extras: dict = {}
     con = connect(paths.warehouse, read_only=True)
     try:
-        sdmx = write_sdmx(con, draft, now)
+        con.execute(f"ATTACH '{draft / PUBLISHED_DB}' AS pub (READ_ONLY)")
+        sdmx = write_sdmx(con, draft, now, published_catalog="pub")
+        con.execute("DETACH pub")
         risk = write_risk_model(con, draft)
     finally:
         con.close()

@@ -113,6 +113,34 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None) -> dict[
     return out
 
 
+def local_interval(cells: LinkedCells, c: int, relations_of: list[list[int]],
+                   also_unknown: Iterable[int] = ()) -> Interval:
+    """Cell c's interval from its own component only (found by walking the relations
+    through unknown cells), with the cells `also_unknown` taken as withheld: what
+    withholding them would do, without auditing everything."""
+    unknown = unknown_cells(cells)
+    for extra in also_unknown:
+        if extra not in cells.known:
+            unknown[extra] = True
+    seen_cells, seen_relations, todo = {c}, [], [c]
+    visited: set[int] = set()
+    while todo:
+        x = todo.pop()
+        for r in relations_of[x]:
+            if r in visited:
+                continue
+            visited.add(r)
+            seen_relations.append(r)
+            t, parts, _ = cells.relations[r]
+            for y in (t, *parts):
+                if unknown[y] and y not in seen_cells:
+                    seen_cells.add(y)
+                    todo.append(y)
+    if not unknown[c]:
+        return Interval(c, cells.values[c], cells.values[c])
+    return _solve(cells, unknown, seen_relations, [c])[c]
+
+
 def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
            wanted: list[int]) -> dict[int, Interval]:
     if not relations:  # in no relation: only x >= 0 is known

@@ -62,10 +62,15 @@ def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
     path = ledger_path(paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    old = f"SELECT key, value FROM read_parquet('{path}') ANTI JOIN {published} USING (key)" \
-        if path.is_file() else "SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value WHERE false"
-    con.execute(f"COPY (SELECT key, value FROM {published} UNION ALL {old} ORDER BY key) "
-                f"TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+    old = f"read_parquet('{path}')" if path.is_file() \
+        else "(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value WHERE false)"
+    con.execute(f"""
+        COPY (
+            WITH new AS (SELECT key, value FROM {published}),
+                 kept AS (SELECT o.key, o.value FROM {old} AS o
+                          WHERE o.key NOT IN (SELECT key FROM new))
+            SELECT key, value FROM new UNION ALL SELECT key, value FROM kept ORDER BY key
+        ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
     os.replace(tmp, path)
     return int(con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0])
 

@@ -62,16 +62,13 @@ def choose(values: np.ndarray, costs: np.ndarray, missing: float) -> list[int] |
 
 
 def _best_single(cells: LinkedCells, c: int, units: list[int], cost: np.ndarray,
-                 width: float) -> int | None:
+                 width: float, relations_of: list[list[int]],
+                 cells_of: dict[int, list[int]]) -> int | None:
     """The candidate unit that widens cell c most per unit of cost (None: none does)."""
     best, best_gain = None, 0.0
     for u in units:
-        cells.units[u].withheld = True
-        try:
-            found = audit.intervals(cells, [c])
-        finally:
-            cells.units[u].withheld = False
-        gain = (found[c].width - width) / cost[u] if c in found else 0.0
+        found = audit.local_interval(cells, c, relations_of, cells_of.get(u, []))
+        gain = (found.width - width) / cost[u]
         if gain > best_gain + audit.EPS:
             best, best_gain = u, gain
     return best
@@ -87,6 +84,10 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
     cell_unit = cells.cell_unit
     outcome = Outcome()
     before = sum(u.withheld for u in cells.units)
+    cells_of: dict[int, list[int]] = {}
+    for i, u in enumerate(cell_unit):
+        if u >= 0:
+            cells_of.setdefault(u, []).append(i)
     last_width: dict[int, float] = {}
     gave_up: set[int] = set()
     for outcome.rounds in range(1, MAX_ROUNDS + 1):
@@ -118,7 +119,8 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
                 if picked is not None:
                     add.update(units[i] for i in picked)
             if picked is None and units:
-                best = _best_single(cells, c, units[:TRIALS], cost, iv.width)
+                best = _best_single(cells, c, units[:TRIALS], cost, iv.width,
+                                    relations_of, cells_of)
                 if best is not None:
                     add.add(best)
                     picked = [best]
