@@ -61,6 +61,9 @@ def _correction(paths) -> tuple[str, str]:
     row = next(dict(r) for r in rows if r["census_date"] == "2023-06-14"
                and int(r["population"]) >= 10)
     row["population"] = "3"
+    for column, value in row.items():  # the breakdowns stay within the population
+        if column.startswith("population_") and value not in ("", None):
+            row[column] = str(min(int(value), 3))
     text = ",".join(row) + "\n" + ",".join(row.values()) + "\n"
     write_delivery(paths.inbox, "occupancy", "syn-occ-fix-2023-06-14",
                    {"occupancy.csv": text.encode()}, sender="TEST",

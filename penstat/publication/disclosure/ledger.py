@@ -51,9 +51,10 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     path = ledger_path(paths)
     if path.is_file():
         con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS SELECT key, value "
-                    f"FROM read_parquet('{path}')")
+                    f"FROM read_parquet('{path}')").fetchall()
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE ledger (key VARCHAR, value DOUBLE)")
+        con.execute("CREATE OR REPLACE TEMP TABLE ledger (key VARCHAR, value DOUBLE)"
+                    ).fetchall()
 
 
 def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:

@@ -64,7 +64,7 @@ def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
     schema, table = relation.split(".")[-2:]
     return bool(con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' "
-        "AND table_schema = ? AND table_name = ?", [schema, table]).fetchone()[0])
+        "AND table_schema = ? AND table_name = ?", [schema, table]).fetchall()[0][0])
 
 
 def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], dict[str, float]]:
@@ -84,35 +84,54 @@ def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], dict[str
 
 
 def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -> None:
-    """The population family (docs in the module), with the sums published before."""
+    """The population family (docs in the module), with the sums published before.
+
+    Only the facility-months with something to protect (a small day or month, a change
+    of class, a correction, an earlier partial sum) are read day by day; the others
+    enter as their sums, computed by DuckDB."""
     pi = t.protection_interval
     if not all(_table_exists(con, f"intermediate.{m}") for m in (
             "int_facility_days", "int_facility_month_kpis", "int_national_month_kpis")):
         return
     changed, sums = _earlier(con)
-    days = con.execute("""
-        SELECT facility_id, census_date::VARCHAR, strftime(month, '%Y-%m'),
-               coalesce(scale_class, 'unknown'), population::DOUBLE,
-               coalesce(density > 100, false)
-        FROM wh.intermediate.int_facility_days
-        WHERE population IS NOT NULL
-        ORDER BY facility_id, census_date""").fetchall()
-    months = {(f, m): (s, d, m_iso) for f, m, m_iso, s, d in con.execute("""
-        SELECT facility_id, strftime(month, '%Y-%m'), month::VARCHAR,
-               population_days::DOUBLE, days_reported::DOUBLE
-        FROM wh.intermediate.int_facility_month_kpis
-        WHERE average_daily_population IS NOT NULL AND days_reported > 0""").fetchall()}
+    min_count = float(t.min_person_count)
+    fm_rows = con.execute("""
+        SELECT d.facility_id, strftime(d.month, '%Y-%m'), max(d.census_date)::VARCHAR,
+               count(DISTINCT coalesce(d.scale_class, 'unknown')),
+               min(coalesce(d.scale_class, 'unknown')),
+               bool_or(d.population > 0 AND d.population < ?),
+               sum(d.population)::DOUBLE, any_value(k.population_days)::DOUBLE,
+               any_value(k.days_reported)::DOUBLE
+        FROM wh.intermediate.int_facility_days d
+        LEFT JOIN wh.intermediate.int_facility_month_kpis k
+          ON k.facility_id = d.facility_id AND k.month = d.month
+         AND k.average_daily_population IS NOT NULL AND k.days_reported > 0
+        WHERE d.population IS NOT NULL
+        GROUP BY d.facility_id, d.month""", [min_count]).fetchall()
+    active = {(k.split("|")[1], k.split("|")[2][:7]) for k in changed}
+    active |= {(k.split("|")[1], k.split("|")[2]) for k in sums if k.startswith("month|")}
+    for f, m, _, n_classes, _, small_day, _, s, d in fm_rows:
+        if small_day or n_classes > 1 or (s is not None and _small(s, d, t)):
+            active.add((f, m))
+    import pandas as pd
+
+    con.register("active_fm", pd.DataFrame(sorted(active), columns=["facility_id", "m"]))
+    try:
+        days = con.execute("""
+            SELECT d.facility_id, d.census_date::VARCHAR, strftime(d.month, '%Y-%m'),
+                   coalesce(d.scale_class, 'unknown'), d.population::DOUBLE,
+                   coalesce(d.density > 100, false)
+            FROM wh.intermediate.int_facility_days d
+            SEMI JOIN active_fm a
+              ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m')
+            WHERE d.population IS NOT NULL
+            ORDER BY d.facility_id, d.census_date""").fetchall()
+    finally:
+        con.unregister("active_fm")
     by_fm: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for row in days:
         by_fm[(row[0], row[2])].append(row)
-    active = {(k.split("|")[1], k.split("|")[2][:7]) for k in changed}
-    active |= {(k.split("|")[1], k.split("|")[2]) for k in sums if k.startswith("month|")}
-    for fm, rows in by_fm.items():
-        s, d, _ = months.get(fm, (None, 0, None))
-        if any(_small(r[4], 1, t) for r in rows) or (s is not None and _small(s, d, t)) \
-                or len({r[3] for r in rows}) > 1:
-            active.add(fm)
-    # national rows: (month, class) -> (value, census days, overcrowded value)
+    # national rows: (month, class) -> census days; their sums over all facility-days
     national, small_scale = {}, {}
     for m, c, days_n, small_avg in con.execute("""
             SELECT strftime(month, '%Y-%m'), scale_class, census_days::DOUBLE,
@@ -122,54 +141,55 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         national[(m, c)] = days_n
         if c == "all" and small_avg is not None:
             small_scale[m] = small_avg * days_n
-    nat_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
-    nat_const: dict[tuple[str, str], float] = defaultdict(float)
     nat_value: dict[tuple[str, str], float] = defaultdict(float)
-    over_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
-    over_const: dict[tuple[str, str], float] = defaultdict(float)
     over_value: dict[tuple[str, str], float] = defaultdict(float)
     last_day: dict[str, str] = {}
+    for m, c, total, over, last in con.execute("""
+            SELECT strftime(month, '%Y-%m'), coalesce(scale_class, 'unknown'),
+                   sum(population)::DOUBLE,
+                   coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE,
+                   max(census_date)::VARCHAR
+            FROM wh.intermediate.int_facility_days WHERE population IS NOT NULL
+            GROUP BY ALL""").fetchall():
+        nat_value[(m, c)], over_value[(m, c)] = total, over
+        last_day[m] = max(last_day.get(m, ""), last)
+    nat_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
+    nat_const: dict[tuple[str, str], float] = dict(nat_value)
+    over_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
+    over_const: dict[tuple[str, str], float] = dict(over_value)
     nat_days: dict[tuple[str, str], list[tuple[str, str | None, float, bool]]] = \
-        defaultdict(list)  # (month, class) -> (date, cell key or None, population, over)
-    for fm, rows in by_fm.items():
-        f, m = fm
-        last_day[m] = max(last_day.get(m, ""), rows[-1][1])
-        is_active = fm in active
+        defaultdict(list)  # (month, class) -> the active days: (date, key, population, over)
+    for f, m, last, n_classes, c0, _, _, s, d in fm_rows:
+        month_key = f"month|{f}|{m}|{last}"
+        if (f, m) not in active:
+            if s is not None:
+                cells.cell(month_key, s, unit=None, scale=d)  # its days are all published
+            continue
+        rows = by_fm[(f, m)]
         day_keys = []
         for _, date, _, c, pop, over in rows:
             key = f"day|{f}|{date}"
-            nat_days[(m, c)].append((date, key if is_active else None, pop, over))
-            nat_value[(m, c)] += pop
+            nat_days[(m, c)].append((date, key, pop, over))
+            small = _small(pop, 1, t)
+            unit = cells.unit(("mart_facility_daily", (f, date), "population"), primary=small)
+            cells.cell(key, pop, unit=unit, need=pi if small else 0.0)
+            day_keys.append(key)
+            nat_const[(m, c)] -= pop
             if over:
-                over_value[(m, c)] += pop
-            if is_active:
-                unit = cells.unit(("mart_facility_daily", (f, date), "population"),
-                                  primary=_small(pop, 1, t))
-                cells.cell(key, pop, unit=unit, need=pi if _small(pop, 1, t) else 0.0)
-                day_keys.append(key)
-                if over:
-                    over_parts[(m, c)].append(key)
-            elif over:
-                over_const[(m, c)] += pop
-        classes = {r[3] for r in rows}
-        s, d, _ = months.get(fm, (None, 0, None))
-        month_key = f"month|{f}|{m}|{rows[-1][1]}"
+                over_parts[(m, c)].append(key)
+                over_const[(m, c)] -= pop
         if s is not None:
             small = _small(s, d, t)
             unit = cells.unit(("mart_facility_monthly", (f, f"{m}-01"), "population"),
-                              primary=small) if is_active else None
+                              primary=small)
             cells.cell(month_key, s, unit=unit, scale=d, need=pi * d if small else 0.0)
-            if is_active:
-                cells.relation(month_key, day_keys)
-        if len(classes) == 1:
-            c = rows[0][3]
-            if is_active and s is not None:
-                nat_parts[(m, c)].append(month_key)
-            else:
-                nat_const[(m, c)] += sum(r[4] for r in rows)
+            cells.relation(month_key, day_keys)
+        if n_classes == 1 and s is not None:
+            nat_parts[(m, c0)].append(month_key)
         else:
             for key, r in zip(day_keys, rows, strict=True):
                 nat_parts[(m, r[3])].append(key)
+    _earlier_facts(cells, con, sums, changed, by_fm, nat_days)
     by_month: dict[str, list[str]] = defaultdict(list)
     for (m, c), census_days in national.items():
         if c == "all":
@@ -191,7 +211,6 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
                    need=pi * census_days if small else 0.0)
         if over_parts[(m, c)]:
             cells.relation(over_key, over_parts[(m, c)], over_const[(m, c)])
-    _earlier_facts(cells, sums, changed, by_fm, nat_days)
     for m, keys in by_month.items():
         if (m, "all") not in national:
             continue
@@ -212,7 +231,8 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         cells.require(over_all, unit)
 
 
-def _earlier_facts(cells: LinkedCells, sums: dict[str, float], changed: dict[str, float],
+def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection,
+                   sums: dict[str, float], changed: dict[str, float],
                    by_fm: dict[tuple[str, str], list[tuple]],
                    nat_days: dict[tuple[str, str], list[tuple]]) -> None:
     """Each population sum published before, as a fact about today's cells: the sum of
@@ -232,6 +252,15 @@ def _earlier_facts(cells: LinkedCells, sums: dict[str, float], changed: dict[str
             members = nat_days.get((m, c), [])
             if kind == "overcrowded":
                 members = [r for r in members if r[3]]
+            # the days not read one by one (all published) up to `last`, as a constant
+            everything = con.execute(f"""
+                SELECT coalesce(sum(population), 0)::DOUBLE
+                FROM wh.intermediate.int_facility_days
+                WHERE strftime(month, '%Y-%m') = ? AND coalesce(scale_class, 'unknown') = ?
+                  AND census_date <= ?::DATE AND population IS NOT NULL
+                  {"AND density > 100" if kind == "overcrowded" else ""}""",
+                [m, c, last]).fetchall()[0][0]
+            constant = everything - sum(r[2] for r in members if r[0] <= last)
         for date, day_key, pop, _ in members:
             if date > last:
                 continue

@@ -27,7 +27,7 @@ from penstat.publication.disclosure import audit
 from penstat.publication.disclosure.cells import LinkedCells
 
 MAX_ROUNDS = 60
-TRIALS = 40  # candidates tried one by one when the cheapest cover did not widen a cell
+TRIALS = 20  # candidates tried one by one when the cheapest cover did not widen a cell
 
 
 @dataclass
@@ -99,6 +99,7 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
         known = cells.known
         comps, by_root = audit.component_relations(cells)
         add: set[int] = set()
+        tried: set[int] = set()
         for iv in bad:
             c = iv.cell
             missing = cells.needs[c] - iv.width
@@ -118,7 +119,11 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
                                 missing)
                 if picked is not None:
                     add.update(units[i] for i in picked)
+            root = comps.find(c)
+            if picked is None and units and root in tried:
+                continue  # one trial per component and round: the next round sees its effect
             if picked is None and units:
+                tried.add(root)
                 best = _best_single(cells, c, units[:TRIALS], cost, iv.width,
                                     relations_of, cells_of)
                 if best is not None:

@@ -188,12 +188,14 @@ def apply(con: duckdb.DuckDBPyConnection, catalog: str, spec: MartSpec,
         else:
             out.append(f'm."{column}"')
     order = ", ".join(f'"{k}"' for k in keys)
+    source = (f"(SELECT {select_s} FROM wh.{spec.source})" if source_columns
+              else f"(SELECT {', '.join(f'm.{k}' for k in keys)} FROM {table} m WHERE false)")
     try:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE disclosed AS
             SELECT {", ".join(out)}
             FROM {table} m
-            LEFT JOIN (SELECT {select_s} FROM wh.{spec.source}) s
+            LEFT JOIN {source} s
                 ON {" AND ".join(f'm."{k}" = s."{k}"' for k in keys)}
             LEFT JOIN withheld_units w ON {join_w}""")
         con.execute(f"DROP TABLE {table}")
