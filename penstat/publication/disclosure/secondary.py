@@ -130,8 +130,9 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
                     add.add(best)
                     picked = [best]
             if picked is None:
-                # nothing in its subtables widens it: withhold the totals above it
-                tops = {cell_unit[t] for r in relations_of[c]
+                # nothing in its subtables widens it alone: withhold the totals of the
+                # relations that hold it (its component's), one level up the hierarchy
+                tops = {cell_unit[t] for r in by_root.get(root, relations_of[c])
                         for t in (cells.relations[r][0],)
                         if t != c and cell_unit[t] >= 0 and not withheld[t]
                         and t not in known}

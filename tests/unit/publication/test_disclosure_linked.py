@@ -162,3 +162,27 @@ def test_the_secondary_is_the_cheapest_cover_and_not_a_published_rule():
 def test_choose_solves_the_covering_programme(missing, expected):
     picked = secondary.choose(np.array([7.0, 6.0]), np.array([8.0, 7.0]), missing)
     assert picked == expected
+
+
+def test_a_correction_of_a_month_already_published_climbs_the_hierarchy():
+    """Every other day of the month was published before: only withholding the month,
+    its national class and the national total keeps the corrected day (now 3) open."""
+    cells = facility_month([3, 30, 31])
+    day = cells.index["day|F|1"]
+    cells.known.update({cells.index["day|F|2"], cells.index["day|F|3"]})
+    small = cells.unit(("national", "small", "population"))
+    medium = cells.unit(("national", "medium", "population"))
+    total = cells.unit(("national", "all", "population"))
+    cells.cell("national|small", 64 + 900, unit=small)
+    cells.relation("national|small", ["month|F|m"], constant=900)
+    cells.cell("national|medium", 5000, unit=medium)
+    cells.cell("national|all", 5964, unit=total)
+    cells.relation("national|all", ["national|small", "national|medium"])
+    primary_only(cells)
+    assert exposed_keys(cells) == ["day|F|1"]
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed_keys(cells) == [] and outcome.unprotectable == []
+    withheld = {cells.keys[i] for i in np.flatnonzero(cells.withheld_cells())}
+    assert {"month|F|m", "national|small"} <= withheld
+    assert {"national|all", "national|medium"} & withheld
+    assert audit.intervals(cells)[day].width >= PI
