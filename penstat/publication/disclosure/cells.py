@@ -84,9 +84,7 @@ class LinkedCells:
     def relation(self, total: str, parts: Iterable[str], constant: float = 0.0) -> bool:
         """total = sum(parts) + constant, kept only if it holds on the true values."""
         t = self.index[total]
-        p = tuple(self.index[k] for k in parts)
-        if not p:
-            return False
+        p = tuple(self.index[k] for k in parts)  # none: the total is the constant
         if abs(self.values[t] - constant - sum(self.values[k] for k in p)) \
                 > RELATION_TOLERANCE:
             self.rejected_relations += 1

@@ -75,10 +75,11 @@ def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], dict[str
         SELECT l.key, l.value FROM ledger l
         JOIN wh.intermediate.int_facility_days d
           ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
-        WHERE l.key LIKE 'day|%' AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall())
+        WHERE l.key LIKE 'day|%' AND l.value IS NOT NULL
+          AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall())
     sums = dict(con.execute("""
-        SELECT key, value FROM ledger
-        WHERE key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%'
+        SELECT key, value FROM ledger WHERE value IS NOT NULL
+          AND (key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%')
         """).fetchall())
     return changed, sums
 
@@ -113,6 +114,26 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
     for f, m, _, n_classes, _, small_day, _, s, d in fm_rows:
         if small_day or n_classes > 1 or (s is not None and _small(s, d, t)):
             active.add((f, m))
+    # a national class or overcrowded sum that is small on average: its facility-months
+    # are read day by day, so that their days can protect it
+    small_groups = con.execute("""
+        WITH sums AS (
+            SELECT strftime(d.month, '%Y-%m') AS m, coalesce(d.scale_class, 'unknown') AS c,
+                   sum(d.population) AS total,
+                   coalesce(sum(d.population) FILTER (WHERE d.density > 100), 0) AS over
+            FROM wh.intermediate.int_facility_days d WHERE d.population IS NOT NULL
+            GROUP BY ALL),
+        days AS (SELECT strftime(month, '%Y-%m') AS m, census_days
+                 FROM wh.intermediate.int_national_month_kpis WHERE scale_class = 'all')
+        SELECT DISTINCT d.facility_id, strftime(d.month, '%Y-%m')
+        FROM wh.intermediate.int_facility_days d
+        JOIN sums s ON s.m = strftime(d.month, '%Y-%m')
+                   AND s.c = coalesce(d.scale_class, 'unknown')
+        JOIN days n ON n.m = s.m
+        WHERE (s.total > 0 AND s.total < ? * n.census_days)
+           OR (s.over > 0 AND s.over < ? * n.census_days AND d.density > 100)
+        """, [min_count, min_count]).fetchall()
+    active |= {(f, m) for f, m in small_groups}
     import pandas as pd
 
     con.register("active_fm", pd.DataFrame(sorted(active), columns=["facility_id", "m"]))
@@ -207,10 +228,11 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         over_unit = cells.unit(("mart_national_monthly", (f"{m}-01", c), "overcrowded"),
                                primary=small)
         cells.require(over_unit, unit)
+        # withheld when small on average, but a sum of facility-days that are protected
+        # one by one: its interval must be `pi` person-days wide (not pi x days)
         cells.cell(over_key, over_value[(m, c)], unit=over_unit, scale=census_days,
-                   need=pi * census_days if small else 0.0)
-        if over_parts[(m, c)]:
-            cells.relation(over_key, over_parts[(m, c)], over_const[(m, c)])
+                   need=pi if small else 0.0)
+        cells.relation(over_key, over_parts[(m, c)], over_const[(m, c)])
     for m, keys in by_month.items():
         if (m, "all") not in national:
             continue
@@ -289,6 +311,26 @@ def known_cells(cells: LinkedCells, con: duckdb.DuckDBPyConnection) -> int:
         con.unregister("disclosure_cells")
     cells.known.update(int(i) for (i,) in hits)
     return len(hits)
+
+
+def withheld_before(cells: LinkedCells, con: duckdb.DuckDBPyConnection) -> int:
+    """Withhold again every unit whose cell was withheld before (ledger value NULL), so
+    that a value once confidential stays so and a republication of the same data is the
+    same publication (consistency across vintages); how many units."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"key": cells.keys, "i": range(len(cells.keys))})
+    con.register("disclosure_cells", frame)
+    try:
+        hits = con.execute("""
+            SELECT c.i FROM disclosure_cells c JOIN ledger l USING (key)
+            WHERE l.value IS NULL""").fetchall()
+    finally:
+        con.unregister("disclosure_cells")
+    units = {cells.cell_unit[int(i)] for (i,) in hits} - {-1}
+    for u in units:
+        cells.units[u].withheld = True
+    return len(units)
 
 
 def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -> None:

@@ -80,6 +80,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, t: linked.Thresholds) -> LinkedC
     linked.population(cells, con, t)
     linked.cohorts(cells, con, t)
     linked.known_cells(cells, con)
+    linked.withheld_before(cells, con)
     return cells
 
 
@@ -211,10 +212,11 @@ def stage_ledger(con: duckdb.DuckDBPyConnection, catalog: str, cells: LinkedCell
     daily mart, and the sums and counts of the linked tables), merged into the ledger
     once the publication is current (ledger.commit)."""
     withheld = cells.withheld_cells()
-    frame = pd.DataFrame(
-        [(k, v) for i, (k, v) in enumerate(zip(cells.keys, cells.values, strict=True))
-         if not withheld[i] and not k.startswith(("earlier|", "cross|"))],
-        columns=["key", "value"])
+    frame = pd.DataFrame(  # a withheld cell: value NULL (withheld again next time)
+        [(k, None if withheld[i] else v)
+         for i, (k, v) in enumerate(zip(cells.keys, cells.values, strict=True))
+         if not k.startswith(("earlier|", "cross|"))],
+        columns=["key", "value"]).astype({"key": "object", "value": "float64"})
     con.register("published_sums", frame)
     try:
         con.execute(f"""
@@ -223,7 +225,9 @@ def stage_ledger(con: duckdb.DuckDBPyConnection, catalog: str, cells: LinkedCell
                    population::DOUBLE AS value
             FROM {catalog}.marts.mart_facility_daily WHERE population IS NOT NULL
             UNION ALL
-            SELECT key, value FROM published_sums WHERE key NOT LIKE 'day|%'""")
+            SELECT key, value FROM published_sums WHERE key NOT LIKE 'day|%'
+            UNION ALL
+            SELECT key, NULL FROM published_sums WHERE key LIKE 'day|%' AND value IS NULL""")
         ledger.stage(con, paths, PENDING)
     finally:
         con.unregister("published_sums")
