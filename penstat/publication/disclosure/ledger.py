@@ -1,8 +1,9 @@
 """What earlier publications made public: one compact ledger, not every vintage.
 
 The ledger (`$PENSTAT_HOME/disclosure/ledger.parquet`) holds, for every cell key ever
-published, the last value published (NULL: withheld last time, so withheld again) (a facility-day's population, a facility-month's
-or national class's person-days up to a given day, a cohort group's counts). It is
+published, the last value published (a facility-day's population, a facility-month's
+or national class's person-days up to a given day, a cohort group's counts; NULL:
+withheld last time, so withheld again). It is
 rewritten after each publication becomes current, from the previous ledger and the new
 publication's published cells, so reading it costs the number of cells, whatever the
 number of publications. A provisional month's sums have keys carrying their last day,
