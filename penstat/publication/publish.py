@@ -34,11 +34,18 @@ from pathlib import Path
 import duckdb
 
 from penstat.contract.layout import Paths
-from penstat.contract.published import INTERFACE_VERSION, MART_COLUMNS, MART_KEYS
+from penstat.contract.published import (
+    INTERFACE_VERSION,
+    MART_COLUMNS,
+    MART_KEYS,
+    WAREHOUSE_MART_COLUMNS,
+)
 from penstat.core.database import connect
 from penstat.core.faults import kill_point
 from penstat.core.files import sha256_file
 from penstat.core.processes import pid_alive
+from penstat.publication.disclosure import ledger as disclosure_ledger
+from penstat.publication.disclosure import step as disclosure
 from penstat.publication.metadata import (
     STORAGE_VERSION,
     comment_problems,
@@ -111,8 +118,10 @@ def _attach_published_db(draft: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]:
-    """Copy the marts out of the warehouse (read-only) into the draft."""
+def _write_draft(paths: Paths, draft: Path
+                 ) -> tuple[dict[str, dict], list[str], disclosure.Report]:
+    """Copy the marts out of the warehouse (read-only) into the draft, then run
+    disclosure control over all of them at once (penstat.publication.disclosure)."""
     draft.mkdir(parents=True)
     con = _attach_published_db(draft)
     try:
@@ -120,11 +129,14 @@ def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]
         built = _built_up_to(con)
         con.execute("CREATE SCHEMA marts")
         marts: dict[str, dict] = {}
-        for mart, columns in MART_COLUMNS.items():
+        for mart, columns in WAREHOUSE_MART_COLUMNS.items():
             order = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
             cols = ", ".join(f'"{c}"' for c in columns)
             con.execute(f"CREATE TABLE marts.{mart} AS SELECT {cols} FROM wh.marts.{mart} "
                         f"ORDER BY {order}")
+        report = disclosure.run(con, paths, catalog="pub")
+        for mart in MART_COLUMNS:
+            order = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
             parquet = draft / f"{mart}.parquet"
             con.execute(f"COPY (SELECT * FROM marts.{mart} ORDER BY {order}) TO '{parquet}' "
                         "(FORMAT parquet, COMPRESSION zstd)")
@@ -137,7 +149,7 @@ def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]
         con.execute("DETACH wh")
     finally:
         con.close()
-    return marts, deliveries
+    return marts, deliveries, report
 
 
 def _write_meta(draft: Path, manifest: dict) -> None:
@@ -158,7 +170,9 @@ def _write_exports(paths: Paths, draft: Path, now: datetime) -> dict:
     extras: dict = {}
     con = connect(paths.warehouse, read_only=True)
     try:
-        sdmx = write_sdmx(con, draft, now)
+        con.execute(f"ATTACH '{draft / PUBLISHED_DB}' AS pub (READ_ONLY)")
+        sdmx = write_sdmx(con, draft, now, published_catalog="pub")
+        con.execute("DETACH pub")
         risk = write_risk_model(con, draft)
     finally:
         con.close()
@@ -326,13 +340,14 @@ def publish(paths: Paths | None = None) -> Publication:
     now = datetime.now(UTC)
     draft = paths.published / f".draft-{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        marts, deliveries = _write_draft(paths, draft)
+        marts, deliveries, disclosure_report = _write_draft(paths, draft)
         kill_point("publish.staged")
         content = hashlib.sha256(json.dumps(marts, sort_keys=True).encode()).hexdigest()
         current = current_manifest(paths)
         if current and current.get("marts") == marts and current.get("deliveries") == deliveries:
             log.info("marts unchanged since publication %s: nothing to publish",
                      current["version"])
+            disclosure_ledger.discard(paths)
             return Publication(current["version"], paths.current_publication.resolve(), marts,
                                deliveries, unchanged=True)
         ready = _unswitched_version(paths, marts, deliveries)
@@ -340,6 +355,7 @@ def publish(paths: Paths | None = None) -> Publication:
             log.warning("publication %s was complete but never made current (an interrupted "
                         "run): switching to it", ready)
             switch_current(paths, ready)
+            disclosure_ledger.commit(paths)
             return Publication(ready, paths.published / ready, marts, deliveries)
         version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}"
         n = 2
@@ -348,6 +364,7 @@ def publish(paths: Paths | None = None) -> Publication:
             n += 1
         fingerprints = suite_fingerprints()
         suites, failures, validated = _gate(paths, draft, current, marts, fingerprints)
+        failures = disclosure_report.failures + failures
         kill_point("publish.gated")
         report_dir = paths.reports / "gate"
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -355,9 +372,11 @@ def publish(paths: Paths | None = None) -> Publication:
         data_docs = paths.reports / "data_docs" / "index.html"
         validation = {"success": not failures, "suites": suites, "failures": failures,
                       "rows_validated": validated, "suite_sha256": fingerprints,
-                      "report": str(data_docs)}
+                      "report": str(data_docs),
+                      "disclosure": disclosure_report.as_dict()}
         report.write_text(json.dumps({"version": version, **validation}, indent=2) + "\n")
         if failures:
+            disclosure_ledger.discard(paths)
             raise GateFailed(failures, report)
         manifest = {
             "interface_version": INTERFACE_VERSION,
@@ -376,6 +395,7 @@ def publish(paths: Paths | None = None) -> Publication:
         os.rename(draft, final)
         kill_point("publish.renamed")
         switch_current(paths, version)
+        disclosure_ledger.commit(paths)
         log.info("published %s (%s)", version,
                  ", ".join(f"{m} {v['rows']} rows" for m, v in marts.items()))
         return Publication(version, final, marts, deliveries, suites=suites)

@@ -14,7 +14,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from penstat.contract.feeds import FEEDS, FileSpec
-from penstat.contract.published import MART_COLUMNS, MART_KEYS
+from penstat.contract.published import MART_COLUMNS, MART_KEYS, VALUE_FLAG_COLUMNS, flag_column
 
 SCALE_CLASSES = ("small", "medium", "large")
 OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
@@ -227,6 +227,9 @@ def mart_suite(mart: str) -> gx.ExpectationSuite:
         *[gxe.ExpectColumnValuesToNotBeNull(column=k) for k in keys
           if not (mart == "mart_delivery_status" and k == "facility_id")],
         *_MART_RULES[mart],
+        # every value's own flag: the same letters as the row's (docs/kpis.md)
+        *[gxe.ExpectColumnValuesToBeInSet(column=flag_column(c), value_set=list(FLAGS))
+          for c in VALUE_FLAG_COLUMNS.get(mart, ())],
     ]
     return gx.ExpectationSuite(
         name=mart_suite_name(mart),
