@@ -84,7 +84,7 @@ def write_meta(con: duckdb.DuckDBPyConnection, catalog: str, manifest: Mapping,
                docs: Mapping[str, ModelDoc] | None = None) -> None:
     """The schema `catalog`.meta, from the publication's manifest."""
     docs = dbt_model_docs() if docs is None else docs
-    con.execute(f"CREATE SCHEMA {catalog}.meta")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog}.meta")
     con.execute(f"CREATE TABLE {catalog}.meta.publication (interface_version VARCHAR, "
                 "version VARCHAR, previous_version VARCHAR, published_at TIMESTAMP, "
                 "deliveries BIGINT)")
