@@ -158,20 +158,20 @@ unioned as (
 )
 
 select
-    unioned.feed,
-    unioned.facility_id,
-    cast(unioned.last_period_received as date) as last_period_received,
-    cast(unioned.days_late as bigint) as days_late,
-    unioned.last_delivery_id,
+    feed,
+    facility_id,
+    cast(last_period_received as date) as last_period_received,
+    cast(days_late as bigint) as days_late,
+    last_delivery_id,
     case
-        when unioned.days_late > 0 then 'late'
+        when days_late > 0 then 'late'
         -- nothing ever received where something was expected
-        when unioned.days_late is null and unioned.last_delivery_id is null then 'late'
+        when days_late is null and last_delivery_id is null then 'late'
         -- closed, and nothing it owes from before its closing is missing
-        when unioned.is_closed then 'closed'
+        when is_closed then 'closed'
         else 'ok'
     end as status,
-    cast(as_of.as_of_date as date) as as_of_date
+    cast(as_of_date as date) as as_of_date
 from unioned
 cross join as_of
 order by feed, facility_id nulls first
