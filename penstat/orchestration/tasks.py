@@ -139,7 +139,9 @@ def alert_days_late() -> int:
 
 
 def late_feeds(paths: Paths | None = None, min_days_late: int | None = None) -> list[dict]:
-    """Rows of marts.mart_delivery_status that are late by at least `min_days_late` days."""
+    """Rows of marts.mart_delivery_status that are late by at least `min_days_late` days
+    (status `late` only: `ok` and `closed`, a facility that closed with nothing owed,
+    are never reported)."""
     paths = paths or Paths.from_env()
     if min_days_late is None:
         min_days_late = alert_days_late()
@@ -205,4 +207,5 @@ def gate_and_publish() -> dict:
 
     publication = publish(Paths.from_env())
     return {"version": publication.version, "unchanged": publication.unchanged,
-            "marts": publication.marts}
+            "marts": publication.marts, "revisions": publication.revisions,
+            "retired": publication.retired}
