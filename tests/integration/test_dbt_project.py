@@ -490,7 +490,7 @@ def test_every_published_column_is_documented_with_its_kpi_authority(built):
         "custodial_fte", "rehab_fte", "cohort_year", "group_type", "group_value",
         "cohort_size", "ci_low", "ci_high", "observed_expected_se", "national_rate",
         "vacancy_rate", "recid_2y_custodial", "adjusted_rate",
-        "feed", "last_period_received", "days_late", "last_delivery_id", "status",
+        "feed", "last_period_received", "days_late", "last_delivery_id", "status", "as_of_date",
     }
     for mart, columns in PUBLISHED_COLUMNS.items():
         node = manifest["nodes"][f"model.penstat.{mart}"]
