@@ -9,7 +9,7 @@ export PENSTAT_HOME ?= $(CURDIR)/.penstat
 DEMO_HOME ?= $(CURDIR)/.penstat/demo
 REAL_HOME ?= $(CURDIR)/.penstat/real
 
-.PHONY: help setup demo real test test-fast up down status rebuild lint fmt suites bench clean
+.PHONY: help lock setup demo real test test-fast up down status rebuild lint fmt suites bench clean
 BENCH_SCALES ?= 1,10
 BENCH_RUNS ?= 3
 
@@ -39,6 +39,13 @@ $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
 	@touch $@
 
 setup: $(VENV)/.installed
+
+# Re-resolve requirements.lock from requirements.in after adding a dependency there:
+# uv keeps every version already pinned in the lock (it reads the output file as its
+# preferences), so only the new packages are added; check with `git diff`.
+lock: | $(BIN)/python
+	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv
+	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements.in -o requirements.lock
 
 demo: setup
 	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/penstat demo --scale $(SCALE) --seed $(SEED)

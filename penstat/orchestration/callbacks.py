@@ -3,10 +3,10 @@
 Every penstat task has `on_failure_callback=notify_failure`. By default a
 failure is one structured JSON line on the logger `penstat.alerts` (in the task
 log), which any log shipper can route. To page someone instead, set
-PENSTAT_ALERT_HOOK to an importable `module:function` taking the same dict
-(e.g. one that posts to a chat webhook or sends e-mail through an Airflow
-connection); see docs/operations.md. A hook that fails is logged and does not
-hide the alert line.
+PENSTAT_ALERT_NOTIFIERS to Airflow notifiers (any BaseNotifier: SMTP, Slack, the
+WebhookNotifier of penstat.orchestration.notifiers), or PENSTAT_ALERT_HOOK to an
+importable `module:function` taking the same dict; see docs/operations.md. A
+notifier or hook that fails is logged and does not hide the alert line.
 
 The event's `kind` says what happened:
 
@@ -33,6 +33,7 @@ from penstat.contract.problems import log_safe
 alerts = logging.getLogger("penstat.alerts")
 
 HOOK_ENV = "PENSTAT_ALERT_HOOK"
+NOTIFIERS_ENV = "PENSTAT_ALERT_NOTIFIERS"  # = penstat.orchestration.notifiers.NOTIFIERS_ENV
 ERROR_CHARS = 2000
 _KINDS = {
     "check_delivery_status": "feed_late",
@@ -72,9 +73,12 @@ def alert_line(event: dict) -> str:
     return json.dumps(event, ensure_ascii=True, default=str)
 
 
-def route(event: dict) -> None:
-    """The alert line, then the operator's hook if one is configured."""
-    alerts.error("%s", alert_line(event))
+def route(event: dict, context: dict | None = None) -> None:
+    """The alert line, then the configured Airflow notifiers, then the operator's hook."""
+    line = alert_line(event)
+    alerts.error("%s", line)
+    if context is not None and os.environ.get(NOTIFIERS_ENV):
+        _notify(context, event, line)
     hook = os.environ.get(HOOK_ENV)
     if not hook:
         return
@@ -89,5 +93,23 @@ def route(event: dict) -> None:
                        log_safe(_error_text(failed)))
 
 
+def _notify(context, event: dict, line: str) -> None:
+    from penstat.orchestration.notifiers import configured_notifiers  # imports airflow.sdk
+
+    try:
+        notifiers = configured_notifiers()
+    except Exception as failed:
+        alerts.warning("%s: %s; the alert above went to no notifier", NOTIFIERS_ENV,
+                       log_safe(_error_text(failed)))
+        return
+    for notifier in notifiers:
+        try:
+            notifier({**context, "penstat_alert": event, "penstat_alert_line": line})
+        except Exception as failed:
+            alerts.warning("notifier %s failed (%s: %s); the alert above was not delivered "
+                           "there", type(notifier).__name__, type(failed).__name__,
+                           log_safe(_error_text(failed)))
+
+
 def notify_failure(context) -> None:
-    route(failure_event(context))
+    route(failure_event(context), context)
