@@ -29,7 +29,8 @@ Flag `r` (Eurostat: revised value). A changed value is revised: the flag column 
 covers it gets the letter `r`, added to its letters in alphabetical order without
 duplicates (`p` -> `pr`, `cp` -> `cpr`, empty -> `r`). Which flag column covers which
 value column is a mapping (`flag_targets`): today one row-level `flag` covers every
-value of its row; per-value `<column>_flag` columns map each column to its own flag.
+value of its row; a per-value `<column>_flag` column, where a mart has one, covers its
+column alone (found by name, so the switch to per-value flags needs no change here).
 The letter says "revised in this publication": the next publication sets it again only
 on values it revises, and a flag is compared without `r` (so its own letter does not
 count as a change). A row only added, or whose only change is its flag (a provisional
@@ -53,6 +54,7 @@ from penstat.contract.published import MART_COLUMNS, MART_KEYS, REVISION_FLAG
 REVISIONS_TABLE = "revisions"  # in schema meta of published.duckdb
 REVISIONS_FILE = "revisions.parquet"
 ROW_FLAG_COLUMN = "flag"
+PER_VALUE_FLAG_SUFFIX = "_flag"  # a per-value flag column <column>_flag, when a mart has one
 CHANGES = ("added", "removed", "changed")
 # Marts whose flag holds another publisher's status letters as published (Eurostat's
 # OBS_FLAG, which has its own `r`): penstat adds no letter to them.
@@ -94,19 +96,31 @@ def _without_letter(expr: str, letter: str = REVISION_FLAG) -> str:
 
 
 def flag_targets(mart: str, columns: tuple[str, ...] | None = None,
-                 flag_column: str = ROW_FLAG_COLUMN) -> dict[str, str]:
+                 flag_column: str = ROW_FLAG_COLUMN,
+                 per_value_suffix: str = PER_VALUE_FLAG_SUFFIX) -> dict[str, str]:
     """{value column: the flag column that gets `r` when the value is revised}.
 
-    Row-level flags (today): every column that is neither a key nor `flag_column` maps
-    to `flag_column`. Empty for a mart without that column or with another publisher's
-    flags (SOURCE_FLAGGED_MARTS). For per-value flags, build the mapping
-    {column: f"{column}_flag"} instead and pass it to diff_mart.
+    A value column `<c>` with a per-value flag column `<c>_flag` maps to it; any other
+    column that is neither a key nor a flag column maps to the row-level `flag_column`
+    if the mart has one (today: every column maps to `flag`). Empty for a mart with
+    another publisher's flags (SOURCE_FLAGGED_MARTS) or without flag columns.
     """
     columns = MART_COLUMNS[mart] if columns is None else columns
-    if flag_column not in columns or mart in SOURCE_FLAGGED_MARTS:
+    if mart in SOURCE_FLAGGED_MARTS:
         return {}
     keys = set(MART_KEYS[mart])
-    return {c: flag_column for c in columns if c not in keys and c != flag_column}
+    present = set(columns)
+    flag_columns = {c for c in columns if c == flag_column or (
+        c.endswith(per_value_suffix) and c[:-len(per_value_suffix)] in present)}
+    out: dict[str, str] = {}
+    for c in columns:
+        if c in keys or c in flag_columns:
+            continue
+        if f"{c}{per_value_suffix}" in present:
+            out[c] = f"{c}{per_value_suffix}"
+        elif flag_column in present:
+            out[c] = flag_column
+    return out
 
 
 def _q(name: str) -> str:

@@ -139,9 +139,15 @@ def test_the_flag_column_is_a_parameter_for_per_value_flags(con, tmp_path):
     cols = ("facility_id", "census_date", "population", "population_flag", "density",
             "density_flag")
     flags = {"population": "population_flag", "density": "density_flag"}
+    assert flag_targets(DAILY, cols) == flags, "per-value flag columns are found by name"
     diff = diff_mart(con, DAILY, "n", tmp_path / "o.parquet", columns=cols, flags=flags)
     mark_revised(con, "n", diff)
     assert con.execute("SELECT population_flag, density_flag FROM n").fetchone() == ("r", "p")
+    assert flag_targets(DAILY, (*cols, "flag"))["population"] \
+        == "population_flag"
+    assert flag_targets(DAILY, ("facility_id", "census_date", "tier", "population",
+                                "population_flag", "flag")) == {
+        "tier": "flag", "population": "population_flag"}
 
 
 def test_flag_targets_and_the_letter():
