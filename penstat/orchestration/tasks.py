@@ -221,3 +221,18 @@ def gate_and_publish() -> dict:
             "marts": publication.marts, "revisions": publication.revisions,
             "retired": publication.retired,
             "lineage": None if lineage is None else str(lineage)}
+
+
+def build_dashboard(version: str | None = None, rebuild: bool = False) -> dict:
+    """The static dashboard of a publication (default: `current`), built from its
+    published.duckdb into `published/<version>/dashboard/` unless it is there already
+    (penstat.reporting.dashboard). Reads the publication only: it needs no warehouse slot."""
+    from penstat.reporting.dashboard import INDEX, install_dashboard
+
+    paths = Paths.from_env()
+    publication = paths.published / version if version else paths.current_publication
+    if not (publication / "published.duckdb").is_file():
+        raise FileNotFoundError(f"no publication at {publication}: nothing to draw")
+    dashboard = install_dashboard(publication, rebuild=rebuild)
+    return {"version": dashboard.version, "index": str(dashboard.folder / INDEX),
+            "built": dashboard.built, "seconds": round(dashboard.seconds, 1)}

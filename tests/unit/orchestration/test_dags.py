@@ -36,7 +36,7 @@ def schedule_assets(dag) -> set[str]:
 def test_every_dag_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
     expected = {f"penstat_ingest_{f}" for f in FEEDS} | {
-        "penstat_build", "penstat_publish", "penstat_lateness"}
+        "penstat_build", "penstat_publish", "penstat_lateness", "penstat_dashboard"}
     assert set(dagbag.dag_ids) == expected
 
 
@@ -80,6 +80,17 @@ def test_publish_dag_follows_the_build_and_only_the_gate_emits_published(dagbag)
                 if any(getattr(o, "name", None) == PUBLISHED_MARTS.name for o in t.outlets)]
     assert emitters == [("penstat_publish", "gate_and_publish")]
     assert dag.get_task("gate_and_publish").pool == WAREHOUSE_POOL
+
+
+def test_dashboard_dag_follows_each_publication_without_the_warehouse_pool(dagbag):
+    dag = dagbag.dags["penstat_dashboard"]
+    [asset] = dag.timetable.asset_condition.objects
+    assert asset.name == PUBLISHED_MARTS.name
+    [task] = dag.tasks
+    assert task.task_id == "build_dashboard"
+    assert task.pool != WAREHOUSE_POOL  # it reads the publication only
+    assert not task.outlets
+    assert "docs/dashboard.md" in dag.doc_md
 
 
 def test_every_warehouse_touching_task_shares_the_one_slot_pool(dagbag):
