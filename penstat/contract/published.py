@@ -13,6 +13,17 @@ from __future__ import annotations
 
 INTERFACE_VERSION = "1"
 
+# Eurostat flag letters of the row-level `flag` column of the pipeline marts, in
+# alphabetical order: b break in series, c confidential (withheld), e estimated,
+# p provisional (set by dbt, dbt_project/macros/disclosure.sql eurostat_flag), and
+# r revised since the previous publication (set by the publisher,
+# penstat/publication/revisions.py).
+REVISION_FLAG = "r"
+ROW_FLAG_LETTERS: tuple[str, ...] = ("b", "c", "e", "p", REVISION_FLAG)
+
+# The values of mart_delivery_status.status (documented in its dbt YAML).
+DELIVERY_STATUSES: tuple[str, ...] = ("ok", "late", "closed")
+
 # The marts the pipeline builds from the v1 feeds.
 # Beyond published.md v1 (adding is allowed): `flag` on the daily, monthly and national
 # marts, detainees_per_custodial_fte on the national mart, and the columns after
@@ -53,6 +64,7 @@ PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "mart_delivery_status": (
         "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id", "status",
+        "as_of_date",
     ),
 }
 PIPELINE_MART_KEYS: dict[str, tuple[str, ...]] = {

@@ -14,13 +14,20 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from penstat.contract.feeds import FEEDS, FileSpec
-from penstat.contract.published import MART_COLUMNS, MART_KEYS, VALUE_FLAG_COLUMNS, flag_column
+from penstat.contract.published import (
+    DELIVERY_STATUSES,
+    MART_COLUMNS,
+    MART_KEYS,
+    ROW_FLAG_LETTERS,
+    VALUE_FLAG_COLUMNS,
+    flag_column,
+)
 
 SCALE_CLASSES = ("small", "medium", "large")
 OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
 # Eurostat flag letters; several may apply at once, written in alphabetical order
 # (e.g. "cp"): every non-empty combination is allowed.
-FLAG_LETTERS = ("b", "c", "e", "p")
+FLAG_LETTERS = ROW_FLAG_LETTERS
 FLAGS = tuple(sorted(
     ("".join(letter for i, letter in enumerate(FLAG_LETTERS) if mask & (1 << i))
      for mask in range(1, 2 ** len(FLAG_LETTERS))),
@@ -173,6 +180,9 @@ _PIPELINE_MART_RULES: dict[str, list[gxe.Expectation]] = {
     "mart_delivery_status": [
         gxe.ExpectColumnValuesToNotBeNull(column="feed"),
         gxe.ExpectColumnValuesToBeInSet(column="feed", value_set=list(FEEDS)),
+        gxe.ExpectColumnValuesToNotBeNull(column="status"),
+        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(DELIVERY_STATUSES)),
+        gxe.ExpectColumnValuesToNotBeNull(column="as_of_date"),
     ],
 }
 

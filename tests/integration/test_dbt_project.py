@@ -470,13 +470,15 @@ def test_delivery_status(wh):
     # census up to 14 January: the 15th fell due on the 16th; as of 10 February 25 days late
     assert rows[("occupancy", "NL-0002")] == (d("2025-01-14"), 25, "occ-2025-01-w2-fix", "late")
     assert rows[("occupancy", "NL-0001")] == (d("2025-01-14"), 25, "occ-2025-01-w2", "late")
-    # NL-0004 closed on 2024-12-31, before the feed's first day: nothing expected
-    assert rows[("occupancy", "NL-0004")] == (None, 0, None, "ok")
+    # NL-0004 closed on 2024-12-31, before the feed's first day: nothing expected, closed
+    assert rows[("occupancy", "NL-0004")] == (None, 0, None, "closed")
     # staffing for January: February is due on 1 March
     assert rows[("staffing", "NL-0003")] == (d("2025-01-01"), 0, "staff-2025-01", "ok")
     assert rows[("facility_register", None)][1:] == (None, "reg-2025-01", "ok")
     # extraction 2025-01-15: the next one is due 2026-01-15
     assert rows[("recidivism", None)] == (d("2023-12-31"), 0, "cro-extraction-2025", "ok")
+    assert wh.execute("select distinct as_of_date from marts.mart_delivery_status"
+                      ).fetchall() == [(d(AS_OF),)]
 
 
 def test_no_person_identifier_in_marts(wh):
@@ -511,7 +513,7 @@ def test_every_published_column_is_documented_with_its_kpi_authority(built):
         "custodial_fte", "rehab_fte", "cohort_year", "group_type", "group_value",
         "cohort_size", "ci_low", "ci_high", "observed_expected_se", "national_rate",
         "vacancy_rate", "recid_2y_custodial", "adjusted_rate", "reference_group",
-        "feed", "last_period_received", "days_late", "last_delivery_id", "status",
+        "feed", "last_period_received", "days_late", "last_delivery_id", "status", "as_of_date",
     }
     for mart, columns in PUBLISHED_COLUMNS.items():
         node = manifest["nodes"][f"model.penstat.{mart}"]

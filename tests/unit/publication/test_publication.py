@@ -82,8 +82,8 @@ SELECT * FROM (VALUES
     standardised_difference_ci_low, standardised_difference_ci_high);
 CREATE OR REPLACE TABLE marts.mart_delivery_status AS
 SELECT * FROM (VALUES
-  ('occupancy', 'TS-0001', DATE '2024-01-01', 3, 'occ-1', 'late')
-) t(feed, facility_id, last_period_received, days_late, last_delivery_id, status);
+  ('occupancy', 'TS-0001', DATE '2024-01-01', 3, 'occ-1', 'late', DATE '2024-01-04')
+) t(feed, facility_id, last_period_received, days_late, last_delivery_id, status, as_of_date);
 """ + COMPARISON_MARTS_SQL
 
 
