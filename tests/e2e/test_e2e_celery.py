@@ -161,7 +161,7 @@ PUBLISHED: dict = {}
 
 
 def test_two_workers_healthy_and_nothing_listens_beyond_loopback(celery):
-    paths, stack, state = celery
+    _, stack, state = celery
     status = stack.status()
     assert status["healthy"], status
     assert len(status["workers"]) == 2
@@ -227,7 +227,7 @@ def test_the_publication_equals_the_in_process_one(celery, tmp_path):
 
 
 def test_the_warehouse_pool_never_ran_two_writers_at_once(celery):
-    paths, stack, state = celery
+    _, _, state = celery
     api = state["api"]
     tis = api_get(api, f"dags/~/dagRuns/~/taskInstances?pool={WAREHOUSE_POOL}"
                        "&limit=1000")["task_instances"]

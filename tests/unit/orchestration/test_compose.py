@@ -168,7 +168,8 @@ def test_executor_is_celery_everywhere(services: dict[str, Any]) -> None:
         env = environment(services[name])
         assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", name
         assert env.get("AIRFLOW__CELERY__BROKER_URL", "").startswith("redis://"), name
-        assert env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").startswith("db+postgresql+psycopg2://"), name
+        assert env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").startswith(
+            "db+postgresql+psycopg2://"), name
         assert env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith(
             "postgresql+psycopg2://"
         ), name
