@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,7 @@ def measure(executor: str, workers: int, scale: float, seed: int) -> dict:
         one_day = time.monotonic() - t1
     finally:
         stack.down()
+        shutil.rmtree(root, ignore_errors=True)
     return {"date": datetime.now(UTC).date().isoformat(), "executor": executor,
             "workers": workers if executor == "celery" else None, "scale": scale,
             "deliveries": len(folders), "startup_s": round(startup, 1),

@@ -1,10 +1,23 @@
-"""Secrets penstat needs: the pseudonym key (PENSTAT_PSEUDONYM_KEY, no default)."""
+"""Secrets penstat needs: the pseudonym key (no default).
+
+Where the key comes from, first found wins:
+
+1. the Airflow connection `penstat_pseudonym_key` (its password), looked up the
+   Airflow way: the configured secrets backend (`[secrets] backend`: Vault, AWS
+   Secrets Manager, ...), then `AIRFLOW_CONN_PENSTAT_PSEUDONYM_KEY`, then, inside a
+   task, the metadata database through the execution API. Airflow masks it in task
+   logs. Only when Airflow is installed; a connection that is not defined is no error;
+2. the environment variable PENSTAT_PSEUDONYM_KEY.
+
+Either way the key must pass `key_weakness`.
+"""
 
 from __future__ import annotations
 
 import os
 
 KEY_ENV = "PENSTAT_PSEUDONYM_KEY"
+CONNECTION_ID = "penstat_pseudonym_key"
 MIN_KEY_CHARACTERS = 16
 
 
@@ -36,13 +49,30 @@ def pseudonym_key() -> bytes:
     The key is used exactly as configured (not stripped), so pseudonyms made with
     an existing key stay the same.
     """
-    key = os.environ.get(KEY_ENV, "")
+    from_airflow = key_from_airflow()
+    key = from_airflow if from_airflow is not None else os.environ.get(KEY_ENV, "")
+    source = f"the Airflow connection {CONNECTION_ID}" if from_airflow is not None else KEY_ENV
     weakness = key_weakness(key)
     if weakness:
         raise MissingPseudonymKey(
-            f"{KEY_ENV} is not usable ({weakness}): person-level deliveries cannot be "
+            f"{source} is not usable ({weakness}): person-level deliveries cannot be "
             "pseudonymised, so they are not ingested and stay in the inbox. Set a random "
             f"key of at least {MIN_KEY_CHARACTERS} characters from your secret store; it "
             "must stay the same across runs for pseudonyms to link."
         )
     return key.encode("utf-8")
+
+
+def key_from_airflow() -> str | None:
+    """The password of the Airflow connection CONNECTION_ID; None when Airflow is not
+    installed or has no such connection (then the environment variable is used)."""
+    try:
+        from airflow.sdk import Connection
+        from airflow.sdk.exceptions import AirflowNotFoundException
+    except ImportError:
+        return None
+    try:
+        connection = Connection.get(CONNECTION_ID)
+    except AirflowNotFoundException:
+        return None
+    return connection.password if connection is not None else None

@@ -8,6 +8,14 @@ PENSTAT_ALERT_HOOK to an importable `module:function` taking the same dict
 connection); see docs/operations.md. A hook that fails is logged and does not
 hide the alert line.
 
+Airflow notifiers too: PENSTAT_ALERT_NOTIFIER names `module:attribute`, a
+BaseNotifier (SmtpNotifier, a Slack or webhook notifier of a provider, your own)
+or a function returning one or a list of them. Each failure calls them with the
+task's Airflow context plus `penstat_alert` (the event below), so a notifier's
+templates can say `{{ penstat_alert.kind }}: {{ penstat_alert.error }}`. The
+JSON alert line is written first, whatever the notifiers do; one that fails is
+logged and does not stop the others.
+
 The event's `kind` says what happened:
 
     feed_late            penstat_build.check_delivery_status: a feed is late
@@ -23,6 +31,7 @@ line of its own.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import logging
@@ -33,6 +42,7 @@ from penstat.contract.problems import log_safe
 alerts = logging.getLogger("penstat.alerts")
 
 HOOK_ENV = "PENSTAT_ALERT_HOOK"
+NOTIFIER_ENV = "PENSTAT_ALERT_NOTIFIER"
 ERROR_CHARS = 2000
 _KINDS = {
     "check_delivery_status": "feed_late",
@@ -89,5 +99,43 @@ def route(event: dict) -> None:
                        log_safe(_error_text(failed)))
 
 
+def notifiers() -> list:
+    """The Airflow notifiers PENSTAT_ALERT_NOTIFIER names (fresh copies: a notifier
+    renders its templates into itself)."""
+    spec = os.environ.get(NOTIFIER_ENV)
+    if not spec:
+        return []
+    from airflow.sdk.bases.notifier import BaseNotifier
+
+    module, _, attribute = spec.partition(":")
+    target = getattr(importlib.import_module(module), attribute)
+    if not isinstance(target, BaseNotifier) and callable(target):
+        target = target()
+    found = list(target) if isinstance(target, list | tuple) else [target]
+    wrong = [type(n).__name__ for n in found if not isinstance(n, BaseNotifier)]
+    if wrong:
+        raise TypeError(f"{NOTIFIER_ENV}={spec} gives {wrong}, not Airflow BaseNotifiers")
+    return [copy.deepcopy(n) for n in found]
+
+
+def notify(event: dict, context) -> None:
+    """Send the event through the configured Airflow notifiers."""
+    try:
+        configured = notifiers()
+    except Exception as failed:
+        alerts.warning("%s could not be loaded (%s: %s); the alert above was not sent",
+                       NOTIFIER_ENV, type(failed).__name__, log_safe(_error_text(failed)))
+        return
+    for notifier in configured:
+        try:
+            notifier({**context, "penstat_alert": event})
+        except Exception as failed:
+            alerts.warning("notifier %s failed (%s: %s); the alert above was not sent "
+                           "there", type(notifier).__name__, type(failed).__name__,
+                           log_safe(_error_text(failed)))
+
+
 def notify_failure(context) -> None:
-    route(failure_event(context))
+    event = failure_event(context)
+    route(event)
+    notify(event, context)

@@ -79,7 +79,7 @@ def worker_name(index: int) -> str:
     return f"penstat-worker-{index}@{socket.gethostname()}"
 
 
-def ping_workers(broker_url: str, names: list[str], timeout: float = 3.0) -> set[str]:
+def ping_workers(broker_url: str, names: list[str], timeout: float = 5.0) -> set[str]:
     """The workers among `names` that answer a Celery ping through the broker."""
     from celery import Celery
     app = Celery(broker=broker_url)
