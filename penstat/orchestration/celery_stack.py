@@ -48,6 +48,7 @@ from penstat.orchestration.local_airflow import (
 from penstat.orchestration.services.debian import ensure_packages
 from penstat.orchestration.services.postgres import Postgres
 from penstat.orchestration.services.redis import Redis
+from penstat.orchestration.services.sessions import session_members, stop_sessions
 
 EXECUTOR = "celery"
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
@@ -271,11 +272,14 @@ class CeleryStack(Stack):
                 "components": components, "workers": workers, "services": services}
 
     def down(self, timeout: float = 60) -> list[str]:
+        """Stop the workers and components (every process of their sessions, task
+        processes included), then PostgreSQL and Redis."""
         state = self.read_state()
         if not state:
             return []
-        stopped = super().down(timeout)  # workers and components: their process groups
-        self.pid_file.write_text(json.dumps(state))  # until the services are down too
+        leaders = list(state["pids"].values())
+        stopped = [name for name, pid in state["pids"].items() if session_members(pid)]
+        stop_sessions(leaders, timeout)
         services = state.get("services", {})
         if services.get("postgres", {}).get("port"):
             postgres, _ = self.services(state)

@@ -45,6 +45,7 @@ from penstat.orchestration.celery_stack import (
 )
 from penstat.orchestration.services.accounts import is_root
 from penstat.orchestration.services.debian import missing_packages
+from penstat.orchestration.services.sessions import session_members, signal_session
 from penstat.orchestration.waiting import publication_with, wait_until
 from penstat.publication.publish import current_manifest
 from penstat.senders.synthetic import generate, history_until
@@ -74,15 +75,7 @@ def api_get(api: str, path: str) -> dict:
 
 def stack_processes(stack: CeleryStack, state: dict) -> list[int]:
     """Every live process of the stack: its process groups, PostgreSQL, Redis."""
-    leaders = set(state["pids"].values())
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getsid(int(entry.name)) in leaders:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
+    found = [pid for leader in state["pids"].values() for pid in session_members(leader)]
     postmaster = stack.services(state)[0].pid()
     found += [pid for pid in (postmaster, state["services"]["redis"]["pid"]) if pid]
     return [pid for pid in found if pid_alive(pid)]
@@ -193,8 +186,11 @@ def test_a_worker_killed_in_dbt_build_loses_nothing(celery):
                         "the worker running dbt_build", interval=0.5)
     wait_until(lambda: dbt_in_the_middle(dbt_log, offset), 600, "dbt in mid-build",
                interval=0.2)
-    os.killpg(state["pids"][victim], signal.SIGKILL)
-    wait_until(lambda: not pid_alive(state["pids"][victim]), 60, "the worker to die")
+    # the machine is lost: the worker and every process it started (the task
+    # processes are in process groups of their own, in the worker's session)
+    signal_session(state["pids"][victim], signal.SIGKILL)
+    wait_until(lambda: not session_members(state["pids"][victim]), 60,
+               "every process of the worker to die")
     KILLED.update(ti=ti, worker=victim)
 
     deliveries = [f"{f.parent.name}/{f.name}" for f in folders]
