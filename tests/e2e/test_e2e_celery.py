@@ -46,7 +46,7 @@ from penstat.orchestration.celery_stack import (
 from penstat.orchestration.services.accounts import is_root
 from penstat.orchestration.services.debian import missing_packages
 from penstat.orchestration.services.sessions import session_members, signal_session
-from penstat.orchestration.waiting import publication_with, wait_until
+from penstat.orchestration.waiting import active_dag_runs, publication_with, wait_until
 from penstat.publication.publish import current_manifest
 from penstat.senders.synthetic import generate, history_until
 from tests.conftest import TEST_KEY
@@ -203,9 +203,14 @@ def test_a_worker_killed_in_dbt_build_loses_nothing(celery):
     assert killed["state"] == "failed", killed  # the lost attempt, failed by the scheduler
     retried = [t for n, t in attempts.items() if n > ti["try_number"]]
     assert [t["state"] for t in retried][-1:] == ["success"], attempts
+    # each try has its own id: the last one ran on the worker still alive
+    last = api_get(api, f"dags/penstat_build/dagRuns/{ti['dag_run_id']}/taskInstances/"
+                        "dbt_build")
+    assert last["state"] == "success" and last["id"] != ti["id"]
     survivor = next(key for key in state["workers"] if key != victim)
     worker_log = (stack.log_dir / f"{survivor}.log").read_text(errors="replace")
-    assert ti["id"] in worker_log, "the retry ran on the worker still alive"
+    assert last["id"] in worker_log, "the retry ran on the worker still alive"
+    wait_until(lambda: active_dag_runs(api) == 0, TIMEOUT, "the pipeline to be idle")
     runs = api_get(api, "dags/penstat_build/dagRuns?limit=100")["dag_runs"]
     assert {r["state"] for r in runs} == {"success"}, [(r["dag_run_id"], r["state"])
                                                        for r in runs]
