@@ -9,13 +9,14 @@ export PENSTAT_HOME ?= $(CURDIR)/.penstat
 DEMO_HOME ?= $(CURDIR)/.penstat/demo
 REAL_HOME ?= $(CURDIR)/.penstat/real
 
-.PHONY: help setup demo real test test-fast up down status rebuild lint fmt suites bench clean
+.PHONY: help lock setup demo real dashboard test test-fast up down status rebuild lint fmt suites bench clean
 BENCH_SCALES ?= 1,10
 BENCH_RUNS ?= 3
 
 help:
 	@echo "make demo   - set up, run the pipeline end to end through Airflow, print headline KPIs"
 	@echo "make real   - run five real public data sets (data/real) through the pipeline, print the summary"
+	@echo "make dashboard - serve the current publication's dashboard on localhost (default: the demo's)"
 	@echo "make test   - set up and run the whole test suite (includes the Airflow end-to-end test)"
 	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
 	@echo "              PENSTAT_EXECUTOR=celery PENSTAT_WORKERS=2 make up: PostgreSQL, Redis, Celery workers"
@@ -57,6 +58,14 @@ $(VENV)/.installed-celery: $(CELERY_LOCK) requirements.lock pyproject.toml | $(V
 
 setup: $(VENV)/.installed $(CELERY_SETUP)
 
+# Re-resolve requirements.lock from requirements.in after adding a dependency there:
+# uv keeps every version already pinned in the lock (it reads the output file as its
+# preferences), so only the new packages are added; check with `git diff`.
+lock: | $(BIN)/python
+	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv
+	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements.in -o requirements.lock
+	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements-celery.in -c requirements.lock -o $(CELERY_LOCK)
+
 demo: setup
 	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/penstat demo --scale $(SCALE) --seed $(SEED)
 
@@ -64,6 +73,13 @@ demo: setup
 # through the same code paths as the Airflow tasks (docs/real-data.md).
 real: setup
 	$(BIN)/penstat real --home $(REAL_HOME)
+
+# Serve the dashboard of the current publication of $(PENSTAT_HOME) (or, when that has
+# none, of `make demo`'s) on 127.0.0.1 with a plain static server; prints the address.
+# Ctrl-C stops it. PORT=8080 picks the port (default: a free one).
+DASHBOARD_HOME ?= $(if $(wildcard $(PENSTAT_HOME)/published/current/published.duckdb),$(PENSTAT_HOME),$(DEMO_HOME))
+dashboard: setup
+	PENSTAT_HOME=$(DASHBOARD_HOME) $(BIN)/penstat dashboard $(if $(PORT),--port $(PORT),)
 
 test: setup $(VENV)/.installed-celery
 	$(BIN)/python -m pytest

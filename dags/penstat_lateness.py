@@ -3,7 +3,8 @@
 Lateness is otherwise judged only by `penstat_build`, which runs when some feed delivered:
 a sender that stops altogether would never be reported. check_delivery_status reads the
 ledger (read-only, in the warehouse pool) and judges each feed's last period against its
-cadence as of today (penstat/orchestration/lateness.py); its failure callback alerts the
+cadence as of today (penstat/orchestration/lateness.py), on `[operations]
+lateness_schedule` (default daily at 06:00 UTC); its failure callback alerts the
 operator (kind `feed_late`).
 """
 
@@ -14,13 +15,13 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import WAREHOUSE_POOL
-from penstat.orchestration.dag_defaults import LATENESS_SCHEDULE, NO_RETRY, dag_settings
+from penstat.orchestration.dag_defaults import NO_RETRY, dag_settings, lateness_schedule
 from penstat.orchestration.dag_docs import LATENESS_DOC
 
 
 @dag(
     dag_id="penstat_lateness",
-    schedule=CronTriggerTimetable(LATENESS_SCHEDULE, timezone="UTC"),
+    schedule=CronTriggerTimetable(lateness_schedule(), timezone="UTC"),
     **dag_settings("operations"),
     doc_md=LATENESS_DOC,
 )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from penstat.contract.layout import Paths, fresh_scratch_home
 from penstat.orchestration.local_airflow import Stack
-from penstat.orchestration.waiting import publication_with
+from penstat.orchestration.waiting import dashboard_of, publication_with
 from penstat.reporting.headline import headline
 from penstat.senders.synthetic import generate, history_until
 
@@ -51,6 +51,11 @@ def run_demo(scale: float = 1.0, seed: int = 42, timeout: float = 1800) -> int:
         manifest = publication_with(paths, deliveries, timeout=timeout)
         timings.append(("_READY -> ingest -> dbt build -> gate -> publication",
                         time.monotonic() - t))
+
+        t = time.monotonic()
+        # penstat_dashboard (on penstat.published) draws it into the publication
+        dashboard = dashboard_of(paths, manifest["version"], timeout=timeout)
+        timings.append(("publication -> dashboard (penstat_dashboard)", time.monotonic() - t))
     finally:
         t = time.monotonic()
         stack.down()
@@ -66,6 +71,7 @@ def run_demo(scale: float = 1.0, seed: int = 42, timeout: float = 1800) -> int:
     print("Time per stage on this machine:")
     for stage, seconds in timings:
         print(f"  {stage:<58} {seconds:7.1f} s")
+    print(f"\nDashboard: {dashboard}  (serve it: make dashboard)")
     print("\nQuery it (read-only; `current` never changes under a reader):")
     print(f"  {sys.executable} -c \"import duckdb; con = duckdb.connect("
           f"'{paths.current_publication}/published.duckdb', read_only=True); "

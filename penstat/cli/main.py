@@ -11,6 +11,7 @@ in the foreground, on $PENSTAT_HOME:
     penstat ingest FEED [FEED ...]   what penstat_ingest_<feed> does ("all": every feed)
     penstat build [--full-refresh]   what penstat_build does
     penstat publish                  what penstat_publish does
+    penstat dashboard [--port]       serve the current publication's dashboard (localhost)
 
 Exit codes (also in `penstat --help`):
 
@@ -28,6 +29,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -94,6 +96,13 @@ def parser() -> argparse.ArgumentParser:
                        help="date lateness and maturity are measured at (default: today)")
     sub.add_parser("publish", help="gate the built marts and switch published/current "
                    "(penstat_publish); exit 1 if the gate fails")
+    dash = sub.add_parser("dashboard", help="serve the current publication's dashboard on "
+                          "127.0.0.1 (drawn first, as penstat_dashboard does, if it has none)")
+    dash.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    dash.add_argument("--rebuild", action="store_true",
+                      help="draw the dashboard again even if the publication has one")
+    dash.add_argument("--build-only", action="store_true",
+                      help="draw the dashboard if missing, print where it is, do not serve")
     return p
 
 
@@ -165,6 +174,44 @@ def _celery_status(stack: CeleryStack) -> int:
     return DONE if status["healthy"] else ATTENTION
 
 
+def _dashboard(port: int, rebuild: bool, build_only: bool) -> int:
+    from penstat.reporting.dashboard.serve import address, static_server
+
+    paths = Paths.from_env()
+    if not (paths.current_publication / "published.duckdb").is_file():
+        print(f"no publication in {paths.published}: run `make demo` or `penstat publish` "
+              "first", file=sys.stderr)
+        return USAGE
+    try:
+        result = tasks.build_dashboard(rebuild=rebuild)
+    except PermissionError as denied:
+        if build_only:
+            raise
+        # a reader who may not write into the publication: draw it for this session only
+        from penstat.reporting.dashboard import write_dashboard
+
+        scratch = Path(tempfile.mkdtemp(prefix="penstat-dashboard-"))
+        index = write_dashboard(paths.current_publication.resolve(), scratch)
+        print(f"cannot add a dashboard to the publication ({denied}); drawn for this "
+              f"session into {scratch}", file=sys.stderr)
+        result = {"version": paths.current_publication.resolve().name, "index": str(index),
+                  "built": True, "seconds": 0.0}
+    folder = Path(result["index"]).parent
+    print(f"dashboard of publication {result['version']}: {result['index']}"
+          + (f" (drawn in {result['seconds']} s)" if result["built"] else ""), flush=True)
+    if build_only:
+        return DONE
+    server = static_server(folder, port)
+    print(f"serving {folder} at {address(server)}  (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return DONE
+
+
 def run(args: argparse.Namespace) -> int:
     paths = Paths.from_env()
     if args.command == "up":
@@ -210,6 +257,8 @@ def run(args: argparse.Namespace) -> int:
         return _build(args.full_refresh, args.as_of_date)
     elif args.command == "publish":
         return _publish()
+    elif args.command == "dashboard":
+        return _dashboard(args.port, args.rebuild, args.build_only)
     return DONE
 
 

@@ -48,6 +48,7 @@ class RealRun:
     timings: list[tuple[str, float]] = field(default_factory=list)
     build: dict | None = None
     publication: dict | None = None
+    dashboard: dict | None = None
     summary: str = ""
 
 
@@ -87,6 +88,10 @@ def run_real(home: Path = DEFAULT_HOME, data: Path | None = None,
         run.publication = tasks.gate_and_publish()
         run.timings.append(("publication gate and switch", time.monotonic() - t))
 
+        t = time.monotonic()
+        run.dashboard = tasks.build_dashboard()  # what penstat_dashboard does
+        run.timings.append(("dashboard", time.monotonic() - t))
+
     run.summary = summary(paths.current_publication, reports)
     _write_reports(run)
     return run
@@ -107,6 +112,9 @@ def print_run(run: RealRun) -> None:
     print(run.summary)
     print()
     print(f"Publication {run.publication['version']} in {run.paths.current_publication}")
+    if run.dashboard:
+        print(f"Dashboard: {run.dashboard['index']}  (serve it: PENSTAT_HOME={run.paths.home} "
+              "make dashboard)")
     print(f"Adapter reports and set-aside rows: {run.paths.reports / 'real'}")
     print("Time per stage on this machine:")
     for stage, seconds in run.timings:

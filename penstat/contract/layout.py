@@ -8,6 +8,8 @@ This layout is an interface other tools build on (README, "Where things are"):
     warehouse/warehouse.duckdb        the working warehouse
     published/current -> <version>    the current publication
     reports/, logs/                   reports (gate, data docs, dbt docs) and logs
+    lineage/                          OpenLineage events: publications/<version>.json,
+                                      dbt/events.jsonl, airflow/events.jsonl
     work/                             ingestion's private scratch (owner-only; checked and
                                       transcoded copies, DuckDB spill files), never $TMPDIR
 
@@ -67,6 +69,10 @@ class Paths:
     @property
     def logs(self) -> Path:
         return self.home / "logs"
+
+    @property
+    def lineage(self) -> Path:
+        return self.home / "lineage"
 
     @property
     def work(self) -> Path:

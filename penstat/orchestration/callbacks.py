@@ -3,18 +3,10 @@
 Every penstat task has `on_failure_callback=notify_failure`. By default a
 failure is one structured JSON line on the logger `penstat.alerts` (in the task
 log), which any log shipper can route. To page someone instead, set
-PENSTAT_ALERT_HOOK to an importable `module:function` taking the same dict
-(e.g. one that posts to a chat webhook or sends e-mail through an Airflow
-connection); see docs/operations.md. A hook that fails is logged and does not
-hide the alert line.
-
-Airflow notifiers too: PENSTAT_ALERT_NOTIFIER names `module:attribute`, a
-BaseNotifier (SmtpNotifier, a Slack or webhook notifier of a provider, your own)
-or a function returning one or a list of them. Each failure calls them with the
-task's Airflow context plus `penstat_alert` (the event below), so a notifier's
-templates can say `{{ penstat_alert.kind }}: {{ penstat_alert.error }}`. The
-JSON alert line is written first, whatever the notifiers do; one that fails is
-logged and does not stop the others.
+PENSTAT_ALERT_NOTIFIERS to Airflow notifiers (any BaseNotifier: SMTP, Slack, the
+WebhookNotifier of penstat.orchestration.notifiers), or PENSTAT_ALERT_HOOK to an
+importable `module:function` taking the same dict; see docs/operations.md. A
+notifier or hook that fails is logged and does not hide the alert line.
 
 The event's `kind` says what happened:
 
@@ -31,7 +23,6 @@ line of its own.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import json
 import logging
@@ -42,7 +33,7 @@ from penstat.contract.problems import log_safe
 alerts = logging.getLogger("penstat.alerts")
 
 HOOK_ENV = "PENSTAT_ALERT_HOOK"
-NOTIFIER_ENV = "PENSTAT_ALERT_NOTIFIER"
+NOTIFIERS_ENV = "PENSTAT_ALERT_NOTIFIERS"  # = penstat.orchestration.notifiers.NOTIFIERS_ENV
 ERROR_CHARS = 2000
 _KINDS = {
     "check_delivery_status": "feed_late",
@@ -82,9 +73,12 @@ def alert_line(event: dict) -> str:
     return json.dumps(event, ensure_ascii=True, default=str)
 
 
-def route(event: dict) -> None:
-    """The alert line, then the operator's hook if one is configured."""
-    alerts.error("%s", alert_line(event))
+def route(event: dict, context: dict | None = None) -> None:
+    """The alert line, then the configured Airflow notifiers, then the operator's hook."""
+    line = alert_line(event)
+    alerts.error("%s", line)
+    if context is not None and os.environ.get(NOTIFIERS_ENV):
+        _notify(context, event, line)
     hook = os.environ.get(HOOK_ENV)
     if not hook:
         return
@@ -99,43 +93,23 @@ def route(event: dict) -> None:
                        log_safe(_error_text(failed)))
 
 
-def notifiers() -> list:
-    """The Airflow notifiers PENSTAT_ALERT_NOTIFIER names (fresh copies: a notifier
-    renders its templates into itself)."""
-    spec = os.environ.get(NOTIFIER_ENV)
-    if not spec:
-        return []
-    from airflow.sdk.bases.notifier import BaseNotifier
+def _notify(context, event: dict, line: str) -> None:
+    from penstat.orchestration.notifiers import configured_notifiers  # imports airflow.sdk
 
-    module, _, attribute = spec.partition(":")
-    target = getattr(importlib.import_module(module), attribute)
-    if not isinstance(target, BaseNotifier) and callable(target):
-        target = target()
-    found = list(target) if isinstance(target, list | tuple) else [target]
-    wrong = [type(n).__name__ for n in found if not isinstance(n, BaseNotifier)]
-    if wrong:
-        raise TypeError(f"{NOTIFIER_ENV}={spec} gives {wrong}, not Airflow BaseNotifiers")
-    return [copy.deepcopy(n) for n in found]
-
-
-def notify(event: dict, context) -> None:
-    """Send the event through the configured Airflow notifiers."""
     try:
-        configured = notifiers()
+        notifiers = configured_notifiers()
     except Exception as failed:
-        alerts.warning("%s could not be loaded (%s: %s); the alert above was not sent",
-                       NOTIFIER_ENV, type(failed).__name__, log_safe(_error_text(failed)))
+        alerts.warning("%s: %s; the alert above went to no notifier", NOTIFIERS_ENV,
+                       log_safe(_error_text(failed)))
         return
-    for notifier in configured:
+    for notifier in notifiers:
         try:
-            notifier({**context, "penstat_alert": event})
+            notifier({**context, "penstat_alert": event, "penstat_alert_line": line})
         except Exception as failed:
-            alerts.warning("notifier %s failed (%s: %s); the alert above was not sent "
+            alerts.warning("notifier %s failed (%s: %s); the alert above was not delivered "
                            "there", type(notifier).__name__, type(failed).__name__,
                            log_safe(_error_text(failed)))
 
 
 def notify_failure(context) -> None:
-    event = failure_event(context)
-    route(event)
-    notify(event, context)
+    route(failure_event(context), context)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from penstat.core.config import Config, ConfigError
 from penstat.orchestration.callbacks import notify_failure
 
 OWNER = "penstat"
@@ -41,10 +42,23 @@ DAG_DEFAULTS: dict[str, Any] = {
     "default_args": {"owner": OWNER, "on_failure_callback": notify_failure, **NO_RETRY},
 }
 
-# penstat_lateness: lateness of every feed as of now, without a build (daily at 06:00
-# UTC, when the daily deliveries of the night are in). A constant for now: a config key
-# `[operations] lateness_schedule` would need docs/configuration.md.
+# penstat_lateness: lateness of every feed as of now, without a build. The default (daily
+# at 06:00 UTC, when the daily deliveries of the night are in) is `[operations]
+# lateness_schedule` of config/penstat.toml.
 LATENESS_SCHEDULE = "0 6 * * *"
+
+
+def lateness_schedule(config: Config | None = None) -> str:
+    """`[operations] lateness_schedule`: a five-field cron expression, in UTC."""
+    from croniter import croniter
+
+    config = config or Config.load()
+    value = config.values.get("operations", {}).get("lateness_schedule", LATENESS_SCHEDULE)
+    if not isinstance(value, str) or len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ConfigError(f"[operations] lateness_schedule = {value!r} is not a five-field "
+                          "cron expression (minute hour day-of-month month day-of-week), "
+                          "e.g. \"0 6 * * *\"")
+    return value
 
 
 def dag_settings(*tags: str) -> dict[str, Any]:

@@ -93,3 +93,23 @@ after the last.
 
 Not retried: its failure is the report. {_ALERTS}
 """
+
+
+DASHBOARD_DOC = f"""\
+### Dashboard
+
+Started by `penstat.published` (a new publication is current): draws the static
+dashboard of the current publication from its `published.duckdb` alone and moves it into
+`published/<version>/dashboard/` in one rename (`index.html`, and `dashboard.json` with
+its checksums). The publication's data files and manifest are not touched. A publication
+that already has a complete dashboard is left as it is. See docs/dashboard.md.
+
+**When it fails**
+
+| task | what it means | what to do |
+|---|---|---|
+| `build_dashboard` | the dashboard could not be drawn (the log has the error); the publication itself is published and unaffected, it just has no dashboard yet | fix the cause, then clear the task, or run `penstat dashboard --build-only` |
+
+`build_dashboard` is not retried: it reads the publication only, so a failure is a fault
+of the code or the disk, not a lock that passes. {_ALERTS}
+"""

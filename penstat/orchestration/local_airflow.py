@@ -32,6 +32,7 @@ from pathlib import Path
 
 from penstat.contract.layout import Paths
 from penstat.core.config import CONFIG_ENV, OVERLAYS_ENV
+from penstat.core.lineage import airflow_environment as airflow_lineage_environment
 from penstat.core.locations import REPO_ROOT
 from penstat.core.processes import pid_alive
 from penstat.orchestration.assets import WAREHOUSE_POOL
@@ -99,6 +100,8 @@ class Stack:
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
             "GX_ANALYTICS_ENABLED": "False",
             "NO_PROXY": "*",
+            # OpenLineage events of every task run, to $PENSTAT_HOME/lineage/airflow/
+            **airflow_lineage_environment(self.paths.lineage),
         })
         return env
 
@@ -129,6 +132,8 @@ class Stack:
         self.airflow_home.mkdir(mode=AIRFLOW_HOME_MODE, parents=True, exist_ok=True)
         os.chmod(self.airflow_home, AIRFLOW_HOME_MODE)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        # OpenLineage's file transport appends to its file but does not create folders
+        (self.paths.lineage / "airflow").mkdir(parents=True, exist_ok=True)
         port = port or free_port()
         env = self.environment(port)
         self.airflow(["db", "migrate"], env)

@@ -115,13 +115,16 @@ def build_marts(full_refresh: bool = False, as_of_date: str | None = None) -> di
              json.dumps([m.isoformat() for m in plan.months]), fingerprint])
     log.info("dbt build %s: %s", build_id, plan.describe())
     kill_point("build.started")
-    from penstat.transform.dbt_runner import build, docs_path  # dbt is heavy: import it when due
+    # dbt is heavy: import it when due
+    from penstat.transform.dbt_runner import build, docs_path, target_path
+    from penstat.transform.lineage import record_dbt_build
 
     # the docs site describes models and columns, which only a full build can change
     docs = plan.mode == "full" or not (docs_path(paths.home) / "index.html").is_file()
     report = build(paths.home, {**variables, **plan.dbt_vars}, docs=docs, unit_tests=False,
                    select=plan.select, full_refresh=plan.mode == "full")
     kill_point("build.finished")
+    record_dbt_build(paths.home, target_path(paths.home))
     with connect(paths.warehouse) as con:
         con.execute("UPDATE meta.builds SET finished_at = ? WHERE build_id = ?",
                     [utc_now(), build_id])
@@ -199,10 +202,33 @@ def is_verdict(exc: BaseException) -> bool:
 
 
 def gate_and_publish() -> dict:
-    """Validate the staged publication with the mart suites and switch `current`."""
+    """Validate the staged publication with the mart suites and switch `current`; then
+    write the publication's lineage file (penstat.publication.lineage)."""
     # the publisher imports Great Expectations (about 6 s): only the publish task pays it
+    from penstat.publication.lineage import record_publication
     from penstat.publication.publish import publish
 
-    publication = publish(Paths.from_env())
+    paths = Paths.from_env()
+    publication = publish(paths)
+    lineage = None
+    if not publication.unchanged:
+        manifest = json.loads((publication.folder / "manifest.json").read_text())
+        lineage = record_publication(paths, publication.version, manifest["published_at"],
+                                     publication.deliveries, publication.marts)
     return {"version": publication.version, "unchanged": publication.unchanged,
-            "marts": publication.marts}
+            "marts": publication.marts, "lineage": None if lineage is None else str(lineage)}
+
+
+def build_dashboard(version: str | None = None, rebuild: bool = False) -> dict:
+    """The static dashboard of a publication (default: `current`), built from its
+    published.duckdb into `published/<version>/dashboard/` unless it is there already
+    (penstat.reporting.dashboard). Reads the publication only: it needs no warehouse slot."""
+    from penstat.reporting.dashboard import INDEX, install_dashboard
+
+    paths = Paths.from_env()
+    publication = paths.published / version if version else paths.current_publication
+    if not (publication / "published.duckdb").is_file():
+        raise FileNotFoundError(f"no publication at {publication}: nothing to draw")
+    dashboard = install_dashboard(publication, rebuild=rebuild)
+    return {"version": dashboard.version, "index": str(dashboard.folder / INDEX),
+            "built": dashboard.built, "seconds": round(dashboard.seconds, 1)}

@@ -52,3 +52,13 @@ def publication_with(paths: Paths, deliveries: Iterable[str], timeout: float,
 
     return wait_until(ready, timeout, f"a publication with {len(wanted)} deliveries",
                       on_timeout=explain)
+
+
+def dashboard_of(paths: Paths, version: str, timeout: float) -> str:
+    """Wait until publication `version` has a complete dashboard (drawn by the
+    penstat_dashboard DAG); its index.html."""
+    from penstat.reporting.dashboard.install import DASHBOARD_DIR, INDEX, complete
+
+    folder = paths.published / version / DASHBOARD_DIR
+    return str(wait_until(lambda: complete(folder) and folder / INDEX, timeout,
+                          f"the dashboard of publication {version}"))

@@ -139,6 +139,25 @@ def test_deliveries_flow_from_doorbell_to_publication(stack, reader):
     assert manifest["marts"]["mart_recidivism_cohort"]["rows"] > 0
     assert not any(paths.quarantine.glob("*/*")), "the synthetic sender's deliveries are valid"
 
+    # lineage: the publication's OpenLineage file names every delivery it holds, and
+    # Airflow's OpenLineage provider wrote each task run's events (file transport)
+    lineage = paths.lineage / "publications" / f"{manifest['version']}.json"
+    wait_until(lineage.is_file, TIMEOUT, f"the lineage file {lineage}")
+    (event,) = [json.loads(line) for line in lineage.read_text().splitlines()]
+    assert sorted(i["name"] for i in event["inputs"]) == \
+        sorted(str(paths.archive / d) for d in manifest["deliveries"])
+    assert {Path(o["name"]).stem for o in event["outputs"]} == set(manifest["marts"])
+
+    def airflow_jobs() -> set[str]:
+        events = paths.lineage / "airflow" / "events.jsonl"
+        if not events.is_file():
+            return set()
+        return {json.loads(line)["job"]["name"] for line in events.read_text().splitlines()
+                if line.strip()}
+    wait_until(lambda: "penstat_publish.gate_and_publish" in airflow_jobs(), TIMEOUT,
+               "Airflow's OpenLineage event of gate_and_publish",
+               on_timeout=lambda: str(sorted(airflow_jobs())))
+
 
 def test_the_penstat_cli_publishes_what_the_dags_published(stack, tmp_path):
     """`penstat ingest all`, `penstat build`, `penstat publish` on the same deliveries in

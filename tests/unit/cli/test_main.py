@@ -16,7 +16,8 @@ from penstat.cli import main as cli
 from penstat.contract.feeds import FEEDS
 from tests import builders as b
 
-COMMANDS = ("up", "down", "status", "demo", "real", "rebuild", "ingest", "build", "publish")
+COMMANDS = ("up", "down", "status", "demo", "real", "rebuild", "ingest", "build", "publish",
+            "dashboard")
 
 
 def test_help_lists_every_command_and_the_exit_codes() -> None:
@@ -94,3 +95,20 @@ def test_a_failed_step_exits_1_with_one_line(paths, monkeypatch, capsys) -> None
 def test_status_without_a_stack_asks_for_attention(paths, capsys) -> None:
     assert cli.main(["status"]) == cli.ATTENTION
     assert "not running" in capsys.readouterr().out
+
+
+def test_dashboard_without_a_publication_is_a_usage_error(paths, capsys) -> None:
+    assert cli.main(["dashboard", "--build-only"]) == cli.USAGE
+    assert "no publication" in capsys.readouterr().err
+
+
+def test_dashboard_draws_the_current_publications_dashboard(paths, capsys) -> None:
+    from penstat.publication.publish import publish
+    from tests.unit.publication.test_publication import build_marts
+
+    build_marts(paths)
+    version = publish(paths).version
+    assert cli.main(["dashboard", "--build-only"]) == cli.DONE
+    index = paths.published / version / "dashboard" / "index.html"
+    assert str(index) in capsys.readouterr().out
+    assert version in index.read_text()

@@ -11,9 +11,10 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import Asset
 
 from penstat.contract.feeds import DOORBELL, FEEDS
+from penstat.core.config import Config, ConfigError
 from penstat.core.locations import REPO_ROOT
 from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, RAW_ASSETS, WAREHOUSE_POOL
-from penstat.orchestration.dag_defaults import LATENESS_SCHEDULE
+from penstat.orchestration.dag_defaults import LATENESS_SCHEDULE, lateness_schedule
 from penstat.orchestration.doorbell import DoorbellTrigger
 
 
@@ -35,7 +36,7 @@ def schedule_assets(dag) -> set[str]:
 def test_every_dag_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
     expected = {f"penstat_ingest_{f}" for f in FEEDS} | {
-        "penstat_build", "penstat_publish", "penstat_lateness"}
+        "penstat_build", "penstat_publish", "penstat_lateness", "penstat_dashboard"}
     assert set(dagbag.dag_ids) == expected
 
 
@@ -79,6 +80,17 @@ def test_publish_dag_follows_the_build_and_only_the_gate_emits_published(dagbag)
                 if any(getattr(o, "name", None) == PUBLISHED_MARTS.name for o in t.outlets)]
     assert emitters == [("penstat_publish", "gate_and_publish")]
     assert dag.get_task("gate_and_publish").pool == WAREHOUSE_POOL
+
+
+def test_dashboard_dag_follows_each_publication_without_the_warehouse_pool(dagbag):
+    dag = dagbag.dags["penstat_dashboard"]
+    [asset] = dag.timetable.asset_condition.objects
+    assert asset.name == PUBLISHED_MARTS.name
+    [task] = dag.tasks
+    assert task.task_id == "build_dashboard"
+    assert task.pool != WAREHOUSE_POOL  # it reads the publication only
+    assert not task.outlets
+    assert "docs/dashboard.md" in dag.doc_md
 
 
 def test_every_warehouse_touching_task_shares_the_one_slot_pool(dagbag):
@@ -145,10 +157,25 @@ def test_every_dag_documents_what_it_does_and_what_to_do_when_it_fails(dagbag):
 def test_lateness_dag_runs_on_a_clock_without_catching_up(dagbag):
     dag = dagbag.dags["penstat_lateness"]
     assert type(dag.timetable).__name__ == "CronTriggerTimetable"  # a clock, not assets
-    assert dag.timetable.expression == LATENESS_SCHEDULE == "0 6 * * *"
+    assert dag.timetable.expression == LATENESS_SCHEDULE == lateness_schedule() == "0 6 * * *"
     assert dag.catchup is False
     assert dag.max_active_runs == 1
     [task] = dag.tasks
     assert task.task_id == "check_delivery_status"  # its failure alerts as feed_late
     assert task.pool == WAREHOUSE_POOL
     assert not task.outlets
+
+
+@pytest.mark.parametrize("expression", ["30 5 * * 1-5", "*/15 * * * *"])
+def test_the_lateness_schedule_is_configuration(tmp_path, expression):
+    overlay = tmp_path / "overlay.toml"
+    overlay.write_text(f'[operations]\nlateness_schedule = "{expression}"\n')
+    assert lateness_schedule(Config.load(overlays=[overlay])) == expression
+
+
+@pytest.mark.parametrize("expression", ["every day", "0 6 * *", "61 6 * * *", "0 6 * * * *"])
+def test_an_invalid_lateness_schedule_is_a_configuration_error(tmp_path, expression):
+    overlay = tmp_path / "overlay.toml"
+    overlay.write_text(f'[operations]\nlateness_schedule = "{expression}"\n')
+    with pytest.raises(ConfigError, match=r"\[operations\] lateness_schedule = .* cron"):
+        lateness_schedule(Config.load(overlays=[overlay]))
