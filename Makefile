@@ -9,9 +9,11 @@ export PENSTAT_HOME ?= $(CURDIR)/.penstat
 DEMO_HOME ?= $(CURDIR)/.penstat/demo
 REAL_HOME ?= $(CURDIR)/.penstat/real
 
-.PHONY: help lock setup demo real dashboard test test-fast up down status rebuild lint fmt suites bench clean
+.PHONY: help lock setup demo real dashboard test test-fast up down status rebuild lint fmt suites bench validate-stats clean
 BENCH_SCALES ?= 1,10
 BENCH_RUNS ?= 3
+STATS_REPLICATES ?= 400
+STATS_SCALE ?= 0.3
 
 help:
 	@echo "make demo   - set up, run the pipeline end to end through Airflow, print headline KPIs"
@@ -24,6 +26,7 @@ help:
 	@echo "make rebuild - rebuild every model from the raw layer, gate, publish (same marts as incremental)"
 	@echo "make lint   - ruff and the layering contract (import-linter)"
 	@echo "make bench  - benchmarks at scales \$$BENCH_SCALES (default 1,10) into docs/benchmarks.md"
+	@echo "make validate-stats - simulation study of the risk-standardised recidivism figures (docs/statistics-validation.md)"
 	@echo "make suites - regenerate the GX context, docs/published.md's marts and the manifest schema"
 
 $(BIN)/python:
@@ -121,6 +124,13 @@ suites: setup
 # Scale 50 is opt-in (BENCH_SCALES=1,10,50): it runs for a long time here.
 bench: setup
 	$(BIN)/python -m benchmarks.run --scales $(BENCH_SCALES) --runs $(BENCH_RUNS)
+
+# Simulation study (bias, SD, SE, coverage) of the published standardised recidivism
+# figures: docs/statistics-validation.md. Minutes, not a test; one BLAS thread each.
+validate-stats: setup
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	$(BIN)/python -m benchmarks.validate_stats --replicates $(STATS_REPLICATES) \
+		--scale $(STATS_SCALE)
 
 clean:
 	rm -rf .penstat/demo .pytest_cache .ruff_cache

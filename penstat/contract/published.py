@@ -45,6 +45,11 @@ PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
         "recid_2y_custodial", "proven_reoffending_1y", "observed_expected", "adjusted_rate",
         "ci_low", "ci_high", "flag",
         "reoffences_per_reoffender_1y", "observed_expected_se", "national_rate",
+        # issue 13: comparable people by marginal standardisation (docs/kpis.md)
+        "reference_group", "observed_difference", "standardised_rate",
+        "standardised_rate_se", "standardised_ci_low", "standardised_ci_high",
+        "standardised_difference", "standardised_difference_se",
+        "standardised_difference_ci_low", "standardised_difference_ci_high",
     ),
     "mart_delivery_status": (
         "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id", "status",

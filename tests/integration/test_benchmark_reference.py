@@ -46,9 +46,14 @@ NEXT_DAY = date(2026, 1, 1)  # the day after the generated census (as benchmarks
 COMPARED_MARTS = ("mart_facility_daily", "mart_facility_monthly", "mart_national_monthly",
                   "mart_recidivism_cohort", "mart_facility_snapshot", "mart_scale_class_facts",
                   "mart_national_density_comparison")
-# Fitted by statsmodels in int_recidivism_expected.py: NULL in the reference.
+# Fitted by statsmodels in int_recidivism_expected.py and int_recidivism_standardised.py:
+# NULL in the reference.
 RISK_MODEL_COLUMNS = frozenset({"observed_expected", "observed_expected_se", "adjusted_rate",
-                                "ci_low", "ci_high"})
+                                "ci_low", "ci_high", "standardised_rate", "standardised_rate_se",
+                                "standardised_ci_low", "standardised_ci_high",
+                                "standardised_difference", "standardised_difference_se",
+                                "standardised_difference_ci_low",
+                                "standardised_difference_ci_high"})
 DECIMALS = 9
 EXAMPLES = 5
 
