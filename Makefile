@@ -21,6 +21,7 @@ help:
 	@echo "make dashboard - serve the current publication's dashboard on localhost (default: the demo's)"
 	@echo "make test   - set up and run the whole test suite (includes the Airflow end-to-end test)"
 	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
+	@echo "              PENSTAT_EXECUTOR=celery PENSTAT_WORKERS=2 make up: PostgreSQL, Redis, Celery workers"
 	@echo "make down   - stop every process 'make up' started"
 	@echo "make rebuild - rebuild every model from the raw layer, gate, publish (same marts as incremental)"
 	@echo "make lint   - ruff and the layering contract (import-linter)"
@@ -36,13 +37,29 @@ $(BIN)/python:
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
 	@echo "setting up $(VENV) from requirements.lock (first run only)"
 	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv \
-	  && $(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock \
-	  || $(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	  && $(BIN)/uv pip sync -q --python $(BIN)/python $(INSTALLED_LOCKS) \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check $(INSTALLED_LOCKS:%=-r %)
 	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . 2>/dev/null \
 	  || $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-setup: $(VENV)/.installed
+# The Celery stack's dependencies (requirements-celery.lock: resolved with
+# requirements.lock as constraints, so no version of the main lock moves) are added
+# when PENSTAT_EXECUTOR=celery, and by `make test` (its Celery end-to-end test). Once
+# added they stay: a later sync of the main lock syncs both files.
+CELERY_LOCK := requirements-celery.lock
+INSTALLED_LOCKS = requirements.lock $(if $(wildcard $(VENV)/.installed-celery),$(CELERY_LOCK))
+CELERY_SETUP := $(if $(filter celery,$(PENSTAT_EXECUTOR)),$(VENV)/.installed-celery)
+
+$(VENV)/.installed-celery: $(CELERY_LOCK) requirements.lock pyproject.toml | $(VENV)/.installed
+	@echo "adding the Celery stack's dependencies from $(CELERY_LOCK)"
+	@$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock $(CELERY_LOCK) \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock -r $(CELERY_LOCK)
+	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . 2>/dev/null \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+setup: $(VENV)/.installed $(CELERY_SETUP)
 
 # Re-resolve requirements.lock from requirements.in after adding a dependency there:
 # uv keeps every version already pinned in the lock (it reads the output file as its
@@ -50,6 +67,7 @@ setup: $(VENV)/.installed
 lock: | $(BIN)/python
 	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv
 	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements.in -o requirements.lock
+	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements-celery.in -c requirements.lock -o $(CELERY_LOCK)
 
 demo: setup
 	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/penstat demo --scale $(SCALE) --seed $(SEED)
@@ -66,7 +84,7 @@ DASHBOARD_HOME ?= $(if $(wildcard $(PENSTAT_HOME)/published/current/published.du
 dashboard: setup
 	PENSTAT_HOME=$(DASHBOARD_HOME) $(BIN)/penstat dashboard $(if $(PORT),--port $(PORT),)
 
-test: setup
+test: setup $(VENV)/.installed-celery
 	$(BIN)/python -m pytest
 
 test-fast: setup
