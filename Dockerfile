@@ -35,8 +35,13 @@ USER airflow
 # The lock also carries the dev tools (pytest, ruff, check-jsonschema); they are
 # small and harmless at run time, and installing the lock unchanged keeps the
 # image on exactly the versions CI tests.
-COPY --chown=airflow:0 requirements.lock pyproject.toml /opt/penstat/
-RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" -r /opt/penstat/requirements.lock
+#
+# requirements-celery.lock adds what the CeleryExecutor deployment needs (the celery,
+# postgres and fab providers, psycopg2, psycopg 3, asyncpg), resolved with the main
+# lock as constraints, so installing both moves no version of the main lock.
+COPY --chown=airflow:0 requirements.lock requirements-celery.lock pyproject.toml /opt/penstat/
+RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" \
+        -r /opt/penstat/requirements.lock -r /opt/penstat/requirements-celery.lock
 
 # The project itself. .dockerignore is an allow-list: only the package (penstat/),
 # dags/, dbt_project/, expectations/, config/ and the files above reach the build context,

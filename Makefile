@@ -9,9 +9,11 @@ export PENSTAT_HOME ?= $(CURDIR)/.penstat
 DEMO_HOME ?= $(CURDIR)/.penstat/demo
 REAL_HOME ?= $(CURDIR)/.penstat/real
 
-.PHONY: help lock setup demo real dashboard test test-fast up down status rebuild lint fmt suites bench clean
+.PHONY: help lock setup demo real dashboard test test-fast up down status rebuild lint fmt suites bench validate-stats clean
 BENCH_SCALES ?= 1,10
 BENCH_RUNS ?= 3
+STATS_REPLICATES ?= 400
+STATS_SCALE ?= 0.3
 
 help:
 	@echo "make demo   - set up, run the pipeline end to end through Airflow, print headline KPIs"
@@ -19,10 +21,12 @@ help:
 	@echo "make dashboard - serve the current publication's dashboard on localhost (default: the demo's)"
 	@echo "make test   - set up and run the whole test suite (includes the Airflow end-to-end test)"
 	@echo "make up     - start the local Airflow stack watching \$$PENSTAT_HOME/inbox (background)"
+	@echo "              PENSTAT_EXECUTOR=celery PENSTAT_WORKERS=2 make up: PostgreSQL, Redis, Celery workers"
 	@echo "make down   - stop every process 'make up' started"
 	@echo "make rebuild - rebuild every model from the raw layer, gate, publish (same marts as incremental)"
 	@echo "make lint   - ruff and the layering contract (import-linter)"
 	@echo "make bench  - benchmarks at scales \$$BENCH_SCALES (default 1,10) into docs/benchmarks.md"
+	@echo "make validate-stats - simulation study of the risk-standardised recidivism figures (docs/statistics-validation.md)"
 	@echo "make suites - regenerate the GX context, docs/published.md's marts and the manifest schema"
 
 $(BIN)/python:
@@ -33,13 +37,29 @@ $(BIN)/python:
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/python
 	@echo "setting up $(VENV) from requirements.lock (first run only)"
 	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv \
-	  && $(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock \
-	  || $(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock
+	  && $(BIN)/uv pip sync -q --python $(BIN)/python $(INSTALLED_LOCKS) \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check $(INSTALLED_LOCKS:%=-r %)
 	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . 2>/dev/null \
 	  || $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-setup: $(VENV)/.installed
+# The Celery stack's dependencies (requirements-celery.lock: resolved with
+# requirements.lock as constraints, so no version of the main lock moves) are added
+# when PENSTAT_EXECUTOR=celery, and by `make test` (its Celery end-to-end test). Once
+# added they stay: a later sync of the main lock syncs both files.
+CELERY_LOCK := requirements-celery.lock
+INSTALLED_LOCKS = requirements.lock $(if $(wildcard $(VENV)/.installed-celery),$(CELERY_LOCK))
+CELERY_SETUP := $(if $(filter celery,$(PENSTAT_EXECUTOR)),$(VENV)/.installed-celery)
+
+$(VENV)/.installed-celery: $(CELERY_LOCK) requirements.lock pyproject.toml | $(VENV)/.installed
+	@echo "adding the Celery stack's dependencies from $(CELERY_LOCK)"
+	@$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock $(CELERY_LOCK) \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.lock -r $(CELERY_LOCK)
+	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . 2>/dev/null \
+	  || $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+setup: $(VENV)/.installed $(CELERY_SETUP)
 
 # Re-resolve requirements.lock from requirements.in after adding a dependency there:
 # uv keeps every version already pinned in the lock (it reads the output file as its
@@ -47,6 +67,7 @@ setup: $(VENV)/.installed
 lock: | $(BIN)/python
 	@$(BIN)/python -m pip install -qq --disable-pip-version-check uv
 	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements.in -o requirements.lock
+	$(BIN)/uv pip compile -q --python $(BIN)/python --custom-compile-command "make lock" requirements-celery.in -c requirements.lock -o $(CELERY_LOCK)
 
 demo: setup
 	PENSTAT_HOME=$(DEMO_HOME) $(BIN)/penstat demo --scale $(SCALE) --seed $(SEED)
@@ -63,7 +84,7 @@ DASHBOARD_HOME ?= $(if $(wildcard $(PENSTAT_HOME)/published/current/published.du
 dashboard: setup
 	PENSTAT_HOME=$(DASHBOARD_HOME) $(BIN)/penstat dashboard $(if $(PORT),--port $(PORT),)
 
-test: setup
+test: setup $(VENV)/.installed-celery
 	$(BIN)/python -m pytest
 
 test-fast: setup
@@ -103,6 +124,13 @@ suites: setup
 # Scale 50 is opt-in (BENCH_SCALES=1,10,50): it runs for a long time here.
 bench: setup
 	$(BIN)/python -m benchmarks.run --scales $(BENCH_SCALES) --runs $(BENCH_RUNS)
+
+# Simulation study (bias, SD, SE, coverage) of the published standardised recidivism
+# figures: docs/statistics-validation.md. Minutes, not a test; one BLAS thread each.
+validate-stats: setup
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	$(BIN)/python -m benchmarks.validate_stats --replicates $(STATS_REPLICATES) \
+		--scale $(STATS_SCALE)
 
 clean:
 	rm -rf .penstat/demo .pytest_cache .ruff_cache

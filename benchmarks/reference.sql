@@ -21,10 +21,11 @@
 -- overcrowding tiers and disclosure control (primary, secondary, partner suppression).
 --
 -- What it leaves out:
---   * the statsmodels risk model (int_recidivism_expected.py): observed_expected,
---     observed_expected_se, adjusted_rate, ci_low and ci_high of mart_recidivism_cohort
---     are NULL here (SQL cannot fit the logistic model); the test compares every other
---     column. The flag does not depend on them.
+--   * the statsmodels risk model (int_recidivism_expected.py) and the marginal
+--     standardisation (int_recidivism_standardised.py): observed_expected,
+--     observed_expected_se, adjusted_rate, ci_low, ci_high and the standardised_*
+--     columns of mart_recidivism_cohort are NULL here (SQL cannot fit the logistic
+--     model); the test compares every other column. The flag does not depend on them.
 --   * mart_delivery_status: it depends on the ledger and on today's date.
 --   * contract v2 feeds (reference_register, recidivism_cohort, national_reference):
 --     the synthetic system sends none, so mart_national_reference,
@@ -884,7 +885,10 @@ LEFT JOIN history h
     ON h.facility_id = r.facility_id AND r.release_date BETWEEN h.valid_from AND h.valid_to
 -- mature cohorts only: the window plus waiting period after 31 December has elapsed
 WHERE coalesce(CAST(make_date(year(r.release_date), 12, 31) + to_months(30) AS DATE)
-               < x.extraction_date, false);
+               < x.extraction_date, false)
+-- the cohort counts persons: each person's first release in the year
+QUALIFY r.person IS NULL OR row_number() OVER (
+    PARTITION BY r.person, year(r.release_date) ORDER BY r.release_date, r.release_id) = 1;
 
 CREATE TEMP TABLE cohort_groups AS
 WITH grouped AS (
@@ -995,8 +999,29 @@ SELECT cohort_year, group_type, group_value,
        CASE WHEN NOT (frequency_withheld_1 OR rates_withheld)
             THEN reoffences_per_reoffender_1y END AS reoffences_per_reoffender_1y,
        CAST(NULL AS DOUBLE) AS observed_expected_se, -- risk model
-       national_rate
-FROM decided;
+       national_rate,
+       reference_group,
+       -- raw difference from the reference group, withheld when either side's rates are
+       CASE WHEN NOT difference_withheld THEN recid_2y_general - reference_rate END
+           AS observed_difference,
+       CAST(NULL AS DOUBLE) AS standardised_rate,    -- standardisation model: not here
+       CAST(NULL AS DOUBLE) AS standardised_rate_se,
+       CAST(NULL AS DOUBLE) AS standardised_ci_low,
+       CAST(NULL AS DOUBLE) AS standardised_ci_high,
+       CAST(NULL AS DOUBLE) AS standardised_difference,
+       CAST(NULL AS DOUBLE) AS standardised_difference_se,
+       CAST(NULL AS DOUBLE) AS standardised_difference_ci_low,
+       CAST(NULL AS DOUBLE) AS standardised_difference_ci_high
+FROM (
+    SELECT d.*, ref.recid_2y_general AS reference_rate,
+           d.rates_withheld OR coalesce(ref.rates_withheld, true) AS difference_withheld
+    FROM (SELECT *, CASE group_type WHEN 'scale_class' THEN 'large'
+                                    WHEN 'facility_type' THEN 'prison' END AS reference_group
+          FROM decided) d
+    LEFT JOIN decided ref
+        ON ref.cohort_year = d.cohort_year AND ref.group_type = d.group_type
+       AND ref.group_value = d.reference_group
+);
 
 -- ------------------------------------------- comparisons: month-end snapshots ---------
 -- The facility's last census of the month, withheld exactly where mart_facility_daily

@@ -224,11 +224,12 @@ def write_report(results: list[dict]) -> str:
             f"| {share:.0%} | {fmt(m['airflow'].median)} | {fmt(m['full'].peak, 'MB')} "
             f"| {fmt(m['daily'].peak, 'MB')} | {fmt(m['reference'].peak, 'MB')} "
             f"| {r['runs']} |")
-    steps = ("imports", "ingest", "build", "publish")
+    steps = ("imports", "ingest", "build", "publish", "disclosure_protect", "disclosure_audit")
     lines += ["", "Where the time goes: median seconds per step (one process per stage), and in",
               "brackets the process's peak memory at the end of the step:", "",
-              "| scale | stage | imports | ingest | build (dbt) | publish (gate + publication) |",
-              "|---|---|---|---|---|---|"]
+              "| scale | stage | imports | ingest | build (dbt) | publish (gate + publication) "
+              "| of which: disclosure protection | disclosure audit |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         for stage in ("full", "daily"):
             laps = r["measures"][stage].lap_medians()

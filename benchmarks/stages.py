@@ -11,6 +11,7 @@ reads the child's peak resident memory from os.wait4's rusage.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import sys
@@ -68,6 +69,20 @@ def pipeline(home: Path) -> None:
     t = _lap("build", t)
     tasks.gate_and_publish()
     _lap("publish", t)
+    _disclosure_laps(home)
+
+
+def _disclosure_laps(home: Path) -> None:
+    """The disclosure step's own seconds (secondary suppression; audit), from the newest
+    gate report, with the program's peak memory (the step runs inside publish)."""
+    reports = sorted((home / "reports" / "gate").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    if not reports:
+        return
+    seconds = json.loads(reports[-1].read_text()).get("disclosure", {}).get("seconds", {})
+    for step in ("protect", "audit"):
+        if step in seconds:
+            print(f"{LAP} disclosure_{step} {seconds[step]:.3f} {peak_mb():.0f}",
+                  file=sys.stderr, flush=True)
 
 
 def reference(home: Path) -> None:

@@ -3,7 +3,8 @@
 Every step runs the same task bodies as the Airflow DAGs (penstat.orchestration.tasks),
 in the foreground, on $PENSTAT_HOME:
 
-    penstat up | down | status       the local Airflow stack (make up / down / status)
+    penstat up | down | status       the local Airflow stack (make up / down / status);
+                                     PENSTAT_EXECUTOR=celery: PostgreSQL, Redis, Celery workers
     penstat demo [--scale --seed]    the whole pipeline on synthetic data, through Airflow
     penstat real [--home --data]     five real public data sets through the pipeline
     penstat rebuild                  full rebuild, gate, publish (through Airflow if it is up)
@@ -38,8 +39,10 @@ from penstat.contract.feeds import FEEDS
 from penstat.contract.layout import Paths
 from penstat.core.config import ConfigError
 from penstat.orchestration import tasks
-from penstat.orchestration.local_airflow import HEALTH_COMPONENTS, Stack, health
+from penstat.orchestration.celery_stack import CeleryStack
+from penstat.orchestration.local_airflow import HEALTH_COMPONENTS, health
 from penstat.orchestration.rebuild import rebuild
+from penstat.orchestration.stacks import EXECUTORS, recorded_executor, recorded_stack, stack_for
 from penstat.senders.real import data_dir
 
 DONE, FAILED, USAGE, ATTENTION = 0, 1, 2, 3
@@ -62,6 +65,11 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="start the local Airflow stack and wait until it is healthy")
     up.add_argument("--port", type=int, default=None, help="api-server port (default: a free one)")
+    up.add_argument("--executor", choices=EXECUTORS, default=None,
+                    help="local: SQLite + LocalExecutor (default); celery: PostgreSQL, Redis "
+                         "and Celery workers (default: $PENSTAT_EXECUTOR)")
+    up.add_argument("--workers", type=int, default=None,
+                    help="Celery workers to start (default: $PENSTAT_WORKERS or 2)")
     sub.add_parser("down", help="stop every process `up` started, and nothing else")
     sub.add_parser("status", help="the stack's processes and health (exit 3: not running)")
     demo = sub.add_parser("demo", help="the pipeline end to end on synthetic deliveries, "
@@ -137,6 +145,35 @@ def _publish() -> int:
     return DONE
 
 
+def _up(args: argparse.Namespace, paths: Paths) -> int:
+    stack = stack_for(paths, args.executor, args.workers)
+    recorded = recorded_executor(paths)
+    wanted = "celery" if isinstance(stack, CeleryStack) else "local"
+    if recorded and recorded != wanted and recorded_stack(paths).running():
+        print(f"a {recorded} stack is running for this PENSTAT_HOME: `penstat down` first",
+              file=sys.stderr)
+        return USAGE
+    state = stack.up(port=args.port)
+    print(f"Airflow is up: {state['api']} (PENSTAT_HOME={state['home']}, executor {wanted})")
+    if isinstance(stack, CeleryStack):
+        for key, worker in state["workers"].items():
+            print(f"  {key}: {worker['name']} (pid {state['pids'][key]})")
+        for name, service in state["services"].items():
+            print(f"  {name}: 127.0.0.1:{service['port']} (pid {service['pid']})")
+    print("The API listens on 127.0.0.1 only, with no login: every local user is an "
+          "Airflow admin (SECURITY.md).")
+    print(f"Drop deliveries into {stack.paths.inbox}/<feed>/ and ring _READY.")
+    return DONE
+
+
+def _celery_status(stack: CeleryStack) -> int:
+    status = stack.status()
+    print(json.dumps(status, indent=2))
+    if not status.get("running"):
+        return ATTENTION
+    return DONE if status["healthy"] else ATTENTION
+
+
 def _dashboard(port: int, rebuild: bool, build_only: bool) -> int:
     from penstat.reporting.dashboard.serve import address, static_server
 
@@ -176,16 +213,15 @@ def _dashboard(port: int, rebuild: bool, build_only: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    stack = Stack(Paths.from_env())
+    paths = Paths.from_env()
     if args.command == "up":
-        state = stack.up(port=args.port)
-        print(f"Airflow is up: {state['api']} (PENSTAT_HOME={state['home']})")
-        print("The API listens on 127.0.0.1 only, with no login: every local user is an "
-              "Airflow admin (SECURITY.md).")
-        print(f"Drop deliveries into {stack.paths.inbox}/<feed>/ and ring _READY.")
-    elif args.command == "down":
+        return _up(args, paths)
+    stack = recorded_stack(paths)
+    if args.command == "down":
         stopped = stack.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    elif args.command == "status" and isinstance(stack, CeleryStack):
+        return _celery_status(stack)
     elif args.command == "status":
         state = stack.running()
         if not state:

@@ -13,6 +13,19 @@ from __future__ import annotations
 
 INTERFACE_VERSION = "1"
 
+# Eurostat flag letters of the row-level `flag` column of the pipeline marts, in
+# alphabetical order: b break in series, c confidential (withheld), e estimated,
+# p provisional (set by dbt, dbt_project/macros/disclosure.sql eurostat_flag), and
+# r revised since the previous publication (set by the publisher,
+# penstat/publication/revisions.py).
+REVISION_FLAG = "r"
+# m missing (an input declared unknown, contract v3) and u low reliability (national
+# sums with facility-days missing, coverage below 1) are set by dbt too.
+ROW_FLAG_LETTERS: tuple[str, ...] = ("b", "c", "e", "m", "p", REVISION_FLAG, "u")
+
+# The values of mart_delivery_status.status (documented in its dbt YAML).
+DELIVERY_STATUSES: tuple[str, ...] = ("ok", "late", "closed")
+
 # The marts the pipeline builds from the v1 feeds.
 # Beyond published.md v1 (adding is allowed): `flag` on the daily, monthly and national
 # marts, detainees_per_custodial_fte on the national mart, and the columns after
@@ -45,9 +58,15 @@ PIPELINE_MART_COLUMNS: dict[str, tuple[str, ...]] = {
         "recid_2y_custodial", "proven_reoffending_1y", "observed_expected", "adjusted_rate",
         "ci_low", "ci_high", "flag",
         "reoffences_per_reoffender_1y", "observed_expected_se", "national_rate",
+        # issue 13: comparable people by marginal standardisation (docs/kpis.md)
+        "reference_group", "observed_difference", "standardised_rate",
+        "standardised_rate_se", "standardised_ci_low", "standardised_ci_high",
+        "standardised_difference", "standardised_difference_se",
+        "standardised_difference_ci_low", "standardised_difference_ci_high",
     ),
     "mart_delivery_status": (
         "feed", "facility_id", "last_period_received", "days_late", "last_delivery_id", "status",
+        "as_of_date",
     ),
     # added after interface v1: the regional roll-up (NUTS-2 region of the register)
     "mart_regional_monthly": (
@@ -113,6 +132,46 @@ COMPARISON_MART_KEYS: dict[str, tuple[str, ...]] = {
                                      "group_value"),
 }
 
-# Every published mart, in publication order.
-MART_COLUMNS: dict[str, tuple[str, ...]] = {**PIPELINE_MART_COLUMNS, **COMPARISON_MART_COLUMNS}
+# The columns each mart has in the warehouse (what dbt builds and its YAML describes).
+WAREHOUSE_MART_COLUMNS: dict[str, tuple[str, ...]] = {**PIPELINE_MART_COLUMNS,
+                                                      **COMPARISON_MART_COLUMNS}
+
+# --- Per-value flags (docs/kpis.md, "Disclosure control") ---------------------------
+# Every value disclosure control can withhold has a flag column of its own,
+# `<column>_flag` (Eurostat letters: c confidential, plus the row's b, e, p), added by
+# the publisher's disclosure step (penstat.publication.disclosure) after the mart's own
+# columns, in this order. The row's `flag` stays: the letters of all its values.
+VALUE_FLAG_COLUMNS: dict[str, tuple[str, ...]] = {
+    "mart_facility_daily": ("population", "density", "occupancy_in_use", "overcrowding_tier"),
+    "mart_facility_monthly": (
+        "average_daily_population", "density", "turnover", "avg_length_of_stay_days",
+        "detainees_per_custodial_fte", "rehab_staff_per_100", "vacancy_rate",
+        "staff_trained_share", "work_participation", "education_participation",
+        "digital_contact_share", "release_plan_coverage", "occupancy_in_use",
+    ),
+    "mart_national_monthly": (
+        "average_daily_population", "density", "share_in_overcrowded", "share_in_small_scale",
+        "vulnerable_in_small_scale_under_18", "vulnerable_in_small_scale_18_22",
+        "vulnerable_in_small_scale_female", "detainees_per_custodial_fte", "occupancy_in_use",
+        "rehab_staff_per_100", "work_participation", "education_participation",
+        "digital_contact_share", "release_plan_coverage", "custodial_fte", "rehab_fte",
+    ),
+    "mart_recidivism_cohort": (
+        "cohort_size", "recid_2y_general", "recid_2y_custodial", "proven_reoffending_1y",
+        "observed_expected", "adjusted_rate", "ci_low", "ci_high",
+        "reoffences_per_reoffender_1y", "observed_expected_se",
+    ),
+}
+
+
+def flag_column(column: str) -> str:
+    """The flag column of a value column."""
+    return f"{column}_flag"
+
+
+# Every published mart, in publication order: the warehouse's columns, then the flags.
+MART_COLUMNS: dict[str, tuple[str, ...]] = {
+    mart: (*columns, *(flag_column(c) for c in VALUE_FLAG_COLUMNS.get(mart, ())))
+    for mart, columns in WAREHOUSE_MART_COLUMNS.items()
+}
 MART_KEYS: dict[str, tuple[str, ...]] = {**PIPELINE_MART_KEYS, **COMPARISON_MART_KEYS}

@@ -33,6 +33,8 @@ from penstat.contract.published import (
     MART_COLUMNS,
     MART_KEYS,
     PIPELINE_MART_COLUMNS,
+    VALUE_FLAG_COLUMNS,
+    flag_column,
 )
 from penstat.core.locations import DBT_PROJECT_DIR, REPO_ROOT
 
@@ -63,9 +65,19 @@ def dbt_model_docs(directory: Path = MARTS_YAML_DIR) -> dict[str, ModelDoc]:
         for model in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
             columns = {c["name"]: (str(c.get("data_type", "")), str(c.get("description", "")))
                        for c in model.get("columns") or []}
+            for value in VALUE_FLAG_COLUMNS.get(model["name"], ()):
+                columns.setdefault(flag_column(value), ("VARCHAR", flag_description(value)))
             docs[model["name"]] = ModelDoc(model["name"], str(model.get("description", "")),
                                            columns, path)
     return docs
+
+
+def flag_description(column: str) -> str:
+    """The meaning of `<column>_flag` (added by the publisher's disclosure step)."""
+    return (f"Added. Eurostat flag of `{column}` alone: c confidential (withheld by "
+            "disclosure control, docs/kpis.md), with the row's b (break in series), "
+            "e (estimated), p (provisional) and any other letter of the row's `flag`; "
+            "empty when none applies.")
 
 
 def one_line(text: str) -> str:

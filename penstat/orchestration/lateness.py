@@ -10,7 +10,9 @@ cadence (`Feed.cadence`, as in the dbt seed `feed_cadence`), with the rules of t
     yearly    the next extraction is due a year after the last (created_at)
     on_change never late
 
-A feed that never delivered is not judged here (`penstat_build` reports it).
+A feed that never delivered is not judged here (`penstat_build` reports it). Lateness
+here is per feed, not per facility, so a facility that closed (status `closed` in the
+mart, never alerted) plays no part.
 """
 
 from __future__ import annotations

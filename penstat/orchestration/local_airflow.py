@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from penstat.core.lineage import airflow_environment as airflow_lineage_environm
 from penstat.core.locations import REPO_ROOT
 from penstat.core.processes import pid_alive
 from penstat.orchestration.assets import WAREHOUSE_POOL
+from penstat.orchestration.services.sessions import session_members, stop_sessions
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # The only interface the api-server listens on (see the module docstring).
@@ -159,28 +159,17 @@ class Stack:
         return state
 
     def down(self, timeout: float = 60) -> list[str]:
+        """Stop every process of the recorded components' sessions: SIGTERM, then SIGKILL
+        what is left at `timeout`. Sessions, not process groups: Airflow puts each task
+        process in a process group of its own, which stopping the scheduler's group
+        would leave running (penstat.orchestration.services.sessions)."""
         state = self.read_state()
         if not state:
             return []
-        stopped = []
-        for component, pid in state["pids"].items():
-            if _signal_group(pid, signal.SIGTERM):
-                stopped.append(component)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(pid_alive(p) for p in state["pids"].values()):
-            time.sleep(0.5)
-        for pid in state["pids"].values():
-            _signal_group(pid, signal.SIGKILL)
+        stopped = [c for c, pid in state["pids"].items() if session_members(pid)]
+        stop_sessions(list(state["pids"].values()), timeout)
         self.pid_file.unlink(missing_ok=True)
         return stopped
-
-
-def _signal_group(pid: int, sig: int) -> bool:
-    try:
-        os.killpg(pid, sig)  # the component was started as its own session leader
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
 
 
 def free_port() -> int:

@@ -142,7 +142,9 @@ def alert_days_late() -> int:
 
 
 def late_feeds(paths: Paths | None = None, min_days_late: int | None = None) -> list[dict]:
-    """Rows of marts.mart_delivery_status that are late by at least `min_days_late` days."""
+    """Rows of marts.mart_delivery_status that are late by at least `min_days_late` days
+    (status `late` only: `ok` and `closed`, a facility that closed with nothing owed,
+    are never reported)."""
     paths = paths or Paths.from_env()
     if min_days_late is None:
         min_days_late = alert_days_late()
@@ -216,7 +218,9 @@ def gate_and_publish() -> dict:
         lineage = record_publication(paths, publication.version, manifest["published_at"],
                                      publication.deliveries, publication.marts)
     return {"version": publication.version, "unchanged": publication.unchanged,
-            "marts": publication.marts, "lineage": None if lineage is None else str(lineage)}
+            "marts": publication.marts, "revisions": publication.revisions,
+            "retired": publication.retired,
+            "lineage": None if lineage is None else str(lineage)}
 
 
 def build_dashboard(version: str | None = None, rebuild: bool = False) -> dict:

@@ -10,7 +10,9 @@ STORAGE_VERSION) that opens a publication finds, besides the schema `marts`:
 - a schema `meta`: `meta.publication` (one row: interface version, version, previous
   version, published_at, number of deliveries), `meta.deliveries` (the deliveries the
   published build saw, in ledger order) and `meta.marts` (each mart's key, rows, the
-  sha256 of its Parquet file and its description), all copied from the manifest.
+  sha256 of its Parquet file and its description), all copied from the manifest; and
+  `meta.revisions`, what changed since the previous publication, written with the marts
+  by penstat.publication.revisions.
 
 The marts' rows, and so the Parquet files and their checksums, do not depend on any of
 this: comments and `meta` change only the bytes of `published.duckdb`, which nothing
@@ -84,7 +86,7 @@ def write_meta(con: duckdb.DuckDBPyConnection, catalog: str, manifest: Mapping,
                docs: Mapping[str, ModelDoc] | None = None) -> None:
     """The schema `catalog`.meta, from the publication's manifest."""
     docs = dbt_model_docs() if docs is None else docs
-    con.execute(f"CREATE SCHEMA {catalog}.meta")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog}.meta")
     con.execute(f"CREATE TABLE {catalog}.meta.publication (interface_version VARCHAR, "
                 "version VARCHAR, previous_version VARCHAR, published_at TIMESTAMP, "
                 "deliveries BIGINT)")

@@ -34,17 +34,31 @@ from pathlib import Path
 import duckdb
 
 from penstat.contract.layout import Paths
-from penstat.contract.published import INTERFACE_VERSION, MART_COLUMNS, MART_KEYS
+from penstat.contract.published import (
+    INTERFACE_VERSION,
+    MART_COLUMNS,
+    MART_KEYS,
+    WAREHOUSE_MART_COLUMNS,
+)
 from penstat.core.database import connect
 from penstat.core.faults import kill_point
 from penstat.core.files import sha256_file
 from penstat.core.processes import pid_alive
+from penstat.publication.disclosure import ledger as disclosure_ledger
+from penstat.publication.disclosure import step as disclosure
 from penstat.publication.metadata import (
     STORAGE_VERSION,
     comment_problems,
     write_comments,
     write_meta,
 )
+from penstat.publication.retention import (
+    RETIRED_PREFIX,
+    RetentionPolicy,
+    apply_retention,
+    remove_tree,
+)
+from penstat.publication.revisions import REVISIONS_FILE, Revisions, write_revisions
 from penstat.publication.risk_report import write_risk_model
 from penstat.publication.sdmx import SDMX_FILE, write_sdmx
 from penstat.validation.gx_context import build_data_docs, get_context, suite_file
@@ -80,6 +94,8 @@ class Publication:
     deliveries: list[str]
     unchanged: bool = False
     suites: list[str] = field(default_factory=list)
+    revisions: dict[str, dict[str, int]] = field(default_factory=dict)
+    retired: list[str] = field(default_factory=list)
 
 
 def _built_up_to(con: duckdb.DuckDBPyConnection) -> int | None:
@@ -111,8 +127,13 @@ def _attach_published_db(draft: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]:
-    """Copy the marts out of the warehouse (read-only) into the draft."""
+def _write_draft(paths: Paths, draft: Path, previous: Path | None,
+                 previous_version: str | None
+                 ) -> tuple[dict[str, dict], list[str], disclosure.Report, Revisions]:
+    """Copy the marts out of the warehouse (read-only) into the draft, run disclosure
+    control over all of them at once (penstat.publication.disclosure), compare the
+    published values with the `previous` publication (its folder; None for a first) and
+    flag the revised ones (penstat.publication.revisions), then write their Parquet files."""
     draft.mkdir(parents=True)
     con = _attach_published_db(draft)
     try:
@@ -120,11 +141,16 @@ def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]
         built = _built_up_to(con)
         con.execute("CREATE SCHEMA marts")
         marts: dict[str, dict] = {}
-        for mart, columns in MART_COLUMNS.items():
+        for mart, columns in WAREHOUSE_MART_COLUMNS.items():
             order = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
             cols = ", ".join(f'"{c}"' for c in columns)
             con.execute(f"CREATE TABLE marts.{mart} AS SELECT {cols} FROM wh.marts.{mart} "
                         f"ORDER BY {order}")
+        report = disclosure.run(con, paths, catalog="pub")
+        revisions = write_revisions(con, "pub", previous, previous_version,
+                                    draft / REVISIONS_FILE)
+        for mart in MART_COLUMNS:
+            order = ", ".join(f'"{k}"' for k in MART_KEYS[mart])
             parquet = draft / f"{mart}.parquet"
             con.execute(f"COPY (SELECT * FROM marts.{mart} ORDER BY {order}) TO '{parquet}' "
                         "(FORMAT parquet, COMPRESSION zstd)")
@@ -137,7 +163,7 @@ def _write_draft(paths: Paths, draft: Path) -> tuple[dict[str, dict], list[str]]
         con.execute("DETACH wh")
     finally:
         con.close()
-    return marts, deliveries
+    return marts, deliveries, report, revisions
 
 
 def _write_meta(draft: Path, manifest: dict) -> None:
@@ -158,7 +184,9 @@ def _write_exports(paths: Paths, draft: Path, now: datetime) -> dict:
     extras: dict = {}
     con = connect(paths.warehouse, read_only=True)
     try:
-        sdmx = write_sdmx(con, draft, now)
+        con.execute(f"ATTACH '{draft / PUBLISHED_DB}' AS pub (READ_ONLY)")
+        sdmx = write_sdmx(con, draft, now, published_catalog="pub")
+        con.execute("DETACH pub")
         risk = write_risk_model(con, draft)
     finally:
         con.close()
@@ -274,18 +302,19 @@ def clean_stale(paths: Paths) -> list[str]:
         return removed
     for entry in paths.published.iterdir():
         kind, _, rest = entry.name.partition("-")
-        if kind not in (".draft", ".staging", ".current"):  # .staging: older versions' drafts
-            continue
+        if kind not in (".draft", ".staging", ".current", RETIRED_PREFIX):
+            continue  # .staging: older versions' drafts; .retired: retention's deletions
         pid = rest.split("-", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue  # another publisher is at work (outside the one-slot pool?)
         if entry.is_symlink() or entry.is_file():
             entry.unlink()
         else:
-            entry.chmod(0o700)
-            for p in entry.iterdir():
-                p.chmod(0o600)
-            shutil.rmtree(entry, ignore_errors=True)
+            try:
+                remove_tree(entry)
+            except OSError as exc:
+                log.warning("could not remove %s: %s", entry, exc)
+                continue
         removed.append(entry.name)
     if removed:
         log.warning("removed leftovers of an interrupted publication: %s", removed)
@@ -316,9 +345,33 @@ def _unswitched_version(paths: Paths, marts: dict, deliveries: list[str]) -> str
     return None
 
 
+def _current_folder(paths: Paths) -> tuple[Path | None, dict | None]:
+    """The folder `current` points to (resolved once) and its manifest; (None, None)
+    before the first publication."""
+    if not paths.current_publication.exists():
+        return None, None
+    folder = paths.current_publication.resolve()
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        return None, None
+    return folder, json.loads(manifest.read_text())
+
+
+def _retire_old(paths: Paths, policy: RetentionPolicy) -> list[str]:
+    """Apply the retention policy after a publish; a failure is logged, never raised (the
+    publication is made; the next publish retries)."""
+    try:
+        return apply_retention(paths, policy)
+    except OSError as exc:
+        log.warning("retention of old publications failed (retried after the next "
+                    "publication): %s", exc)
+        return []
+
+
 def publish(paths: Paths | None = None) -> Publication:
     """Stage, gate and publish the warehouse's marts; raise GateFailed if the gate fails."""
     paths = paths or Paths.from_env()
+    policy = RetentionPolicy.from_config()  # a bad setting fails before anything is done
     paths.ensure()
     if stat.S_IMODE(paths.published.stat().st_mode) != PUBLICATIONS_FOLDER_MODE:
         os.chmod(paths.published, PUBLICATIONS_FOLDER_MODE)
@@ -326,21 +379,27 @@ def publish(paths: Paths | None = None) -> Publication:
     now = datetime.now(UTC)
     draft = paths.published / f".draft-{os.getpid()}-{uuid.uuid4().hex}"
     try:
-        marts, deliveries = _write_draft(paths, draft)
+        previous, current = _current_folder(paths)
+        marts, deliveries, disclosure_report, revisions = _write_draft(
+            paths, draft, previous, current.get("version") if current else None)
         kill_point("publish.staged")
         content = hashlib.sha256(json.dumps(marts, sort_keys=True).encode()).hexdigest()
-        current = current_manifest(paths)
-        if current and current.get("marts") == marts and current.get("deliveries") == deliveries:
+        if current and current.get("deliveries") == deliveries and (
+                current.get("marts") == marts or revisions.none):
+            # equal published values; the flags may differ only by the revision letter
             log.info("marts unchanged since publication %s: nothing to publish",
                      current["version"])
-            return Publication(current["version"], paths.current_publication.resolve(), marts,
-                               deliveries, unchanged=True)
+            disclosure_ledger.discard(paths)
+            return Publication(current["version"], previous, current["marts"], deliveries,
+                               unchanged=True, retired=_retire_old(paths, policy))
         ready = _unswitched_version(paths, marts, deliveries)
         if ready is not None:
             log.warning("publication %s was complete but never made current (an interrupted "
                         "run): switching to it", ready)
             switch_current(paths, ready)
-            return Publication(ready, paths.published / ready, marts, deliveries)
+            disclosure_ledger.commit(paths)
+            return Publication(ready, paths.published / ready, marts, deliveries,
+                               revisions=revisions.marts, retired=_retire_old(paths, policy))
         version = f"{now:%Y-%m-%dT%H:%M:%SZ}-{content[:4]}"
         n = 2
         while (paths.published / version).exists():
@@ -348,6 +407,7 @@ def publish(paths: Paths | None = None) -> Publication:
             n += 1
         fingerprints = suite_fingerprints()
         suites, failures, validated = _gate(paths, draft, current, marts, fingerprints)
+        failures = disclosure_report.failures + failures
         kill_point("publish.gated")
         report_dir = paths.reports / "gate"
         report_dir.mkdir(parents=True, exist_ok=True)
@@ -355,9 +415,11 @@ def publish(paths: Paths | None = None) -> Publication:
         data_docs = paths.reports / "data_docs" / "index.html"
         validation = {"success": not failures, "suites": suites, "failures": failures,
                       "rows_validated": validated, "suite_sha256": fingerprints,
-                      "report": str(data_docs)}
+                      "report": str(data_docs),
+                      "disclosure": disclosure_report.as_dict()}
         report.write_text(json.dumps({"version": version, **validation}, indent=2) + "\n")
         if failures:
+            disclosure_ledger.discard(paths)
             raise GateFailed(failures, report)
         manifest = {
             "interface_version": INTERFACE_VERSION,
@@ -367,6 +429,9 @@ def publish(paths: Paths | None = None) -> Publication:
             "deliveries": deliveries,
             "marts": marts,
             "validation": validation,
+            "revisions": {"file": REVISIONS_FILE, "rows": revisions.rows,
+                          "sha256": sha256_file(draft / REVISIONS_FILE),
+                          "marts": revisions.marts},
             **_write_exports(paths, draft, now),
         }
         _write_meta(draft, manifest)
@@ -376,9 +441,11 @@ def publish(paths: Paths | None = None) -> Publication:
         os.rename(draft, final)
         kill_point("publish.renamed")
         switch_current(paths, version)
-        log.info("published %s (%s)", version,
-                 ", ".join(f"{m} {v['rows']} rows" for m, v in marts.items()))
-        return Publication(version, final, marts, deliveries, suites=suites)
+        disclosure_ledger.commit(paths)
+        log.info("published %s (%s; revisions: %s rows)", version,
+                 ", ".join(f"{m} {v['rows']} rows" for m, v in marts.items()), revisions.rows)
+        return Publication(version, final, marts, deliveries, suites=suites,
+                           revisions=revisions.marts, retired=_retire_old(paths, policy))
     finally:
         if draft.exists():
             draft.chmod(0o700)

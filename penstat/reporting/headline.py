@@ -7,10 +7,12 @@ publication could do it:
   (months pooled through census_days, custodial_fte and rehab_fte);
 - two-year general reoffending by scale class of the facility of final
   discharge, pooled over the published (mature) cohorts: the raw rate with a
-  Wilson 95 % interval, and the risk-adjusted rate (O/E x national rate,
-  kpis.md's headline figure) as the cohort-size weighted mean of the yearly
-  adjusted rates, with a 95 % interval from the yearly standard errors;
-- the small-vs-large gap, raw and adjusted, with normal intervals;
+  Wilson 95 % interval, and the risk-standardised rate (marginal
+  standardisation, kpis.md's figure for comparable people) with its difference
+  from large prisons, each the mean of the yearly published figures weighted
+  by the year's national cohort, with a 95 % interval from the yearly standard
+  errors (yearly models are fitted on disjoint cohorts: independent);
+- the small-vs-large gap for comparable people (standardised) and raw;
 - the risk model's fit and its adjusted small-vs-large odds ratio
   (risk_model.json of the publication);
 - the facilities outside the 99.8 % funnel limits of two-year reoffending in the
@@ -29,6 +31,7 @@ import duckdb
 from penstat.contract.layout import Paths
 from penstat.core.config import Config
 from penstat.core.database import connect
+from penstat.transform.standardisation import pool_years
 
 CLASS_ORDER = "CASE {col} WHEN 'small' THEN 1 WHEN 'medium' THEN 2 WHEN 'large' THEN 3 ELSE 4 END"
 
@@ -81,6 +84,19 @@ ORDER BY observed_rate DESC, facility_id
 """
 
 
+# Published standardised figures per (group, cohort), with the year's national cohort
+# (the sum of the published sizes of the attribution's groups) as the pooling weight.
+STANDARDISED_ROWS_SQL = f"""
+SELECT group_value, cohort_year, reference_group, standardised_rate, standardised_rate_se,
+       standardised_difference, standardised_difference_se,
+       sum(cohort_size) OVER (PARTITION BY cohort_year) AS national_size
+FROM marts.mart_recidivism_cohort
+WHERE group_type = ?
+QUALIFY standardised_rate IS NOT NULL
+ORDER BY {CLASS_ORDER.format(col='group_value')}, group_value, cohort_year
+"""
+
+
 @dataclass(frozen=True)
 class Estimate:
     value: float
@@ -101,6 +117,53 @@ class GroupRecidivism:
     adjusted: Estimate | None
     raw_se: float
     adjusted_se: float | None
+
+
+@dataclass(frozen=True)
+class StandardisedGroup:
+    group: str
+    reference: str
+    cohorts: str
+    rate: Estimate
+    difference: Estimate | None  # None for the reference group itself
+
+
+def _cohorts(years: list[int]) -> str:
+    years = sorted(set(years))
+    contiguous = years == list(range(years[0], years[-1] + 1))
+    return (f"{years[0]}-{years[-1]}" if contiguous and len(years) > 1
+            else ",".join(str(y) for y in years))
+
+
+def standardised_recidivism(con: duckdb.DuckDBPyConnection, group_type: str = "scale_class",
+                            z: float | None = None) -> list[StandardisedGroup]:
+    """Risk-standardised rate and difference from the reference group per group, pooled
+    over the cohorts where the group's difference is published (the rate over the same
+    cohorts), weighted by the cohort's national size."""
+    z = _z() if z is None else z
+    rows = con.execute(STANDARDISED_ROWS_SQL, [group_type]).fetchall()
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault(row[0], []).append(row)
+    out = []
+    for group, items in groups.items():
+        reference = items[0][2]
+        is_reference = group == reference
+        usable = [r for r in items if r[7] and (is_reference or r[5] is not None)]
+        if not usable:
+            continue
+        weights = [float(r[7]) for r in usable]
+        rate = pool_years(weights, [r[3] for r in usable], [r[4] for r in usable])
+        difference = None
+        if not is_reference:
+            pooled = pool_years(weights, [r[5] for r in usable], [r[6] for r in usable])
+            difference = Estimate(pooled.value, pooled.value - z * pooled.se,
+                                  pooled.value + z * pooled.se)
+        out.append(StandardisedGroup(
+            group, reference, _cohorts([r[1] for r in usable]),
+            Estimate(rate.value, max(0.0, rate.value - z * rate.se),
+                     min(1.0, rate.value + z * rate.se)), difference))
+    return out
 
 
 def _z() -> float:
@@ -195,11 +258,24 @@ def _table(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     return _format(list(rel.columns), rows)
 
 
+def _raw_table(groups: list[GroupRecidivism]) -> str:
+    rows = [[g.group, str(g.released), g.cohorts, g.raw.pct()] for g in groups]
+    return _format(["group", "persons", "cohorts", "raw 2y rate % [95% CI]"], rows)
+
+
 def _recidivism_table(groups: list[GroupRecidivism]) -> str:
     rows = [[g.group, str(g.released), g.cohorts, g.raw.pct(),
              g.adjusted.pct() if g.adjusted else "(model not fitted)"] for g in groups]
     return _format(["group", "released", "cohorts", "raw 2y rate % [95% CI]",
                     "risk-adjusted % [95% CI]"], rows)
+
+
+def _standardised_table(groups: list[StandardisedGroup]) -> str:
+    rows = [[g.group, g.cohorts, g.rate.pct(),
+             g.difference.pct() if g.difference else f"(reference: {g.reference})"]
+            for g in groups]
+    return _format(["group", "cohorts", "standardised 2y rate % [95% CI]",
+                    "difference from reference, points [95% CI]"], rows)
 
 
 def _model_lines(folder: Path) -> list[str]:
@@ -211,7 +287,7 @@ def _model_lines(folder: Path) -> list[str]:
     lines = [f"Risk model ({expected.get('status', 'unknown')}): "]
     fit = expected.get("fit", {})
     if expected.get("status") == "fitted":
-        lines[0] += (f"{fit['releases']:.0f} releases, C-statistic {fit['c_statistic']:.3f}, "
+        lines[0] += (f"{fit['releases']:.0f} persons, C-statistic {fit['c_statistic']:.3f}, "
                      f"McFadden R2 {fit['mcfadden_pseudo_r2']:.3f}, Hosmer-Lemeshow p "
                      f"{fit['hosmer_lemeshow_p_value']:.2f}")
     else:
@@ -266,22 +342,33 @@ def headline(publication: Path | None = None) -> str:
             _table(con, CONDITIONS_SQL),
             "",
             "Two-year general reoffending by scale class of the facility of final discharge "
-            "(published mature cohorts pooled; raw = unadjusted, risk-adjusted = O/E x national "
-            "rate, the figure for comparisons)",
+            "(persons: first release in the year; published mature cohorts pooled; raw = "
+            "unadjusted)",
         ]
         by_class = pooled_recidivism(con, "scale_class", z)
-        parts.append(_recidivism_table(by_class))
+        parts.append(_raw_table(by_class))
+        standardised = standardised_recidivism(con, "scale_class", z)
+        if standardised:
+            parts += ["", "For comparable people: risk-standardised rate (marginal "
+                          "standardisation: every person of the cohort as if discharged from "
+                          "the class) and its difference from large prisons",
+                      _standardised_table(standardised)]
+        small = next((g for g in standardised if g.group == "small" and g.difference), None)
         comparison = small_vs_large(con, z)
-        if comparison is not None:
-            cohorts, raw_gap, adjusted_gap = comparison
+        raw_gap = comparison[1] if comparison is not None else None
+        if small is not None:
             parts.append(
-                f"Small minus large (cohorts {cohorts}): raw gap {raw_gap.pct()} points; "
-                "risk-adjusted gap "
-                + (f"{adjusted_gap.pct()} points" if adjusted_gap else "not available"))
+                f"Small minus large for comparable people (cohorts {small.cohorts}): "
+                f"{small.difference.pct()} points"
+                + (f"; raw gap {raw_gap.pct()} points" if raw_gap else ""))
+        elif raw_gap is not None:
+            parts.append(f"Small minus large (cohorts {comparison[0]}): raw gap "
+                         f"{raw_gap.pct()} points; standardised gap not available")
         by_days = pooled_recidivism(con, "small_scale_days", z)
         if by_days:
             parts += ["", "The same by share of the sentence spent in small-scale units "
-                          "(attribution by days)", _recidivism_table(by_days)]
+                          "(attribution by days; O/E-adjusted, biased toward the national "
+                          "rate: see docs/kpis.md)", _recidivism_table(by_days)]
         model = _model_lines(folder)
         if model:
             parts += ["", *model]

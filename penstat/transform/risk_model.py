@@ -1,7 +1,8 @@
 """Risk adjustment of two-year general reoffending (WODC per-facility method, Justice Data Lab).
 
 One logistic regression is fitted on the WHOLE mature release cohort (every
-release of every cohort year whose follow-up has fully elapsed), with the risk
+cohort member, a person's first release in the year, of every cohort year whose
+follow-up has fully elapsed), with the risk
 factors the recidivism feed carries and nothing about the facility:
 
     logit P(recid_2y_general) = cohort year (fixed effects)
@@ -15,6 +16,12 @@ expected number of reoffenders E; with the observed number O the group's
 O/E ratio follows, and adjusted rate = O/E x national rate (mart SQL).
 With cohort-year fixed effects, E = O for every whole cohort year (the
 logistic score equations), so O/E = 1 nationally, year by year.
+
+O/E is kept for published interface v1 but is NOT the figure for comparing
+groups: with no group term the group's own effect leaks into its expected
+values, biasing O/E toward 1 (tests/unit/transform/test_standardisation.py).
+Comparisons use marginal standardisation (standardisation.py), validated by
+simulation (docs/statistics-validation.md).
 
 A second, *comparison* model adds indicators of the attributed scale class
 (large is the reference) to the same covariates. Its small-scale coefficient
@@ -193,12 +200,14 @@ def _fit_logit(name: str, frame: pd.DataFrame, x: pd.DataFrame,
 
 
 def mature_releases(outcomes: pd.DataFrame) -> pd.DataFrame:
-    """The releases the model is fitted on: mature cohorts, covariates present.
+    """The releases the model is fitted on: cohort members (a person's first release in
+    the year) of mature cohorts, covariates present.
 
     Sorted by release_id: the warehouse hands rows over in no fixed order, and
     the fit's floating-point sums must not depend on it (a full rebuild gives
     the same published numbers to the last bit)."""
-    frame = outcomes[outcomes["is_cohort_mature"].astype(bool)]
+    frame = outcomes[outcomes["is_cohort_mature"].astype(bool)
+                     & outcomes["is_cohort_member"].astype(bool)]
     frame = frame.dropna(subset=list(COLUMNS))
     if not frame["release_id"].is_monotonic_increasing:
         frame = frame.sort_values("release_id", kind="stable")
@@ -206,17 +215,18 @@ def mature_releases(outcomes: pd.DataFrame) -> pd.DataFrame:
 
 
 # What the models read from int_release_outcomes: the covariates, the outcome, the
-# attributions of the comparison models and the maturity flag.
-INPUT_COLUMNS = (*COLUMNS, "is_cohort_mature",
-                 *(column for column, _ in COMPARISON_GROUPS.values()))
+# attributions of the comparison and standardisation models, maturity and membership.
+INPUT_COLUMNS = (*COLUMNS, "is_cohort_mature", "is_cohort_member",
+                 *(column for column, _ in COMPARISON_GROUPS.values()), "facility_type")
 
 
 def model_input(outcomes) -> pd.DataFrame:
-    """The mature releases from a DuckDB relation of int_release_outcomes, only the
+    """The mature cohort members from a DuckDB relation of int_release_outcomes, only the
     columns the models use, sorted by release_id, filtered and sorted by DuckDB (at
     scale 50 this is 1.25 million of 1.75 million rows: pandas would take seconds)."""
     columns = ", ".join(f'"{c}"' for c in INPUT_COLUMNS)
-    return outcomes.filter("is_cohort_mature").project(columns).order("release_id").df()
+    return (outcomes.filter("is_cohort_mature and is_cohort_member").project(columns)
+            .order("release_id").df())
 
 
 # The last fit of the risk model in this process, keyed by a hash of its data and

@@ -14,13 +14,20 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 
 from penstat.contract.feeds import CONTRACT_VERSIONS, FEEDS, UNKNOWN_VERSION, FileSpec
-from penstat.contract.published import MART_COLUMNS, MART_KEYS
+from penstat.contract.published import (
+    DELIVERY_STATUSES,
+    MART_COLUMNS,
+    MART_KEYS,
+    ROW_FLAG_LETTERS,
+    VALUE_FLAG_COLUMNS,
+    flag_column,
+)
 
 SCALE_CLASSES = ("small", "medium", "large")
 OVERCROWDING_TIERS = ("none", "over", "severe", "critical")
 # Eurostat flag letters; several may apply at once, written in alphabetical order
 # (e.g. "cp"): every non-empty combination is allowed.
-FLAG_LETTERS = ("b", "c", "e", "m", "p", "u")
+FLAG_LETTERS = ROW_FLAG_LETTERS
 FLAGS = tuple(sorted(
     ("".join(letter for i, letter in enumerate(FLAG_LETTERS) if mask & (1 << i))
      for mask in range(1, 2 ** len(FLAG_LETTERS))),
@@ -187,6 +194,19 @@ _PIPELINE_MART_RULES: dict[str, list[gxe.Expectation]] = {
         gxe.ExpectColumnValuesToBeBetween(column="reoffences_per_reoffender_1y", min_value=1),
         _pair("adjusted_rate", "ci_low"),
         _pair("ci_high", "adjusted_rate"),
+        _share("standardised_rate"),
+        _share("standardised_ci_low"),
+        _share("standardised_ci_high"),
+        _pair("standardised_rate", "standardised_ci_low"),
+        _pair("standardised_ci_high", "standardised_rate"),
+        gxe.ExpectColumnValuesToBeBetween(column="standardised_rate_se", min_value=0),
+        gxe.ExpectColumnValuesToBeBetween(column="standardised_difference", min_value=-1,
+                                          max_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="observed_difference", min_value=-1,
+                                          max_value=1),
+        gxe.ExpectColumnValuesToBeBetween(column="standardised_difference_se", min_value=0),
+        _pair("standardised_difference", "standardised_difference_ci_low"),
+        _pair("standardised_difference_ci_high", "standardised_difference"),
         gxe.ExpectColumnValuesToBeInSet(column="flag", value_set=list(FLAGS)),
     ],
     "mart_regional_monthly": [
@@ -219,6 +239,9 @@ _PIPELINE_MART_RULES: dict[str, list[gxe.Expectation]] = {
     "mart_delivery_status": [
         gxe.ExpectColumnValuesToNotBeNull(column="feed"),
         gxe.ExpectColumnValuesToBeInSet(column="feed", value_set=list(FEEDS)),
+        gxe.ExpectColumnValuesToNotBeNull(column="status"),
+        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(DELIVERY_STATUSES)),
+        gxe.ExpectColumnValuesToNotBeNull(column="as_of_date"),
     ],
 }
 
@@ -273,6 +296,9 @@ def mart_suite(mart: str) -> gx.ExpectationSuite:
         *[gxe.ExpectColumnValuesToNotBeNull(column=k) for k in keys
           if not (mart == "mart_delivery_status" and k == "facility_id")],
         *_MART_RULES[mart],
+        # every value's own flag: the same letters as the row's (docs/kpis.md)
+        *[gxe.ExpectColumnValuesToBeInSet(column=flag_column(c), value_set=list(FLAGS))
+          for c in VALUE_FLAG_COLUMNS.get(mart, ())],
     ]
     return gx.ExpectationSuite(
         name=mart_suite_name(mart),

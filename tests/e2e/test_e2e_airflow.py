@@ -31,6 +31,7 @@ import pytest
 
 from penstat.contract.layout import Paths
 from penstat.orchestration.local_airflow import Stack, post_json
+from penstat.orchestration.services.sessions import session_members
 from penstat.orchestration.waiting import active_dag_runs, publication_with, wait_until
 from penstat.publication.publish import current_manifest
 from penstat.senders.synthetic import generate, history_until, next_day
@@ -60,13 +61,17 @@ def stack(tmp_path_factory):
     paths = Paths.from_env()
     paths.ensure()
     airflow = Stack(paths)
+    leaders: list[int] = []
     try:
         state = airflow.up(timeout=300)
+        leaders = list(state["pids"].values())
         yield paths, state
     finally:
         airflow.down()
         mp.undo()
         assert airflow.read_state() is None
+        # `make down` leaves nothing of the stack running, task processes included
+        assert not [p for leader in leaders for p in session_members(leader)]
 
 
 @pytest.fixture(scope="module")

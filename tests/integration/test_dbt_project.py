@@ -138,6 +138,9 @@ RELEASES = [
     ("R6", "P6", d("2022-05-05"), "NL-0001", 200, "F", 1980, "07", 0, 200),
     ("R7", "P7", d("2023-03-03"), "NL-0002", 0, "M", 1993, "02", 4, 365),
     ("R8", "P1", d("2022-08-01"), "NL-0003", 0, "M", 1990, "05", 4, 60),
+    # P4 again in 2021, from the small unit: not a second cohort member (persons, not
+    # releases), though C4 falls in this release's window
+    ("R9", "P4", d("2021-11-20"), "NL-0001", 40, "M", 2000, "02", 6, 40),
 ]
 
 # case, person, offence date, conviction date, offence, custodial
@@ -413,7 +416,7 @@ def test_recidivism_cohorts_by_hand(wh):
     assert rows[(2021, "small_scale_days", "majority")][0] == 1
     assert rows[(2021, "small_scale_days", "none")][0] == 3
     sizes = sum(v[0] for k, v in rows.items() if k[1] == "scale_class")
-    assert sizes == 4                                  # R1..R4
+    assert sizes == 4                                  # R1..R4 (R9 is P4's second)
     # the immature 2022 releases still carry their outcomes, judged release by release
     outcomes = {r[0]: r[1:] for r in wh.execute(
         "select release_id, recid_2y_general, recid_2y_custodial, proven_reoffending_1y, "
@@ -422,6 +425,26 @@ def test_recidivism_cohorts_by_hand(wh):
     assert outcomes["R5"] == (True, True, False, False)
     # R8 (P1 again): C1 predates it, C8 convicted after the extraction date
     assert outcomes["R8"] == (False, False, False, False)
+
+
+def test_one_person_released_twice_in_a_year_is_one_cohort_member(wh):
+    """P4 is released on 2021-09-01 (R4, large) and 2021-11-20 (R9, small): the cohort
+    counts P4 once, by the first release, matched on the pseudonym (WODC, UK MoJ)."""
+    members = dict(wh.execute(
+        "select release_id, is_cohort_member from intermediate.int_release_outcomes "
+        "where cohort_year = 2021").fetchall())
+    assert members == {"R1": True, "R2": True, "R3": True, "R4": True, "R9": False}
+    outcome = wh.execute("select recid_2y_general from intermediate.int_release_outcomes "
+                         "where release_id = 'R9'").fetchone()[0]
+    assert outcome is True  # its own outcome is kept, it is just not a cohort member
+    small = wh.execute(
+        "select cohort_size, recid_2y_general from intermediate.int_recidivism_groups "
+        "where cohort_year = 2021 and group_type = 'scale_class' and group_value = 'small'"
+    ).fetchone()
+    assert small == (1, 0.0)  # R2 alone: R9 would have made it (2, 0.5)
+    pseudonyms = {r[0] for r in wh.execute(
+        "select person_pseudonym from intermediate.int_release_outcomes").fetchall()}
+    assert "P4" not in pseudonyms and pseudo("P4") in pseudonyms
 
 
 def test_recidivism_mart_withholds_small_cohorts(wh):
@@ -449,13 +472,15 @@ def test_delivery_status(wh):
     # census up to 14 January: the 15th fell due on the 16th; as of 10 February 25 days late
     assert rows[("occupancy", "NL-0002")] == (d("2025-01-14"), 25, "occ-2025-01-w2-fix", "late")
     assert rows[("occupancy", "NL-0001")] == (d("2025-01-14"), 25, "occ-2025-01-w2", "late")
-    # NL-0004 closed on 2024-12-31, before the feed's first day: nothing expected
-    assert rows[("occupancy", "NL-0004")] == (None, 0, None, "ok")
+    # NL-0004 closed on 2024-12-31, before the feed's first day: nothing expected, closed
+    assert rows[("occupancy", "NL-0004")] == (None, 0, None, "closed")
     # staffing for January: February is due on 1 March
     assert rows[("staffing", "NL-0003")] == (d("2025-01-01"), 0, "staff-2025-01", "ok")
     assert rows[("facility_register", None)][1:] == (None, "reg-2025-01", "ok")
     # extraction 2025-01-15: the next one is due 2026-01-15
     assert rows[("recidivism", None)] == (d("2023-12-31"), 0, "cro-extraction-2025", "ok")
+    assert wh.execute("select distinct as_of_date from marts.mart_delivery_status"
+                      ).fetchall() == [(d(AS_OF),)]
 
 
 def test_no_person_identifier_in_marts(wh):
@@ -489,8 +514,8 @@ def test_every_published_column_is_documented_with_its_kpi_authority(built):
         "capacity_places", "places_out_of_use", "population", "facilities", "census_days",
         "custodial_fte", "rehab_fte", "cohort_year", "group_type", "group_value",
         "cohort_size", "ci_low", "ci_high", "observed_expected_se", "national_rate",
-        "vacancy_rate", "recid_2y_custodial", "adjusted_rate",
-        "feed", "last_period_received", "days_late", "last_delivery_id", "status",
+        "vacancy_rate", "recid_2y_custodial", "adjusted_rate", "reference_group",
+        "feed", "last_period_received", "days_late", "last_delivery_id", "status", "as_of_date",
         "last_cohort_year", "first_cohort_year", "cohort_years", "releases", "reoffenders",
         "region",
     }

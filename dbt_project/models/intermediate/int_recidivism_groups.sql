@@ -1,11 +1,17 @@
 -- Grain: one row per mature release cohort year per group (cohort_year,
--- group_type, group_value), before disclosure control. Three attributions:
+-- group_type, group_value), before disclosure control. The cohort counts
+-- persons: a person's first release in the year (is_cohort_member; WODC, UK
+-- MoJ). Three attributions:
 -- group_type 'scale_class' and 'facility_type' of the facility of final
 -- discharge on the release date ('unknown' when the register has no row for
 -- it), and 'small_scale_days' (none / minority / majority of the sentence in
 -- small-scale units). Observed reoffenders O, expected E from the risk model
 -- (int_recidivism_expected), O/E with its standard error, and the adjusted
--- rate = O/E x national rate of the cohort year with a 95 % interval.
+-- rate = O/E x national rate of the cohort year with a 95 % interval (kept for
+-- interface v1; biased toward the national rate, see docs/kpis.md). The
+-- comparison figures for comparable people: the risk-standardised rate and its
+-- difference from the reference group (int_recidivism_standardised) with 95 %
+-- intervals, and the observed (raw) difference from the reference group.
 {%- set z = var('recidivism_ci_z') %}
 with outcomes as (
     select
@@ -13,7 +19,7 @@ with outcomes as (
         expected.expected_2y_general
     from {{ ref('int_release_outcomes') }} as outcomes
     left join {{ ref('int_recidivism_expected') }} as expected using (release_id)
-    where outcomes.is_cohort_mature
+    where outcomes.is_cohort_mature and outcomes.is_cohort_member
 ),
 
 grouped as (
@@ -72,6 +78,28 @@ ratios as (
         end as observed_expected_se
     from groups
     join national using (cohort_year)
+),
+
+standardised as (
+    select * from {{ ref('int_recidivism_standardised') }}
+),
+
+with_reference as (
+    select
+        ratios.*,
+        standardised.reference_group,
+        standardised.standardised_rate,
+        standardised.standardised_rate_se,
+        standardised.standardised_difference,
+        standardised.standardised_difference_se,
+        reference.cohort_size as reference_size,
+        reference.reoffenders_2y_general as reference_reoffenders
+    from ratios
+    left join standardised using (cohort_year, group_type, group_value)
+    left join ratios as reference
+        on reference.cohort_year = ratios.cohort_year
+       and reference.group_type = ratios.group_type
+       and reference.group_value = standardised.reference_group
 )
 
 select
@@ -106,5 +134,25 @@ select
     end as ci_low,
     case when observed_expected is not null then
         least((observed_expected + {{ z }} * observed_expected_se) * national_rate, 1.0)
-    end as ci_high
-from ratios
+    end as ci_high,
+    -- comparable people: marginal standardisation (int_recidivism_standardised)
+    reference_group,
+    {{ ratio('reoffenders_2y_general', 'cohort_size') }}
+        - {{ ratio('reference_reoffenders', 'reference_size') }} as observed_difference,
+    standardised_rate,
+    standardised_rate_se,
+    case when standardised_rate is not null then
+        greatest(standardised_rate - {{ z }} * standardised_rate_se, 0.0)
+    end as standardised_ci_low,
+    case when standardised_rate is not null then
+        least(standardised_rate + {{ z }} * standardised_rate_se, 1.0)
+    end as standardised_ci_high,
+    standardised_difference,
+    standardised_difference_se,
+    case when standardised_difference is not null then
+        greatest(standardised_difference - {{ z }} * standardised_difference_se, -1.0)
+    end as standardised_difference_ci_low,
+    case when standardised_difference is not null then
+        least(standardised_difference + {{ z }} * standardised_difference_se, 1.0)
+    end as standardised_difference_ci_high
+from with_reference

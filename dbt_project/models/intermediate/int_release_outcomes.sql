@@ -2,6 +2,9 @@
 -- the facility of final discharge on the release date, the attribution by
 -- days in small-scale custody, and the reoffending outcomes judged against
 -- the recidivism extraction date (cohort maturity included).
+-- is_cohort_member: the release is the person's first in its calendar year (WODC,
+-- UK MoJ: a release cohort counts offenders, not releases), by the person's
+-- pseudonym (the clear person_ref never reaches the warehouse).
 {%- set general_months = var('recidivism_general_window_months') %}
 {%- set general_waiting = var('recidivism_general_waiting_months') %}
 {%- set proven_months = var('recidivism_proven_window_months') %}
@@ -80,6 +83,11 @@ select
     windows.person_pseudonym,
     windows.release_date,
     cast(year(windows.release_date) as integer) as cohort_year,
+    -- (a release without a pseudonym cannot be linked to another: its own member)
+    windows.person_pseudonym is null or row_number() over (
+        partition by windows.person_pseudonym, year(windows.release_date)
+        order by windows.release_date, windows.release_id
+    ) = 1 as is_cohort_member,
     windows.facility_id,
     history.facility_version_key,
     history.facility_type,

@@ -4,6 +4,9 @@
 -- Lateness is judged against var('as_of_date') and the feed's cadence
 -- (seed feed_cadence): a period is due the day after it ends; days_late
 -- counts the days since the first missing period fell due.
+-- status: late (a period is overdue, or nothing was ever received), closed (the
+-- facility closed before as_of_date per the register, and nothing it owes is
+-- missing), ok (up to date). as_of_date is the day the build judged lateness on.
 with cadence as (
     select * from {{ ref('feed_cadence') }}
 ),
@@ -110,7 +113,9 @@ per_facility_status as (
             when next_period_start > coalesce(last_valid_day, date '9999-12-31') then 0
             else greatest(0, as_of.as_of_date - next_period_due)
         end as days_late,
-        last_delivery_id
+        last_delivery_id,
+        -- closed: its last register version ended before the as-of date
+        coalesce(last_valid_day < as_of.as_of_date, false) as is_closed
     from per_facility_due
     cross join as_of
 ),
@@ -138,7 +143,8 @@ per_feed_status as (
                 - {{ add_months('feed_deliveries.last_created_date', 12) }}
             )
         end as days_late,
-        feed_deliveries.last_delivery_id
+        feed_deliveries.last_delivery_id,
+        false as is_closed
     from cadence
     cross join as_of
     left join feed_deliveries using (feed)
@@ -161,7 +167,11 @@ select
         when days_late > 0 then 'late'
         -- nothing ever received where something was expected
         when days_late is null and last_delivery_id is null then 'late'
+        -- closed, and nothing it owes from before its closing is missing
+        when is_closed then 'closed'
         else 'ok'
-    end as status
+    end as status,
+    cast(as_of_date as date) as as_of_date
 from unioned
+cross join as_of
 order by feed, facility_id nulls first

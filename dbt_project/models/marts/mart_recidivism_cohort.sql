@@ -14,7 +14,12 @@
 --       withheld groups' reoffenders would then be all or none of them, one
 --       more group is withheld;
 --   reoffences_per_reoffender_1y: also withheld below
---       disclosure_min_rate_denominator proven reoffenders (paired likewise).
+--       disclosure_min_rate_denominator proven reoffenders (paired likewise);
+--   standardised rate and interval: withheld with the group's rates;
+--   differences from the reference group (observed and standardised): also
+--       withheld when the reference group's rates are (the difference and the
+--       published group figure would give the reference figure away).
+-- The cohort counts persons (first release in the year), see int_release_outcomes.
 {%- set min_cohort = var('disclosure_min_recidivism_cohort') %}
 with groups as (
     select * from {{ ref('int_recidivism_groups') }}
@@ -103,6 +108,19 @@ decided as (
     left join size_secondary using (cohort_year, group_type, group_value)
     left join rates_third using (cohort_year, group_type, group_value)
     left join frequency_secondary using (cohort_year, group_type, group_value)
+),
+
+-- differences from the reference group: withheld when either side's rates are
+with_reference as (
+    select
+        decided.*,
+        decided.rates_withheld or coalesce(reference.rates_withheld, true)
+            as difference_withheld
+    from decided
+    left join decided as reference
+        on reference.cohort_year = decided.cohort_year
+       and reference.group_type = decided.group_type
+       and reference.group_value = decided.reference_group
 )
 
 select
@@ -123,6 +141,21 @@ select
     case when not frequency_withheld then reoffences_per_reoffender_1y end
         as reoffences_per_reoffender_1y,
     case when not rates_withheld then observed_expected_se end as observed_expected_se,
-    national_rate
-from decided
+    national_rate,
+    -- added with issue 13: comparable people (marginal standardisation)
+    reference_group,
+    case when not difference_withheld then observed_difference end as observed_difference,
+    case when not rates_withheld then standardised_rate end as standardised_rate,
+    case when not rates_withheld then standardised_rate_se end as standardised_rate_se,
+    case when not rates_withheld then standardised_ci_low end as standardised_ci_low,
+    case when not rates_withheld then standardised_ci_high end as standardised_ci_high,
+    case when not difference_withheld then standardised_difference end
+        as standardised_difference,
+    case when not difference_withheld then standardised_difference_se end
+        as standardised_difference_se,
+    case when not difference_withheld then standardised_difference_ci_low end
+        as standardised_difference_ci_low,
+    case when not difference_withheld then standardised_difference_ci_high end
+        as standardised_difference_ci_high
+from with_reference
 order by cohort_year, group_type, group_value

@@ -385,8 +385,13 @@ def recidivism_group(table: Table, group_type: str, rows: list[dict[str, Cell]])
                     or _cell(r, "recid_2y_general").withheld}, reverse=True)
     year = years[0] if years else max(r["cohort_year"].value for r in rows)
     latest = [r for r in rows if r["cohort_year"].value == year]
+    # the comparison for comparable people: the standardised rate where the publication
+    # has it (marginal standardisation, docs/kpis.md), else the older adjusted rate
+    names = {c.name for c in table.columns}
+    rate, low, high = (("standardised_rate", "standardised_ci_low", "standardised_ci_high")
+                       if "standardised_rate" in names else ("adjusted_rate", "ci_low", "ci_high"))
     items = [charts.Interval(str(r["group_value"].value), _cell(r, "recid_2y_general"),
-                             _cell(r, "adjusted_rate"), _cell(r, "ci_low"), _cell(r, "ci_high"))
+                             _cell(r, rate), _cell(r, low), _cell(r, high))
              for r in latest]
     chart = charts.interval_chart(f"Two-year reoffending by {group_type}, cohort {year}", items)
     cols = [c.name for c in table.columns if c.name != "group_type"]
@@ -395,8 +400,8 @@ def recidivism_group(table: Table, group_type: str, rows: list[dict[str, Cell]])
                       f"{group_type}, every cohort", columns=cols, rows=rows)
     return (f"<h3>By {escape(group_type)}</h3>"
             f'<div class="figure tall"><div class="chart-box">{chart}<p class="note">Raw rate: '
-            "recid_2y_general. Adjusted rate: adjusted_rate with its 95 % interval [ci_low, "
-            f"ci_high], as published. Cohort {escape(str(year))}; every cohort is in the "
+            f"recid_2y_general. For comparable people: {rate} with its 95 % interval [{low}, "
+            f"{high}], as published. Cohort {escape(str(year))}; every cohort is in the "
             f"table.</p></div>{body}</div>")
 
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from penstat.contract import published, published_docs
-from penstat.contract.published import MART_COLUMNS, MART_KEYS
+from penstat.contract.published import MART_COLUMNS, MART_KEYS, WAREHOUSE_MART_COLUMNS
 from penstat.core.locations import DBT_PROJECT_DIR, GX_CONTEXT_DIR
 
 MART_SUITE_DIR = GX_CONTEXT_DIR / "gx" / "expectations" / "mart"
@@ -108,7 +108,11 @@ def _unique_key(tests: Sequence[object]) -> list[str] | None:
 
 
 def dbt_disagreements(columns: Columns, keys: Columns, models: Mapping[str, dict]) -> list[str]:
-    """The dbt YAML of the published marts against the interface."""
+    """The dbt YAML of the published marts against the interface (less the value flags
+    `<column>_flag`, which the publisher's disclosure step adds after dbt)."""
+    added = {m: {published.flag_column(c) for c in cols}
+             for m, cols in published.VALUE_FLAG_COLUMNS.items()}
+    columns = {m: [c for c in cols if c not in added.get(m, ())] for m, cols in columns.items()}
     out = [f"{m}: in MART_COLUMNS but no model in schema marts in the dbt YAML"
            for m in columns if m not in models]
     out += [f"{m}: a mart_* model in schema marts in the dbt YAML but not in MART_COLUMNS"
@@ -199,7 +203,7 @@ def test_the_interface_has_its_marts_each_with_a_key_among_its_columns():
 
 
 def test_the_dbt_yaml_of_the_marts_agrees_with_the_interface(models):
-    assert dbt_disagreements(MART_COLUMNS, MART_KEYS, models) == []
+    assert dbt_disagreements(WAREHOUSE_MART_COLUMNS, MART_KEYS, models) == []
 
 
 def test_the_committed_mart_suites_agree_with_the_interface(suites):
@@ -222,11 +226,17 @@ def test_published_md_lists_every_mart_key_and_column_in_order(doc_text):
 
 
 def test_published_md_says_what_the_marts_hold_about_flags(doc_text):
-    """One `flag` column per row, no `<kpi>_flag` columns; a mart without it is named."""
+    """One `flag` column per row, and `<column>_flag` exactly for the values disclosure
+    control can withhold (VALUE_FLAG_COLUMNS); a mart without `flag` is named."""
     assert "(or `<kpi>_flag`)" not in doc_text
-    assert not [c for cols in MART_COLUMNS.values() for c in cols if c.endswith("_flag")]
+    value_flags = {published.flag_column(c) for cols in published.VALUE_FLAG_COLUMNS.values()
+                   for c in cols}
+    assert not [c for cols in MART_COLUMNS.values() for c in cols
+                if c.endswith("_flag") and c not in value_flags]
+    for mart, values in published.VALUE_FLAG_COLUMNS.items():
+        assert set(values) <= set(MART_COLUMNS[mart]), mart
     flags = next(p for p in doc_text.split("\n\n") if p.startswith("Flags:"))
-    assert "one `flag` column" in flags
+    assert "one `flag` column" in flags and "`<column>_flag`" in flags
     assert [m for m, cols in MART_COLUMNS.items() if "flag" not in cols] == re.findall(
         r"except `(mart_[a-z_]+)`", flags)
 

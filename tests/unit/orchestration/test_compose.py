@@ -168,7 +168,8 @@ def test_executor_is_celery_everywhere(services: dict[str, Any]) -> None:
         env = environment(services[name])
         assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", name
         assert env.get("AIRFLOW__CELERY__BROKER_URL", "").startswith("redis://"), name
-        assert env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").startswith("db+postgresql://"), name
+        assert env.get("AIRFLOW__CELERY__RESULT_BACKEND", "").startswith(
+            "db+postgresql+psycopg2://"), name
         assert env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "").startswith(
             "postgresql+psycopg2://"
         ), name
@@ -364,8 +365,9 @@ def test_dockerfile_builds_on_the_pinned_official_airflow_image() -> None:
 
 
 def test_dockerfile_installs_the_lock_and_the_project() -> None:
-    text = DOCKERFILE.read_text(encoding="utf-8")
+    text = DOCKERFILE.read_text(encoding="utf-8").replace("\\\n", " ")  # joined lines
     assert re.search(r"pip install[^\n]*-r\s+\S*requirements\.lock", text)
+    assert re.search(r"pip install[^\n]*-r\s+\S*requirements-celery\.lock", text)
     assert re.search(r"pip install[^\n]*--no-deps[^\n]*/opt/penstat", text)
     assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/penstat/dags" in text
 

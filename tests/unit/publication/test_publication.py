@@ -81,14 +81,18 @@ SELECT * FROM (VALUES
 CREATE OR REPLACE TABLE marts.mart_recidivism_cohort AS
 SELECT * FROM (VALUES
   (2020, 'scale_class', 'large', 120, 0.4, 0.2, 0.3, NULL::DOUBLE, NULL::DOUBLE, NULL::DOUBLE,
-   NULL::DOUBLE, NULL::VARCHAR, 1.4, NULL::DOUBLE, 0.42)
+   NULL::DOUBLE, NULL::VARCHAR, 1.4, NULL::DOUBLE, 0.42, 'large', 0.0, 0.41, 0.02, 0.37, 0.45,
+   0.0, 0.0, 0.0, 0.0)
 ) t(cohort_year, group_type, group_value, cohort_size, recid_2y_general, recid_2y_custodial,
     proven_reoffending_1y, observed_expected, adjusted_rate, ci_low, ci_high, flag,
-    reoffences_per_reoffender_1y, observed_expected_se, national_rate);
+    reoffences_per_reoffender_1y, observed_expected_se, national_rate, reference_group,
+    observed_difference, standardised_rate, standardised_rate_se, standardised_ci_low,
+    standardised_ci_high, standardised_difference, standardised_difference_se,
+    standardised_difference_ci_low, standardised_difference_ci_high);
 CREATE OR REPLACE TABLE marts.mart_delivery_status AS
 SELECT * FROM (VALUES
-  ('occupancy', 'TS-0001', DATE '2024-01-01', 3, 'occ-1', 'late')
-) t(feed, facility_id, last_period_received, days_late, last_delivery_id, status);
+  ('occupancy', 'TS-0001', DATE '2024-01-01', 3, 'occ-1', 'late', DATE '2024-01-04')
+) t(feed, facility_id, last_period_received, days_late, last_delivery_id, status, as_of_date);
 """ + COMPARISON_MARTS_SQL
 
 

@@ -35,6 +35,7 @@ from penstat.senders.synthetic import (
 )
 from penstat.senders.synthetic.__main__ import main
 from penstat.senders.synthetic.recidivism import risk_design
+from penstat.senders.synthetic.system import SyntheticSystem, SystemConfig
 
 SMALL_SCALE = 0.1
 SEED = 42
@@ -85,12 +86,14 @@ def valid_rows(register: pd.DataFrame, facts: pd.DataFrame, day_column: str) -> 
 
 
 def two_year_reoffending(releases: pd.DataFrame, reconvictions: pd.DataFrame) -> pd.Series:
-    """WODC two-year general prevalence from the delivered files."""
-    cases = reconvictions.merge(releases[["person_ref", "release_date"]], on="person_ref")
+    """WODC two-year general prevalence of each release from the delivered files (a person's
+    cases after any of their releases count for every release whose window they fall in)."""
+    cases = reconvictions.merge(releases[["release_id", "person_ref", "release_date"]],
+                                on="person_ref")
     inside = (cases["offence_date"] > cases["release_date"]) & (
         cases["offence_date"] <= cases["release_date"] + pd.DateOffset(months=24))
-    counted = cases[inside & (cases["conviction_date"] <= EXTRACTION)]["person_ref"]
-    return releases["person_ref"].isin(set(counted)).astype(int)
+    counted = cases[inside & (cases["conviction_date"] <= EXTRACTION)]["release_id"]
+    return releases["release_id"].isin(set(counted)).astype(int)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -378,7 +381,13 @@ def test_recidivism_files(inbox: Path, register: pd.DataFrame) -> None:
     releases = read_all(inbox, "recidivism", "releases")
     cases = read_all(inbox, "recidivism", "reconvictions")
     assert releases["person_ref"].str.fullmatch(r"9\d{8}").all()
-    assert releases["person_ref"].is_unique and releases["release_id"].is_unique
+    assert releases["release_id"].is_unique
+    # persons come back: several releases, some in the same year, from several facilities
+    per_person = releases.groupby("person_ref")
+    assert per_person.size().max() > 1
+    assert releases.assign(year=releases["release_date"].dt.year).duplicated(
+        ["person_ref", "year"]).any()
+    assert (per_person["facility_id"].nunique() > 1).any()
     assert set(releases["release_date"].dt.year) == set(range(2018, 2025))
     assert len(valid_rows(register, releases, "release_date")) == len(releases)
     assert (releases["days_in_small_scale"] <= releases["sentence_days"]).all()
@@ -389,7 +398,11 @@ def test_recidivism_files(inbox: Path, register: pd.DataFrame) -> None:
     assert (cases["conviction_date"] <= EXTRACTION).all()
     joined = cases.merge(releases[["person_ref", "release_date"]], on="person_ref")
     after = joined[joined["offence_date"] > joined["release_date"]]
-    lag = (after["conviction_date"] - after["offence_date"]).dt.days
+    # new offences of people released once (an old case of a second release falls after
+    # the first release but is tried with the old cases' longer lag)
+    once = releases.groupby("person_ref").size().loc[lambda n: n == 1].index
+    new = after[after["person_ref"].isin(once)]
+    lag = (new["conviction_date"] - new["offence_date"]).dt.days
     assert lag.between(28, 366).all()
     assert (joined["offence_date"] < joined["release_date"]).any()  # old offences, tried later
     late = after["offence_date"] > after["release_date"] + pd.DateOffset(months=24)
@@ -435,6 +448,26 @@ def test_true_small_scale_effect_is_recovered(recidivism_scale_1: Path) -> None:
                     - fit.predict(treated.assign(small=0.0))).mean()
     assert raw_gap < adjusted_gap < 0
     assert math.isclose(math.exp(TRUE_SMALL_SCALE_LOG_ODDS), 0.7408, abs_tol=1e-4)
+
+
+def test_the_true_outcome_is_the_delivered_one_for_mature_cohorts() -> None:
+    """The simulation study (benchmarks/recidivism_simulation.py) reads the generator's latent
+    outcome: for every mature release it is what the delivered files say, returns to custody
+    included (the first new offence of a reoffender is convicted before the deadline)."""
+    data = SyntheticSystem(SystemConfig(seed=SEED, scale=0.2)).recidivism
+    releases = data.releases
+    observed = two_year_reoffending(releases, data.reconvictions).to_numpy(bool)
+    cases = data.reconvictions.merge(releases[["release_id", "person_ref", "release_date"]],
+                                     on="person_ref")
+    late = cases["conviction_date"] > cases["release_date"] + pd.DateOffset(months=30)
+    inside = (cases["offence_date"] > cases["release_date"]) & (
+        cases["offence_date"] <= cases["release_date"] + pd.DateOffset(months=24))
+    # the deadline never decides: no release's only in-window case is convicted late
+    only_late = set(cases[inside & late]["release_id"]) - set(cases[inside & ~late]["release_id"])
+    mature = (releases["release_date"].dt.year <= 2022).to_numpy()
+    assert mature.sum() > 1000
+    assert (observed[mature] == data.reoffended_2y[mature]).all()
+    assert not only_late & set(releases.loc[mature, "release_id"])
 
 
 def test_immature_cohort_undercounts(recidivism_scale_1: Path) -> None:

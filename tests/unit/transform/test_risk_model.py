@@ -33,6 +33,8 @@ def releases(n: int, seed: int, small_effect: float = -0.3) -> pd.DataFrame:
         "sentence_days": rng.integers(30, 900, n),
         "recid_2y_general": y,
         "is_cohort_mature": True,
+        "is_cohort_member": True,
+        "facility_type": np.where(small, "detention_house", "prison"),
         "scale_class": np.where(small, "small", np.where(rng.random(n) < 0.5, "medium", "large")),
         "small_scale_days_group": np.where(small, "majority", "none"),
     })
@@ -104,6 +106,16 @@ def test_immature_cohorts_stay_out_of_the_model():
     frame.loc[frame["cohort_year"] == 2020, "is_cohort_mature"] = False
     out = risk_model.expected_frame(frame, 10, 30)
     assert set(out["release_id"]) == set(frame.loc[frame["cohort_year"] == 2019, "release_id"])
+
+
+def test_later_releases_of_a_person_in_the_year_stay_out_of_the_model():
+    """The cohort counts persons: only cohort members (first release in the year) count."""
+    frame = releases(2000, seed=9)
+    frame.loc[frame.index[:150], "is_cohort_member"] = False
+    out = risk_model.expected_frame(frame, 10, 30)
+    assert set(out["release_id"]) == set(frame.loc[frame.index[150:], "release_id"])
+    fit, _ = risk_model.fit_expected(frame, 10, 30)
+    assert fit.stats["releases"] == 1850
 
 
 def test_the_model_is_fitted_once_per_data_whatever_the_row_order(monkeypatch):

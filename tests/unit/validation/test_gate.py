@@ -16,7 +16,7 @@ import json
 import pandas as pd
 import pytest
 
-from penstat.contract.published import MART_COLUMNS, MART_KEYS
+from penstat.contract.published import MART_COLUMNS, MART_KEYS, VALUE_FLAG_COLUMNS, flag_column
 from penstat.validation.gx_context import CONTEXT_ROOT, get_context
 from penstat.validation.runner import run_suite
 from penstat.validation.suites import all_suites, mart_suite_name
@@ -39,6 +39,13 @@ def good_occupancy() -> pd.DataFrame:
 
 
 def good_national() -> pd.DataFrame:
+    frame = _national_values()
+    for column in VALUE_FLAG_COLUMNS["mart_national_monthly"]:  # each value's own flag
+        frame[flag_column(column)] = frame["flag"]
+    return frame
+
+
+def _national_values() -> pd.DataFrame:
     months = pd.to_datetime(["2024-01-01"] * 4)
     return pd.DataFrame({
         "month": months,

@@ -1,0 +1,1 @@
+"""The Celery stack's own services (PostgreSQL, Redis) and its Debian packages."""

@@ -1,0 +1,106 @@
+"""What earlier publications made public: one compact ledger, not every vintage.
+
+The ledger (`$PENSTAT_HOME/disclosure/ledger.parquet`) holds, for every cell key ever
+published, the last value published (a facility-day's population, a facility-month's
+or national class's person-days up to a given day, a cohort group's counts; NULL:
+withheld last time, so withheld again). It is
+rewritten after each publication becomes current, from the previous ledger and the new
+publication's published cells, so reading it costs the number of cells, whatever the
+number of publications. A provisional month's sums have keys carrying their last day,
+so yesterday's sum of days 1..9 stays in the ledger beside today's sum of days 1..10:
+their difference is today's day 10, which the audit therefore protects.
+
+The secret key of the secondary cost's jitter lives beside it (`secret`, 0600).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import duckdb
+
+from penstat.contract.layout import Paths
+from penstat.core.database import connect
+
+LEDGER = "ledger.parquet"
+SECRET = "secret"
+
+
+def folder(paths: Paths) -> Path:
+    return paths.home / "disclosure"
+
+
+def secret(paths: Paths) -> bytes:
+    """The home's secret key (made on first use, readable by its owner only)."""
+    path = folder(paths) / SECRET
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def ledger_path(paths: Paths) -> Path:
+    return folder(paths) / LEDGER
+
+
+def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
+    """Load the ledger as the temporary table `ledger(key, value)` (empty if none)."""
+    path = ledger_path(paths)
+    if path.is_file():
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS SELECT key, value "
+                    f"FROM read_parquet('{path}')").fetchall()
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE ledger (key VARCHAR, value DOUBLE)"
+                    ).fetchall()
+
+
+def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
+    """Merge the relation `published(key, value)` into the ledger (newest value wins);
+    atomically replace the file; the number of keys it holds."""
+    path = ledger_path(paths)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    old = f"read_parquet('{path}')" if path.is_file() \
+        else "(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value WHERE false)"
+    con.execute(f"""
+        COPY (
+            WITH new AS (SELECT key, value FROM {published}),
+                 kept AS (SELECT o.key, o.value FROM {old} AS o
+                          WHERE o.key NOT IN (SELECT key FROM new))
+            SELECT key, value FROM new UNION ALL SELECT key, value FROM kept ORDER BY key
+        ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
+    os.replace(tmp, path)
+    return int(con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0])
+
+
+def pending(paths: Paths) -> Path:
+    """The cells of the publication being made, until it is current."""
+    return folder(paths) / f"pending-{os.getpid()}.parquet"
+
+
+def stage(con: duckdb.DuckDBPyConnection, paths: Paths, relation: str) -> None:
+    path = pending(paths)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"COPY (SELECT key, value FROM {relation}) TO '{path}' (FORMAT parquet)")
+
+
+def commit(paths: Paths) -> int | None:
+    """Merge this process's pending cells into the ledger (after `current` switched)."""
+    path = pending(paths)
+    if not path.is_file():
+        return None
+    con = connect()
+    try:
+        n = write(con, paths, f"read_parquet('{path}')")
+    finally:
+        con.close()
+    path.unlink()
+    return n
+
+
+def discard(paths: Paths) -> None:
+    pending(paths).unlink(missing_ok=True)

@@ -1,0 +1,404 @@
+"""Build the linked tables (cells.LinkedCells) from the warehouse's values before disclosure.
+
+Two families of linked tables are published:
+
+* **Population**: facility-day populations (mart_facility_daily) add up to the
+  facility-month's person-days (mart_facility_monthly: average daily population x days
+  reported), which add up, with the days of facilities that changed class within the
+  month, to the national class rows (mart_national_monthly: ADP x census days), which add
+  up to the 'all' row; the overcrowded person-days of a class (share in overcrowded x
+  ADP x census days) are the sum of its overcrowded days. A facility-month with no day
+  and no month to protect (and one class all month) enters the national sums as a known
+  constant: its days are published, so the attacker knows its sum anyway.
+* **Release cohorts**: for each cohort year and each count (released, reoffenders 2y
+  general and custodial, proven reoffenders 1y), the groups of every group type
+  (scale_class, facility_type, small_scale_days) are margins of one hidden cross
+  table (the releases by all three attributions), with the cohort total known. So the
+  facility types nest in the scale classes exactly as far as the data say, and the
+  attacker is given every structural zero of that table (stronger than a real one).
+
+Keys of cells name the quantity: a provisional month's sum carries the last day it
+covers (`month|F|2024-03|2024-03-09`), so the ledger's sums of earlier days become
+facts about today's cells (ledger.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import duckdb
+
+from penstat.publication.disclosure.cells import LinkedCells
+
+HIDDEN = ("hidden",)  # a unit never published: cells only the attacker's unknowns
+COHORT_COUNTS = {  # count name -> the outcome flag counted (None: every release)
+    "cohort_size": None,
+    "reoffenders_2y_general": "recid_2y_general",
+    "reoffenders_2y_custodial": "recid_2y_custodial",
+    "proven_reoffenders_1y": "proven_reoffending_1y",
+}
+GROUP_ATTRIBUTIONS = {  # group_type -> column of int_release_outcomes
+    "scale_class": "scale_class",
+    "facility_type": "facility_type",
+    "small_scale_days": "small_scale_days_group",
+}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_person_count: int
+    min_rate_denominator: int
+    min_recidivism_cohort: int
+    protection_interval: float  # persons
+    min_interval: float  # persons: the width any other withheld value keeps
+
+
+def _small(value: float, scale: float, t: Thresholds) -> bool:
+    """A count (or an average count over `scale` days) of 1..min_person_count - 1 persons:
+    strictly between 0 and the threshold."""
+    return scale > 0 and 0 < value / scale < t.min_person_count
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
+    schema, table = relation.split(".")[-2:]
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' "
+        "AND table_schema = ? AND table_name = ?", [schema, table]).fetchall()[0][0])
+
+
+def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], dict[str, float]]:
+    """From the ledger (temp table `ledger`): the days published with another value than
+    today's (corrections: key -> the value then), and the population sums published
+    before (key -> value), for earlier_facts."""
+    changed = dict(con.execute("""
+        SELECT l.key, l.value FROM ledger l
+        JOIN wh.intermediate.int_facility_days d
+          ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
+        WHERE l.key LIKE 'day|%' AND l.value IS NOT NULL
+          AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall())
+    sums = dict(con.execute("""
+        SELECT key, value FROM ledger WHERE value IS NOT NULL
+          AND (key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%')
+        """).fetchall())
+    return changed, sums
+
+
+def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -> None:
+    """The population family (docs in the module), with the sums published before.
+
+    Only the facility-months with something to protect (a small day or month, a change
+    of class, a correction, an earlier partial sum) are read day by day; the others
+    enter as their sums, computed by DuckDB."""
+    pi = t.protection_interval
+    if not all(_table_exists(con, f"intermediate.{m}") for m in (
+            "int_facility_days", "int_facility_month_kpis", "int_national_month_kpis")):
+        return
+    changed, sums = _earlier(con)
+    min_count = float(t.min_person_count)
+    fm_rows = con.execute("""
+        SELECT d.facility_id, strftime(d.month, '%Y-%m'), max(d.census_date)::VARCHAR,
+               count(DISTINCT coalesce(d.scale_class, 'unknown')),
+               min(coalesce(d.scale_class, 'unknown')),
+               bool_or(d.population > 0 AND d.population < ?),
+               sum(d.population)::DOUBLE, any_value(k.population_days)::DOUBLE,
+               any_value(k.days_reported)::DOUBLE
+        FROM wh.intermediate.int_facility_days d
+        LEFT JOIN wh.intermediate.int_facility_month_kpis k
+          ON k.facility_id = d.facility_id AND k.month = d.month
+         AND k.average_daily_population IS NOT NULL AND k.days_reported > 0
+        WHERE d.population IS NOT NULL
+        GROUP BY d.facility_id, d.month""", [min_count]).fetchall()
+    active = {(k.split("|")[1], k.split("|")[2][:7]) for k in changed}
+    active |= {(k.split("|")[1], k.split("|")[2]) for k in sums if k.startswith("month|")}
+    for f, m, _, n_classes, _, small_day, _, s, d in fm_rows:
+        if small_day or n_classes > 1 or (s is not None and _small(s, d, t)):
+            active.add((f, m))
+    # a national class or overcrowded sum that is small on average: its facility-months
+    # are read day by day, so that their days can protect it
+    small_groups = con.execute("""
+        WITH sums AS (
+            SELECT strftime(d.month, '%Y-%m') AS m, coalesce(d.scale_class, 'unknown') AS c,
+                   sum(d.population) AS total,
+                   coalesce(sum(d.population) FILTER (WHERE d.density > 100), 0) AS over
+            FROM wh.intermediate.int_facility_days d WHERE d.population IS NOT NULL
+            GROUP BY ALL),
+        days AS (SELECT strftime(month, '%Y-%m') AS m, census_days
+                 FROM wh.intermediate.int_national_month_kpis WHERE scale_class = 'all')
+        SELECT DISTINCT d.facility_id, strftime(d.month, '%Y-%m')
+        FROM wh.intermediate.int_facility_days d
+        JOIN sums s ON s.m = strftime(d.month, '%Y-%m')
+                   AND s.c = coalesce(d.scale_class, 'unknown')
+        JOIN days n ON n.m = s.m
+        WHERE (s.total > 0 AND s.total < ? * n.census_days)
+           OR (s.over > 0 AND s.over < ? * n.census_days AND d.density > 100)
+        """, [min_count, min_count]).fetchall()
+    active |= {(f, m) for f, m in small_groups}
+    import pandas as pd
+
+    con.register("active_fm", pd.DataFrame(sorted(active), columns=["facility_id", "m"]))
+    try:
+        days = con.execute("""
+            SELECT d.facility_id, d.census_date::VARCHAR, strftime(d.month, '%Y-%m'),
+                   coalesce(d.scale_class, 'unknown'), d.population::DOUBLE,
+                   coalesce(d.density > 100, false)
+            FROM wh.intermediate.int_facility_days d
+            SEMI JOIN active_fm a
+              ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m')
+            WHERE d.population IS NOT NULL
+            ORDER BY d.facility_id, d.census_date""").fetchall()
+    finally:
+        con.unregister("active_fm")
+    by_fm: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for row in days:
+        by_fm[(row[0], row[2])].append(row)
+    # national rows: (month, class) -> census days; their sums over all facility-days
+    national, small_scale = {}, {}
+    for m, c, days_n, small_avg in con.execute("""
+            SELECT strftime(month, '%Y-%m'), scale_class, census_days::DOUBLE,
+                   avg_small_scale_population::DOUBLE
+            FROM wh.intermediate.int_national_month_kpis
+            WHERE average_daily_population IS NOT NULL""").fetchall():
+        national[(m, c)] = days_n
+        if c == "all" and small_avg is not None:
+            small_scale[m] = small_avg * days_n
+    nat_value: dict[tuple[str, str], float] = defaultdict(float)
+    over_value: dict[tuple[str, str], float] = defaultdict(float)
+    last_day: dict[str, str] = {}
+    for m, c, total, over, last in con.execute("""
+            SELECT strftime(month, '%Y-%m'), coalesce(scale_class, 'unknown'),
+                   sum(population)::DOUBLE,
+                   coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE,
+                   max(census_date)::VARCHAR
+            FROM wh.intermediate.int_facility_days WHERE population IS NOT NULL
+            GROUP BY ALL""").fetchall():
+        nat_value[(m, c)], over_value[(m, c)] = total, over
+        last_day[m] = max(last_day.get(m, ""), last)
+    nat_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
+    nat_const: dict[tuple[str, str], float] = dict(nat_value)
+    over_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
+    over_const: dict[tuple[str, str], float] = dict(over_value)
+    nat_days: dict[tuple[str, str], list[tuple[str, str | None, float, bool]]] = \
+        defaultdict(list)  # (month, class) -> the active days: (date, key, population, over)
+    for f, m, last, n_classes, c0, _, _, s, d in fm_rows:
+        month_key = f"month|{f}|{m}|{last}"
+        if (f, m) not in active:
+            if s is not None:
+                cells.cell(month_key, s, unit=None, scale=d)  # its days are all published
+            continue
+        rows = by_fm[(f, m)]
+        day_keys = []
+        for _, date, _, c, pop, over in rows:
+            key = f"day|{f}|{date}"
+            nat_days[(m, c)].append((date, key, pop, over))
+            small = _small(pop, 1, t)
+            unit = cells.unit(("mart_facility_daily", (f, date), "population"), primary=small)
+            cells.cell(key, pop, unit=unit, need=pi if small else 0.0)
+            day_keys.append(key)
+            nat_const[(m, c)] -= pop
+            if over:
+                over_parts[(m, c)].append(key)
+                over_const[(m, c)] -= pop
+        if s is not None:
+            small = _small(s, d, t)
+            unit = cells.unit(("mart_facility_monthly", (f, f"{m}-01"), "population"),
+                              primary=small)
+            cells.cell(month_key, s, unit=unit, scale=d, need=pi * d if small else 0.0)
+            cells.relation(month_key, day_keys)
+        if n_classes == 1 and s is not None:
+            nat_parts[(m, c0)].append(month_key)
+        else:
+            for key, r in zip(day_keys, rows, strict=True):
+                nat_parts[(m, r[3])].append(key)
+    _earlier_facts(cells, con, sums, changed, by_fm, nat_days)
+    by_month: dict[str, list[str]] = defaultdict(list)
+    for (m, c), census_days in national.items():
+        if c == "all":
+            continue
+        key = f"national|{m}|{c}|{last_day.get(m, '')}"
+        small = _small(nat_value[(m, c)], census_days, t)
+        unit = cells.unit(("mart_national_monthly", (f"{m}-01", c), "population"),
+                          primary=small)
+        cells.cell(key, nat_value[(m, c)], unit=unit, scale=census_days,
+                   need=pi * census_days if small else 0.0)
+        cells.relation(key, nat_parts[(m, c)], nat_const[(m, c)])
+        by_month[m].append(key)
+        over_key = f"overcrowded|{m}|{c}|{last_day.get(m, '')}"
+        small = _small(over_value[(m, c)], census_days, t)
+        over_unit = cells.unit(("mart_national_monthly", (f"{m}-01", c), "overcrowded"),
+                               primary=small)
+        cells.require(over_unit, unit)
+        # withheld when small on average, but a sum of facility-days that are protected
+        # one by one: its interval must be `pi` person-days wide (not pi x days)
+        cells.cell(over_key, over_value[(m, c)], unit=over_unit, scale=census_days,
+                   need=pi if small else 0.0)
+        cells.relation(over_key, over_parts[(m, c)], over_const[(m, c)])
+    for m, keys in by_month.items():
+        if (m, "all") not in national:
+            continue
+        census_days = national[(m, "all")]
+        total = sum(cells.values[cells.index[k]] for k in keys)
+        key = f"national|{m}|all|{last_day.get(m, '')}"
+        unit = cells.unit(("mart_national_monthly", (f"{m}-01", "all"), "population"),
+                          primary=_small(total, census_days, t))
+        cells.cell(key, total, unit=unit, scale=census_days)
+        cells.relation(key, keys)
+        share = cells.unit(("mart_national_monthly", (f"{m}-01", "all"), "small_share"),
+                           primary=_small(small_scale.get(m, 0.0), census_days, t))
+        cells.require(share, unit)
+        small_row = ("mart_national_monthly", (f"{m}-01", "small"), "population")
+        if small_row in cells.unit_index:
+            cells.require(share, cells.unit_index[small_row])
+        over_all = cells.unit(("mart_national_monthly", (f"{m}-01", "all"), "overcrowded"))
+        cells.require(over_all, unit)
+
+
+def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection,
+                   sums: dict[str, float], changed: dict[str, float],
+                   by_fm: dict[tuple[str, str], list[tuple]],
+                   nat_days: dict[tuple[str, str], list[tuple]]) -> None:
+    """Each population sum published before, as a fact about today's cells: the sum of
+    the days it covered, a corrected day counted at its value then (if published)."""
+    for key, value in sums.items():
+        i = cells.index.get(key)
+        if i is not None and abs(cells.values[i] - value) <= 1e-6:
+            continue  # today's cell itself: known (see known_cells)
+        kind, *rest = key.split("|")
+        parts: list[str] = []
+        constant = 0.0
+        if kind == "month":
+            f, m, last = rest
+            members = [(r[1], f"day|{f}|{r[1]}", r[4], r[5]) for r in by_fm.get((f, m), [])]
+        else:
+            m, c, last = rest
+            members = nat_days.get((m, c), [])
+            if kind == "overcrowded":
+                members = [r for r in members if r[3]]
+            # the days not read one by one (all published) up to `last`, as a constant
+            everything = con.execute(f"""
+                SELECT coalesce(sum(population), 0)::DOUBLE
+                FROM wh.intermediate.int_facility_days
+                WHERE strftime(month, '%Y-%m') = ? AND coalesce(scale_class, 'unknown') = ?
+                  AND census_date <= ?::DATE AND population IS NOT NULL
+                  {"AND density > 100" if kind == "overcrowded" else ""}""",
+                [m, c, last]).fetchall()[0][0]
+            constant = everything - sum(r[2] for r in members if r[0] <= last)
+        for date, day_key, pop, _ in members:
+            if date > last:
+                continue
+            if day_key is not None and day_key in changed:
+                constant += changed[day_key]
+            elif day_key is not None and day_key in cells.index:
+                parts.append(day_key)
+            else:
+                constant += pop
+        if parts:
+            cells.earlier_fact(key, value, parts, constant)
+
+
+def known_cells(cells: LinkedCells, con: duckdb.DuckDBPyConnection) -> int:
+    """Mark the cells published before with today's value as known; how many."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"key": cells.keys, "i": range(len(cells.keys)),
+                          "value": cells.values})
+    con.register("disclosure_cells", frame)
+    try:
+        hits = con.execute("""
+            SELECT c.i FROM disclosure_cells c JOIN ledger l USING (key)
+            WHERE abs(c.value - l.value) <= 1e-6""").fetchall()
+    finally:
+        con.unregister("disclosure_cells")
+    cells.known.update(int(i) for (i,) in hits)
+    return len(hits)
+
+
+def withheld_before(cells: LinkedCells, con: duckdb.DuckDBPyConnection) -> int:
+    """Withhold again every unit whose cell was withheld before (ledger value NULL), so
+    that a value once confidential stays so and a republication of the same data is the
+    same publication (consistency across vintages); how many units."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"key": cells.keys, "i": range(len(cells.keys))})
+    con.register("disclosure_cells", frame)
+    try:
+        hits = con.execute("""
+            SELECT c.i FROM disclosure_cells c JOIN ledger l USING (key)
+            WHERE l.value IS NULL""").fetchall()
+    finally:
+        con.unregister("disclosure_cells")
+    units = {cells.cell_unit[int(i)] for (i,) in hits} - {-1}
+    for u in units:
+        cells.units[u].withheld = True
+    return len(units)
+
+
+def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -> None:
+    """The release-cohort family (docs in the module)."""
+    pi = t.protection_interval
+    if not _table_exists(con, "intermediate.int_recidivism_groups"):
+        return
+    hidden = cells.unit(HIDDEN)
+    cells.units[hidden].withheld = True
+    groups = con.execute("""
+        SELECT cohort_year::VARCHAR, group_type, group_value, cohort_size::DOUBLE,
+               reoffenders_2y_general::DOUBLE, reoffenders_2y_custodial::DOUBLE,
+               proven_reoffenders_1y::DOUBLE, coalesce(is_proven_mature, false)
+        FROM wh.intermediate.int_recidivism_groups
+        ORDER BY 1, 2, 3""").fetchall()
+    counts = list(COHORT_COUNTS)
+    mature: dict[str, bool] = defaultdict(lambda: True)
+    for row in groups:
+        mature[row[0]] = mature[row[0]] and row[7]
+    for year, gt, gv, size, *measures, _ in groups:
+        key = ("mart_recidivism_cohort", (year, gt, gv))
+        size_unit = cells.unit((*key, "size"), primary=_small(size, 1, t))
+        values = dict(zip(counts, (size, *measures), strict=True))
+        small_counts = [n for n in counts[1:] if values[n] is not None
+                        and (_small(values[n], 1, t) or _small(size - values[n], 1, t))]
+        rates_unit = cells.unit((*key, "rates"),
+                                primary=size < t.min_recidivism_cohort or bool(small_counts))
+        cells.require(rates_unit, size_unit)
+        proven = values["proven_reoffenders_1y"]
+        frequency = cells.unit((*key, "frequency"),
+                               primary=proven is not None and proven < t.min_rate_denominator)
+        cells.require(frequency, rates_unit)
+        cells.cell(f"cohort|{year}|{gt}|{gv}|cohort_size", size, unit=size_unit,
+                   need=pi if _small(size, 1, t) else 0.0)
+        for n in counts[1:]:
+            if values[n] is None or (n == "proven_reoffenders_1y" and not mature[year]):
+                continue
+            need = pi if n in small_counts else (
+                t.min_interval if cells.units[rates_unit].primary else 0.0)
+            cells.cell(f"cohort|{year}|{gt}|{gv}|{n}", values[n], unit=rates_unit, need=need)
+    if not _table_exists(con, "intermediate.int_release_outcomes"):
+        return
+    attributions = ", ".join(f"coalesce({col}::VARCHAR, 'unknown') AS {gt}"
+                             for gt, col in GROUP_ATTRIBUTIONS.items())
+    tallies = ", ".join(
+        "count(*)::DOUBLE" if flag is None
+        else f"(count(*) FILTER (WHERE {flag}))::DOUBLE" for flag in COHORT_COUNTS.values())
+    cross = con.execute(f"""
+        SELECT cohort_year::VARCHAR, {attributions}, {tallies}
+        FROM wh.intermediate.int_release_outcomes WHERE is_cohort_mature
+        GROUP BY ALL ORDER BY ALL""").fetchall()
+    n_attr = len(GROUP_ATTRIBUTIONS)
+    members: dict[str, list[str]] = defaultdict(list)
+    totals: dict[str, float] = defaultdict(float)
+    for row in cross:
+        year, attrs, tally = row[0], row[1:1 + n_attr], row[1 + n_attr:]
+        for n, value in zip(counts, tally, strict=True):
+            if value == 0:
+                continue  # a structural zero, as the attacker is granted
+            key = f"cross|{year}|{'|'.join(attrs)}|{n}"
+            cells.cell(key, value, unit=hidden)
+            totals[f"{year}|{n}"] += value
+            members[f"cohort|{year}|total|total|{n}"].append(key)
+            for gt, gv in zip(GROUP_ATTRIBUTIONS, attrs, strict=True):
+                members[f"cohort|{year}|{gt}|{gv}|{n}"].append(key)
+    for year_n, value in totals.items():
+        year, n = year_n.split("|")
+        cells.cell(f"cohort|{year}|total|total|{n}", value, unit=None)
+    for key, parts in members.items():
+        if key in cells.index:
+            cells.relation(key, parts)

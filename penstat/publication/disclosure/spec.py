@@ -1,0 +1,82 @@
+"""What disclosure control protects in each published mart, declared once.
+
+A *unit* is a set of published columns of one row that stand or fall together: they
+all give back the same person count (a day's population, its density = population /
+capacity, its occupancy in use and overcrowding tier). `requires` names units of the same
+row whose withholding withholds this one (a rate on a withheld denominator would give
+the denominator's count back through the rate; a share on the 'all' row gives a class
+back). The columns a unit does not cover are the marts' own (dbt) decisions, kept as they
+are; their withheld values are flagged `c` too. Every column that can be withheld has a
+flag of its own, `<column>_flag` (penstat.contract.published.VALUE_FLAG_COLUMNS).
+
+A new mart or column plugs in here: a MartSpec with the intermediate relation that holds
+its values before disclosure control (same column names, same key) and its units; the
+cells and relations behind the units are built in linked.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from penstat.contract.published import MART_KEYS, VALUE_FLAG_COLUMNS
+
+
+@dataclass(frozen=True)
+class UnitSpec:
+    name: str
+    columns: tuple[str, ...]
+    requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MartSpec:
+    mart: str
+    source: str  # the relation of the warehouse with the values before disclosure control
+    units: tuple[UnitSpec, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return MART_KEYS[self.mart]
+
+    @property
+    def unit_columns(self) -> dict[str, str]:
+        """column -> the unit that carries it."""
+        return {c: u.name for u in self.units for c in u.columns}
+
+
+MARTS: tuple[MartSpec, ...] = (
+    MartSpec("mart_facility_daily", "intermediate.int_facility_days", (
+        UnitSpec("population", ("population", "density", "occupancy_in_use",
+                                "overcrowding_tier")),
+    )),
+    MartSpec("mart_facility_monthly", "intermediate.int_facility_month_kpis", (
+        UnitSpec("population", ("average_daily_population", "density", "occupancy_in_use",
+                                "detainees_per_custodial_fte")),
+    )),
+    MartSpec("mart_national_monthly", "intermediate.int_national_month_kpis", (
+        UnitSpec("population", ("average_daily_population", "density", "occupancy_in_use")),
+        UnitSpec("overcrowded", ("share_in_overcrowded",), requires=("population",)),
+        # on the 'all' row: the small class's population over all (linked.py adds the
+        # small row's population unit to its requirements)
+        UnitSpec("small_share", ("share_in_small_scale",), requires=("population",)),
+    )),
+    MartSpec("mart_recidivism_cohort", "intermediate.int_recidivism_groups", (
+        UnitSpec("size", ("cohort_size",)),
+        UnitSpec("rates", ("recid_2y_general", "recid_2y_custodial", "proven_reoffending_1y",
+                           "observed_expected", "adjusted_rate", "ci_low", "ci_high",
+                           "observed_expected_se"), requires=("size",)),
+        UnitSpec("frequency", ("reoffences_per_reoffender_1y",), requires=("rates",)),
+    )),
+)
+SPECS: dict[str, MartSpec] = {s.mart: s for s in MARTS}
+
+
+def check() -> list[str]:
+    """Disagreements between the spec and the published interface (empty = agree)."""
+    out = []
+    for spec in MARTS:
+        flagged = set(VALUE_FLAG_COLUMNS.get(spec.mart, ()))
+        for column in spec.unit_columns:
+            if column not in flagged:
+                out.append(f"{spec.mart}.{column}: in a disclosure unit but has no flag column")
+    return out

@@ -1,0 +1,256 @@
+"""Disclosure control of whole publications (penstat.publication.disclosure), through the
+real pipeline: synthetic deliveries ingested, dbt build, the publisher's disclosure step,
+the GX gate and `current`.
+
+Scenario (one module home, scale 0.1, seed 7, one year of daily occupancy, 2023, and
+all release cohorts): a first publication; two consecutive daily deliveries (2024-01-01
+and 2024-01-02: a provisional month one day, then two days long); a correction
+(`replaces`) that turns one published facility-day into a count of 3. After each
+publication:
+
+* the publisher's own audit (an LP over all linked tables and the ledger of what was
+  published before) passed and is in the manifest and the gate report;
+* an independent attacker (tests/integration/test_disclosure_attack.py's, written for
+  the marts) recovers no withheld facility-day from the published marts;
+* no published value, times its published denominator or days, is a person count of 1-4;
+* every value flag says c exactly where the value is withheld, and the row flag carries c
+  exactly when one of its values does;
+* across vintages: no facility-month's published sums of two publications differ by a
+  single withheld day.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+
+import duckdb
+import pytest
+
+from penstat.contract.published import VALUE_FLAG_COLUMNS, flag_column
+from penstat.ingestion.pipeline import ingest_feed
+from penstat.orchestration import tasks
+from penstat.publication.disclosure import ledger
+from penstat.publication.publish import publish
+from penstat.senders.delivery import write_delivery
+from penstat.senders.synthetic import generate, next_day
+from tests.integration.test_disclosure_attack import attack_days, pinned
+from tests.reliability import penstat_home
+
+SCALE, SEED, YEARS = 0.1, 7, 1
+AS_OF = "2026-07-01"
+FEEDS = ("facility_register", "occupancy", "staffing", "recidivism")
+SMALL = (0, 5)  # a person count strictly between these is never published, in any form
+
+
+def _run(paths, feeds=FEEDS) -> dict:
+    for feed in feeds:
+        outcomes = ingest_feed(feed, paths)
+        assert {o.outcome for o in outcomes} <= {"loaded", "duplicate"}, outcomes
+    tasks.build_marts(as_of_date=AS_OF)
+    publication = publish(paths)
+    return json.loads((publication.folder / "manifest.json").read_text())
+
+
+def _correction(paths) -> tuple[str, str]:
+    """Replace the 2023 occupancy delivery's population of one facility-day by 3."""
+    original = paths.archive / "occupancy" / "syn-occ-2023" / "occupancy.csv"
+    rows = list(csv.DictReader(io.StringIO(original.read_text())))
+    row = next(dict(r) for r in rows if r["census_date"] == "2023-06-14"
+               and int(r["population"]) >= 10)
+    row["population"] = "3"
+    for column, value in row.items():  # the breakdowns stay within the population
+        if column.startswith("population_") and value not in ("", None):
+            row[column] = str(min(int(value), 3))
+    text = ",".join(row) + "\n" + ",".join(row.values()) + "\n"
+    write_delivery(paths.inbox, "occupancy", "syn-occ-fix-2023-06-14",
+                   {"occupancy.csv": text.encode()}, sender="TEST",
+                   created_at="2026-01-03T02:00:00Z", period=("2023-06-14", "2023-06-14"),
+                   replaces="syn-occ-2023", ring=False)
+    return row["facility_id"], "2023-06-14"
+
+
+@pytest.fixture(scope="module")
+def vintages(tmp_path_factory):
+    """Four publications of one home: (manifest, copy of published.duckdb) each."""
+    home = tmp_path_factory.mktemp("disclosure-vintages") / "home"
+    out = []
+    with penstat_home(home) as paths:
+        generate(paths.inbox, scale=SCALE, seed=SEED, split="year", years=YEARS)
+        out.append(_run(paths))
+        for day in (date(2024, 1, 1), date(2024, 1, 2)):
+            next_day(paths.inbox, scale=SCALE, seed=SEED, day=day, ring=False, years=YEARS,
+                     created_at=f"{day.isoformat()}T23:00:00Z")
+            out.append(_run(paths, ("occupancy",)))
+        corrected = _correction(paths)
+        out.append(_run(paths, ("occupancy",)))
+        versions = [m["version"] for m in out]
+        assert len(set(versions)) == 4, versions
+        yield paths, out, corrected
+
+
+def _con(paths, version: str) -> duckdb.DuckDBPyConnection:
+    """The published marts as schema `marts` and the warehouse's intermediate models as
+    schema `intermediate` (the attacker of test_disclosure_attack reads both)."""
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{paths.published / version / 'published.duckdb'}' AS pub "
+                "(READ_ONLY)")
+    con.execute(f"ATTACH '{paths.warehouse}' AS wh (READ_ONLY)")
+    for schema, catalog in (("marts", "pub"), ("intermediate", "wh")):
+        con.execute(f"CREATE SCHEMA {schema}")
+        for (table,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? "
+                "AND table_schema = ?", [catalog, schema]).fetchall():
+            con.execute(f"CREATE VIEW {schema}.{table} AS SELECT * FROM "
+                        f"{catalog}.{schema}.{table}")
+    return con
+
+
+def test_every_publication_passed_its_disclosure_audit(vintages):
+    _, manifests, _ = vintages
+    for manifest in manifests:
+        report = manifest["validation"]["disclosure"]
+        assert report["success"] and report["exposed"] == [], report
+        assert report["audited"] > 0 and report["cells"] > 0
+    # the later publications knew what the earlier ones had made public
+    assert all(m["validation"]["disclosure"]["known_from_earlier"] > 0 for m in manifests[1:])
+
+
+def test_the_ledger_holds_the_provisional_sums_of_each_day(vintages):
+    paths, _, _ = vintages
+    keys = [k for (k,) in duckdb.sql(
+        f"SELECT key FROM read_parquet('{ledger.ledger_path(paths)}') "
+        "WHERE key LIKE 'month|%|2024-01|%'").fetchall()]
+    last_days = {k.rsplit("|", 1)[1] for k in keys}
+    assert {"2024-01-01", "2024-01-02"} <= last_days, sorted(last_days)
+
+
+def test_an_independent_attacker_recovers_no_withheld_day(vintages):
+    paths, manifests, corrected = vintages
+    for manifest in manifests:
+        con = _con(paths, manifest["version"])
+        try:
+            results = attack_days(con)
+        finally:
+            con.close()
+        recovered = {k: v for k, v in results.items() if pinned(v[0], v[1])}
+        assert not recovered, (manifest["version"], recovered)
+    # the corrected day (now 3) is among the withheld ones of the last publication
+    assert (corrected[0], date.fromisoformat(corrected[1])) in results
+
+
+def test_the_corrected_day_is_not_given_back_by_the_move_of_its_month(vintages):
+    """Before the correction the day was published; after it, its month must not move by
+    a published amount that, with the day published before, gives the new value."""
+    paths, manifests, (facility, day) = vintages
+    con = _con(paths, manifests[3]["version"])
+    try:
+        adp = con.execute(
+            "SELECT average_daily_population FROM marts.mart_facility_monthly "
+            "WHERE facility_id = ? AND month = '2023-06-01'", [facility]).fetchone()[0]
+        withheld = con.execute(
+            "SELECT census_date::VARCHAR FROM marts.mart_facility_daily WHERE facility_id = ? "
+            "AND date_trunc('month', census_date) = '2023-06-01' AND population IS NULL",
+            [facility]).fetchall()
+    finally:
+        con.close()
+    assert (day,) in withheld
+    # published month and every other day published: 30 x ADP - the others = 3
+    assert adp is None or len(withheld) >= 2, (adp, withheld)
+
+
+def _small(x: float | None) -> bool:
+    return x is not None and SMALL[0] + 1e-9 < x < SMALL[1] - 1e-9
+
+
+def test_no_person_count_of_1_to_4_in_any_form(vintages):
+    paths, manifests, _ = vintages
+    for manifest in manifests:
+        con = _con(paths, manifest["version"])
+        try:
+            found = con.execute("""
+                SELECT 'day', facility_id || ' ' || census_date, population
+                FROM marts.mart_facility_daily WHERE population BETWEEN 1 AND 4
+                UNION ALL
+                SELECT 'month ADP', facility_id || ' ' || month, average_daily_population
+                FROM marts.mart_facility_monthly
+                WHERE average_daily_population > 0 AND average_daily_population < 5
+                UNION ALL
+                SELECT 'national ' || k, month || ' ' || scale_class, v
+                FROM (SELECT month, scale_class, 'ADP' AS k, average_daily_population AS v
+                      FROM marts.mart_national_monthly
+                      UNION ALL
+                      SELECT n.month, n.scale_class, 'overcrowded',
+                             n.share_in_overcrowded * n.average_daily_population
+                      FROM marts.mart_national_monthly n
+                      UNION ALL
+                      SELECT n.month, n.scale_class, 'in small scale',
+                             n.share_in_small_scale * n.average_daily_population
+                      FROM marts.mart_national_monthly n)
+                WHERE v > 1e-9 AND v < 5 - 1e-9
+                UNION ALL
+                SELECT 'cohort ' || k, cohort_year || ' ' || group_value, n
+                FROM (SELECT cohort_year, group_value, 'size' AS k, cohort_size::DOUBLE AS n
+                      FROM marts.mart_recidivism_cohort
+                      UNION ALL
+                      SELECT cohort_year, group_value, 'rate x size ' || r.k, r.v * cohort_size
+                      FROM marts.mart_recidivism_cohort,
+                           LATERAL (VALUES ('general', recid_2y_general),
+                                           ('custodial', recid_2y_custodial),
+                                           ('proven', proven_reoffending_1y)) r(k, v)
+                      UNION ALL
+                      SELECT cohort_year, group_value, 'non-reoffenders ' || r.k,
+                             (1 - r.v) * cohort_size
+                      FROM marts.mart_recidivism_cohort,
+                           LATERAL (VALUES ('general', recid_2y_general),
+                                           ('custodial', recid_2y_custodial),
+                                           ('proven', proven_reoffending_1y)) r(k, v)
+                      UNION ALL
+                      SELECT cohort_year, group_value, 'O/E x expected',
+                             observed_expected * (recid_2y_general * cohort_size
+                                                  / nullif(observed_expected, 0))
+                      FROM marts.mart_recidivism_cohort)
+                WHERE n > 0.5 AND n < 4.5""").fetchall()
+            # monthly ADP x days reported (the days the daily mart lists for the month)
+            months = con.execute("""
+                SELECT m.facility_id, m.month, m.average_daily_population * d.days
+                FROM marts.mart_facility_monthly m
+                JOIN (SELECT facility_id, date_trunc('month', census_date) AS month,
+                             count(*) AS days
+                      FROM marts.mart_facility_daily GROUP BY ALL) d
+                  USING (facility_id, month)""").fetchall()
+        finally:
+            con.close()
+        assert not found, (manifest["version"], found[:10])
+        assert not [m for m in months if m[2] is not None and 0.5 < m[2] < 4.5], months
+
+
+def test_each_value_has_its_own_flag(vintages):
+    paths, manifests, _ = vintages
+    con = _con(paths, manifests[-1]["version"])
+    try:
+        for mart, columns in VALUE_FLAG_COLUMNS.items():
+            for column in columns:
+                flag = flag_column(column)
+                bad = con.execute(f"""
+                    SELECT count(*) FROM marts.{mart}
+                    WHERE (coalesce({flag}, '') LIKE '%c%') AND {column} IS NOT NULL""")
+                assert bad.fetchone()[0] == 0, (mart, column)
+            any_c = " OR ".join(f"coalesce({flag_column(c)}, '') LIKE '%c%'" for c in columns)
+            mismatched = con.execute(f"""
+                SELECT count(*) FROM marts.{mart}
+                WHERE (coalesce(flag, '') LIKE '%c%') <> ({any_c})""").fetchone()[0]
+            assert mismatched == 0, mart
+            withheld = con.execute(f"SELECT count(*) FROM marts.{mart} WHERE {any_c}"
+                                   ).fetchone()[0]
+            partly = con.execute(f"""
+                SELECT count(*) FROM marts.{mart} WHERE flag LIKE '%c%' AND NOT
+                ({" AND ".join(f"coalesce({flag_column(c)}, '') LIKE '%c%'" for c in columns)})
+                """).fetchone()[0]
+            if mart in ("mart_facility_monthly", "mart_recidivism_cohort"):
+                assert withheld > 0, mart  # not vacuous
+                assert partly > 0, mart  # a row's c no longer hides which value it is
+    finally:
+        con.close()

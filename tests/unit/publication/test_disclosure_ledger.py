@@ -1,0 +1,47 @@
+"""The ledger of what was published keeps one row per cell key, the newest value."""
+
+from __future__ import annotations
+
+import stat
+
+import duckdb
+
+from penstat.contract.layout import Paths
+from penstat.publication.disclosure import ledger
+
+
+def test_the_ledger_keeps_the_newest_value_of_each_key_and_does_not_grow_by_vintage(tmp_path):
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    ledger.read(con, paths)
+    assert con.execute("SELECT count(*) FROM ledger").fetchone()[0] == 0  # none yet
+    con.execute("CREATE TABLE v1 AS SELECT * FROM (VALUES ('day|F|1', 5.0), "
+                "('month|F|m|1', 5.0)) t(key, value)")
+    assert ledger.write(con, paths, "v1") == 2
+    for _ in range(3):  # the same cells published again: no growth
+        assert ledger.write(con, paths, "v1") == 2
+    con.execute("CREATE TABLE v2 AS SELECT * FROM (VALUES ('day|F|1', 4.0), "
+                "('month|F|m|2', 9.0)) t(key, value)")
+    assert ledger.write(con, paths, "v2") == 3
+    ledger.read(con, paths)
+    assert dict(con.execute("SELECT key, value FROM ledger").fetchall()) == {
+        "day|F|1": 4.0, "month|F|m|1": 5.0, "month|F|m|2": 9.0}
+
+
+def test_pending_cells_reach_the_ledger_only_when_committed(tmp_path):
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE cells AS SELECT 'day|F|1' AS key, 7.0 AS value")
+    ledger.stage(con, paths, "cells")
+    ledger.discard(paths)  # a failed gate
+    assert ledger.commit(paths) is None and not ledger.ledger_path(paths).exists()
+    ledger.stage(con, paths, "cells")
+    assert ledger.commit(paths) == 1
+    assert not ledger.pending(paths).exists()
+
+
+def test_the_secret_is_made_once_and_readable_by_its_owner_only(tmp_path):
+    paths = Paths(tmp_path)
+    key = ledger.secret(paths)
+    assert len(key) == 32 and ledger.secret(paths) == key
+    assert stat.S_IMODE((ledger.folder(paths) / ledger.SECRET).stat().st_mode) == 0o600
