@@ -161,7 +161,8 @@ def diff_mart(con: duckdb.DuckDBPyConnection, mart: str, new: str, old: Path | N
     (a list of {pos, column_name, old_value, new_value} for changed keys) and one boolean
     `_revise_<flag>` per flag column of `flags` (true when a value it covers changed).
     """
-    columns = MART_COLUMNS[mart] if columns is None else columns
+    if columns is None:  # the columns the table has (the interface's, when published)
+        columns = tuple(d[0] for d in con.execute(f"SELECT * FROM {new} LIMIT 0").description)
     keys = MART_KEYS[mart]
     flags = flag_targets(mart, columns) if flags is None else dict(flags)
     flag_columns = sorted(set(flags.values()))

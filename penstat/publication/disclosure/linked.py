@@ -60,6 +60,10 @@ def _small(value: float, scale: float, t: Thresholds) -> bool:
     return scale > 0 and 0 < value / scale < t.min_person_count
 
 
+# RESCALED's optimal size (8..25 places): a national row that overlaps 'small'
+OPTIMAL = "small_optimal"
+
+
 def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
     schema, table = relation.split(".")[-2:]
     return bool(con.execute(
@@ -122,13 +126,20 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
                    sum(d.population) AS total,
                    coalesce(sum(d.population) FILTER (WHERE d.density > 100), 0) AS over
             FROM wh.intermediate.int_facility_days d WHERE d.population IS NOT NULL
+            GROUP BY ALL
+            UNION ALL
+            SELECT strftime(d.month, '%Y-%m'), 'small_optimal', sum(d.population),
+                   coalesce(sum(d.population) FILTER (WHERE d.density > 100), 0)
+            FROM wh.intermediate.int_facility_days d
+            WHERE d.population IS NOT NULL AND coalesce(d.is_small_optimal, false)
             GROUP BY ALL),
         days AS (SELECT strftime(month, '%Y-%m') AS m, census_days
                  FROM wh.intermediate.int_national_month_kpis WHERE scale_class = 'all')
         SELECT DISTINCT d.facility_id, strftime(d.month, '%Y-%m')
         FROM wh.intermediate.int_facility_days d
         JOIN sums s ON s.m = strftime(d.month, '%Y-%m')
-                   AND s.c = coalesce(d.scale_class, 'unknown')
+                   AND (s.c = coalesce(d.scale_class, 'unknown') OR (s.c = 'small_optimal'
+                        AND coalesce(d.is_small_optimal, false)))
         JOIN days n ON n.m = s.m
         WHERE (s.total > 0 AND s.total < ? * n.census_days)
            OR (s.over > 0 AND s.over < ? * n.census_days AND d.density > 100)
@@ -141,7 +152,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         days = con.execute("""
             SELECT d.facility_id, d.census_date::VARCHAR, strftime(d.month, '%Y-%m'),
                    coalesce(d.scale_class, 'unknown'), d.population::DOUBLE,
-                   coalesce(d.density > 100, false)
+                   coalesce(d.density > 100, false), coalesce(d.is_small_optimal, false)
             FROM wh.intermediate.int_facility_days d
             SEMI JOIN active_fm a
               ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m')
@@ -171,6 +182,13 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
                    coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE,
                    max(census_date)::VARCHAR
             FROM wh.intermediate.int_facility_days WHERE population IS NOT NULL
+            GROUP BY ALL
+            UNION ALL
+            SELECT strftime(month, '%Y-%m'), 'small_optimal', sum(population)::DOUBLE,
+                   coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE,
+                   max(census_date)::VARCHAR
+            FROM wh.intermediate.int_facility_days
+            WHERE population IS NOT NULL AND coalesce(is_small_optimal, false)
             GROUP BY ALL""").fetchall():
         nat_value[(m, c)], over_value[(m, c)] = total, over
         last_day[m] = max(last_day.get(m, ""), last)
@@ -188,9 +206,16 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
             continue
         rows = by_fm[(f, m)]
         day_keys = []
-        for _, date, _, c, pop, over in rows:
+        for _, date, _, c, pop, over, optimal in rows:
             key = f"day|{f}|{date}"
             nat_days[(m, c)].append((date, key, pop, over))
+            if optimal:  # the overlapping class, always by its days
+                nat_days[(m, OPTIMAL)].append((date, key, pop, over))
+                nat_parts[(m, OPTIMAL)].append(key)
+                nat_const[(m, OPTIMAL)] -= pop
+                if over:
+                    over_parts[(m, OPTIMAL)].append(key)
+                    over_const[(m, OPTIMAL)] -= pop
             small = _small(pop, 1, t)
             unit = cells.unit(("mart_facility_daily", (f, date), "population"), primary=small)
             cells.cell(key, pop, unit=unit, need=pi if small else 0.0)
@@ -221,8 +246,9 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
                           primary=small)
         cells.cell(key, nat_value[(m, c)], unit=unit, scale=census_days,
                    need=pi * census_days if small else 0.0)
-        cells.relation(key, nat_parts[(m, c)], nat_const[(m, c)])
-        by_month[m].append(key)
+        cells.relation(key, nat_parts[(m, c)], nat_const.get((m, c), 0.0))
+        if c != OPTIMAL:  # a subset of 'small': never a part of the 'all' total
+            by_month[m].append(key)
         over_key = f"overcrowded|{m}|{c}|{last_day.get(m, '')}"
         small = _small(over_value[(m, c)], census_days, t)
         over_unit = cells.unit(("mart_national_monthly", (f"{m}-01", c), "overcrowded"),
@@ -232,7 +258,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         # one by one: its interval must be `pi` person-days wide (not pi x days)
         cells.cell(over_key, over_value[(m, c)], unit=over_unit, scale=census_days,
                    need=pi if small else 0.0)
-        cells.relation(over_key, over_parts[(m, c)], over_const[(m, c)])
+        cells.relation(over_key, over_parts[(m, c)], over_const.get((m, c), 0.0))
     for m, keys in by_month.items():
         if (m, "all") not in national:
             continue
@@ -278,10 +304,12 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection,
             everything = con.execute(f"""
                 SELECT coalesce(sum(population), 0)::DOUBLE
                 FROM wh.intermediate.int_facility_days
-                WHERE strftime(month, '%Y-%m') = ? AND coalesce(scale_class, 'unknown') = ?
+                WHERE strftime(month, '%Y-%m') = ?
+                  AND (CASE WHEN ? = 'small_optimal' THEN coalesce(is_small_optimal, false)
+                       ELSE coalesce(scale_class, 'unknown') = ? END)
                   AND census_date <= ?::DATE AND population IS NOT NULL
                   {"AND density > 100" if kind == "overcrowded" else ""}""",
-                [m, c, last]).fetchall()[0][0]
+                [m, c, c, last]).fetchall()[0][0]
             constant = everything - sum(r[2] for r in members if r[0] <= last)
         for date, day_key, pop, _ in members:
             if date > last:

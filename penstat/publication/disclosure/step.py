@@ -52,6 +52,7 @@ class Report:
     revealed_earlier: list[str] = field(default_factory=list)
     unprotectable: list[str] = field(default_factory=list)
     rounds: int = 0
+    regions_withheld: int = 0  # region-months holding a facility-month withheld here
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -115,6 +116,7 @@ def run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None = No
         1 for u in cells.cell_unit if u >= 0 and cells.units[u].key == linked.HIDDEN)
     for spec in MARTS:
         apply(con, catalog, spec, cells)
+    report.regions_withheld = withhold_regions(con, catalog)
     stage_ledger(con, catalog, cells, paths)
     t4 = time.perf_counter()
     report.seconds = {"build": round(t1 - t0, 3), "protect": round(t2 - t1, 3),
@@ -123,6 +125,50 @@ def run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None = No
              "%d audited, %d exposed", report.cells, report.primary_units,
              report.secondary_units, report.audited, len(report.exposed))
     return report
+
+
+REGIONAL = "mart_regional_monthly"
+REGIONAL_PERSON_COLUMNS = ("average_daily_population", "density", "share_in_small_scale")
+
+
+def withhold_regions(con: duckdb.DuckDBPyConnection, catalog: str) -> int:
+    """A region-month's person figures only where every facility-month in it publishes
+    its average daily population as decided here: a regional sum is then the sum of
+    published values and gives nothing back (the rule of mart_regional_monthly, applied
+    to this step's decisions, which may withhold more than dbt's). The rows withheld."""
+    table = f"{catalog}.marts.{REGIONAL}"
+    monthly = f"{catalog}.marts.mart_facility_monthly"
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
+        "table_schema = 'marts' AND table_name IN (?, 'mart_facility_monthly')",
+        [catalog, REGIONAL]).fetchall()[0][0] == 2
+    if not exists or not _table_exists_wh(con, "int_facility_history") \
+            or not _table_exists_wh(con, "int_facility_days"):
+        return 0
+    nulls = ", ".join(f'"{c}" = NULL' for c in REGIONAL_PERSON_COLUMNS)
+    letters = "string_split(coalesce(flag, '') || 'c', '')"
+    return int(con.execute(f"""
+        WITH region_members AS (
+            SELECT DISTINCT d.month, h.region, d.facility_id
+            FROM wh.intermediate.int_facility_days d
+            JOIN wh.intermediate.int_facility_history h USING (facility_version_key)
+            WHERE h.region IS NOT NULL),
+        withheld AS (
+            SELECT DISTINCT r.month, r.region
+            FROM region_members r JOIN {monthly} m
+              ON m.facility_id = r.facility_id AND m.month = r.month
+            WHERE m.average_daily_population IS NULL
+              AND coalesce(m.average_daily_population_flag, '') LIKE '%c%')
+        UPDATE {table} t SET {nulls},
+            flag = array_to_string(list_sort(list_distinct({letters})), '')
+        FROM withheld w WHERE t.month = w.month AND t.region = w.region
+          AND t.average_daily_population IS NOT NULL""").fetchall()[0][0])
+
+
+def _table_exists_wh(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' "
+        "AND table_schema = 'intermediate' AND table_name = ?", [table]).fetchall()[0][0])
 
 
 def _withheld_units(spec: MartSpec, cells: LinkedCells) -> pd.DataFrame:

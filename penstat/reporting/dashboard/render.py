@@ -505,11 +505,31 @@ def revisions_html(revisions: Table) -> str:
 
 
 def changes_html(pub: Publication) -> str:
-    revisions = extract.revisions(pub)
-    if revisions is not None:
-        return "<h3>What changed since the previous publication</h3>" + revisions_html(revisions)
-    previous, changes = extract.changes_since_previous(pub)
     head = "<h3>What changed since the previous publication</h3>"
+    revisions = extract.revisions(pub)
+    previous = pub.meta().get("previous_version")
+    names = set() if revisions is None else {c.name for c in revisions.columns}
+    if revisions is not None and {"mart", "change", "key"} <= names:
+        if previous is None:
+            return head + '<p id="changes">This is the first publication.</p>'
+        keys: dict[tuple[str, str], set[str]] = {}
+        for r in revisions.rows:
+            keys.setdefault((str(r["mart"].value), str(r["change"].value)), set()).add(
+                str(r["key"].value))
+        marts = sorted({m for m, _ in keys})
+        rows = "".join(
+            f'<tr data-key="{escape(m)}"><th scope="row">{escape(m)}</th>' + "".join(
+                f'<td class="num" data-col="{kind}">{len(keys.get((m, kind), ()))}</td>'
+                for kind in ("added", "removed", "changed")) + "</tr>" for m in marts)
+        return (head + f'<p id="changes">Compared with {escape(str(previous))}: keys added, '
+                "removed and changed per mart, from the publication's revisions table "
+                "(marts not listed are unchanged).</p>"
+                '<div class="table-box"><table id="changes-table" class="data"><thead><tr>'
+                "<th>mart</th><th>keys added</th><th>keys removed</th><th>keys changed</th>"
+                f"</tr></thead><tbody>{rows}</tbody></table></div>" + revisions_html(revisions))
+    if revisions is not None:
+        return head + revisions_html(revisions)
+    previous, changes = extract.changes_since_previous(pub)
     if previous is None:
         return head + '<p id="changes">This is the first publication.</p>'
     if changes is None:

@@ -29,6 +29,9 @@ DAILY_ROW = ("facility_id VARCHAR, census_date DATE, facility_type VARCHAR, scal
              "occupancy_in_use DOUBLE, overcrowding_tier VARCHAR, flag VARCHAR")
 
 
+DAILY_COLUMNS = tuple(c.split()[0] for c in DAILY_ROW.split(", "))
+
+
 def daily(con: duckdb.DuckDBPyConnection, name: str, rows: list[tuple]) -> str:
     con.execute(f"CREATE OR REPLACE TABLE {name} ({DAILY_ROW})")
     if rows:
@@ -151,8 +154,10 @@ def test_the_flag_column_is_a_parameter_for_per_value_flags(con, tmp_path):
 
 
 def test_flag_targets_and_the_letter():
-    assert set(flag_targets(DAILY).values()) == {"flag"}
-    assert "facility_id" not in flag_targets(DAILY) and "population" in flag_targets(DAILY)
+    targets = flag_targets(DAILY)  # the interface: per-value flags where a value has one
+    assert targets["population"] == "population_flag" and targets["facility_type"] == "flag"
+    assert "facility_id" not in targets and "population_flag" not in targets
+    assert set(flag_targets(DAILY, DAILY_COLUMNS).values()) == {"flag"}, "a row flag only"
     assert flag_targets("mart_delivery_status") == {}
     assert flag_targets("mart_national_reference") == {}, "Eurostat's own letters"
     assert [add_flag_letter(f) for f in (None, "", "p", "cp", "pr", "bcep")] == [
