@@ -9,7 +9,8 @@
 {%- set pool = var('recidivism_facility_pool_years') %}
 with releases as (
     select * from {{ ref('int_release_outcomes') }}
-    where is_cohort_mature
+    -- persons, as the cohorts: each person's first release in the year (WODC, UK MoJ)
+    where is_cohort_mature and is_cohort_member
 ),
 
 years as (
