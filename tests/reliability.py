@@ -255,3 +255,48 @@ class PublicationReader(threading.Thread):
         self._halt.set()
         self.join(timeout=60)
         return self
+
+
+def publication_differences(a: Path, b: Path) -> list[str]:
+    """Where two publications of the same deliveries disagree, beyond disclosure control.
+
+    Which cells disclosure control withholds depends on what a home published before
+    (vintages: a value withheld once stays withheld) and on the home's keyed choice of
+    secondary cells, so two homes may withhold different cells of the same data. They
+    must hold the same keys in every mart, and every value published in both must be
+    equal; a value published in one only must be withheld (flag `c`) in the other.
+    """
+    from penstat.contract.published import MART_COLUMNS, MART_KEYS
+
+    problems = []
+    con = duckdb.connect()
+    try:
+        for mart, columns in MART_COLUMNS.items():
+            keys = MART_KEYS[mart]
+            on = " AND ".join(f'x."{k}" IS NOT DISTINCT FROM y."{k}"' for k in keys)
+            pa, pb = a / f"{mart}.parquet", b / f"{mart}.parquet"
+            unmatched = con.execute(
+                f"SELECT (SELECT count(*) FROM '{pa}' x ANTI JOIN '{pb}' y ON {on}), "
+                f"(SELECT count(*) FROM '{pb}' x ANTI JOIN '{pa}' y ON {on})").fetchone()
+            if unmatched != (0, 0):
+                problems.append(f"{mart}: keys only in one publication {unmatched}")
+            flags = {c for c in columns if c == "flag" or c.endswith("_flag")}
+            for c in columns:
+                if c in keys or c in flags:
+                    continue
+                f = f"{c}_flag" if f"{c}_flag" in columns else ("flag" if "flag" in columns
+                                                                 else None)
+
+                def withheld(side: str, c=c, f=f) -> str:
+                    if f is None:
+                        return "false"
+                    return f"({side}.\"{c}\" IS NULL AND coalesce({side}.\"{f}\", '') LIKE '%c%')"
+                n = con.execute(
+                    f"SELECT count(*) FROM '{pa}' x JOIN '{pb}' y ON {on} "
+                    f'WHERE x."{c}" IS DISTINCT FROM y."{c}" '
+                    f"AND NOT {withheld('x')} AND NOT {withheld('y')}").fetchone()[0]
+                if n:
+                    problems.append(f"{mart}.{c}: {n} published values differ")
+    finally:
+        con.close()
+    return problems
