@@ -10,11 +10,14 @@ number of publications. A provisional month's sums have keys carrying their last
 so yesterday's sum of days 1..9 stays in the ledger beside today's sum of days 1..10:
 their difference is today's day 10, which the audit therefore protects.
 
-The secret key of the secondary cost's jitter lives beside it (`secret`, 0600).
+The secondary cost's jitter is keyed (see `secret`): by the pseudonym key, or a random
+key beside the ledger (`secret`, 0600) where there is none.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -33,7 +36,22 @@ def folder(paths: Paths) -> Path:
 
 
 def secret(paths: Paths) -> bytes:
-    """The home's secret key (made on first use, readable by its owner only)."""
+    """The key of the secondary cost's jitter.
+
+    Derived from the pseudonym key when one is configured (HMAC-SHA256 with a label of
+    its own, so it says nothing about the key): every home of the same organisation
+    then makes the same choices from the same data and history (a rebuild, a second
+    home, a crash and its rerun publish the same cells), while an outsider, without
+    the key, still cannot replay the choice. Without a pseudonym key (a warehouse with
+    no person-level feed), a random key made on first use and kept beside the ledger
+    (readable by its owner only)."""
+    from penstat.core.secrets import MissingPseudonymKey, pseudonym_key
+
+    try:
+        return hmac.new(pseudonym_key(), b"penstat disclosure jitter v1", hashlib.sha256
+                        ).digest()
+    except MissingPseudonymKey:
+        pass
     path = folder(paths) / SECRET
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,23 @@ def test_pending_cells_reach_the_ledger_only_when_committed(tmp_path):
     assert not ledger.pending(paths).exists()
 
 
-def test_the_secret_is_made_once_and_readable_by_its_owner_only(tmp_path):
+def test_without_a_pseudonym_key_the_secret_is_made_once_for_the_owner_only(tmp_path,
+                                                                          monkeypatch):
+    for name in ("PENSTAT_PSEUDONYM_KEY", "AIRFLOW_CONN_PENSTAT_PSEUDONYM_KEY",
+                 "AIRFLOW_VAR_PENSTAT_PSEUDONYM_KEY", "AIRFLOW__SECRETS__BACKEND"):
+        monkeypatch.delenv(name, raising=False)
     paths = Paths(tmp_path)
     key = ledger.secret(paths)
     assert len(key) == 32 and ledger.secret(paths) == key
     assert stat.S_IMODE((ledger.folder(paths) / ledger.SECRET).stat().st_mode) == 0o600
+    assert ledger.secret(Paths(tmp_path / "other")) != key, "another home, another key"
+
+
+def test_with_a_pseudonym_key_every_home_makes_the_same_choices(tmp_path, monkeypatch):
+    monkeypatch.setenv("PENSTAT_PSEUDONYM_KEY", "organisation-key-0123456789")
+    one, two = ledger.secret(Paths(tmp_path / "a")), ledger.secret(Paths(tmp_path / "b"))
+    assert one == two and len(one) == 32
+    assert b"organisation-key" not in one  # derived, not the key itself
+    assert not (ledger.folder(Paths(tmp_path / "a")) / ledger.SECRET).exists()
+    monkeypatch.setenv("PENSTAT_PSEUDONYM_KEY", "another-organisation-key-987")
+    assert ledger.secret(Paths(tmp_path / "a")) != one
