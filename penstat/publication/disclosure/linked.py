@@ -378,8 +378,21 @@ def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -
     mature: dict[str, bool] = defaultdict(lambda: True)
     for row in groups:
         mature[row[0]] = mature[row[0]] and row[7]
+    # a cohort year of fewer persons than the protection interval cannot be protected
+    # against an attacker who knows its total: every count and rate of it is withheld,
+    # and it enters no relation (nothing of it is published to link)
+    year_size: dict[str, float] = defaultdict(float)
+    for year, gt, _, size, *_ in groups:
+        if gt == "scale_class" and size is not None:
+            year_size[year] += size
+    tiny = {year for year, n in year_size.items() if n < pi}
     for year, gt, gv, size, *measures, _ in groups:
         key = ("mart_recidivism_cohort", (year, gt, gv))
+        if year in tiny:
+            size_unit = cells.unit((*key, "size"), primary=True)
+            for part in ("rates", "frequency"):
+                cells.require(cells.unit((*key, part), primary=True), size_unit)
+            continue
         size_unit = cells.unit((*key, "size"), primary=_small(size, 1, t))
         values = dict(zip(counts, (size, *measures), strict=True))
         small_counts = [n for n in counts[1:] if values[n] is not None
@@ -408,13 +421,16 @@ def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -
         else f"(count(*) FILTER (WHERE {flag}))::DOUBLE" for flag in COHORT_COUNTS.values())
     cross = con.execute(f"""
         SELECT cohort_year::VARCHAR, {attributions}, {tallies}
-        FROM wh.intermediate.int_release_outcomes WHERE is_cohort_mature
+        FROM wh.intermediate.int_release_outcomes
+        WHERE is_cohort_mature AND coalesce(is_cohort_member, true)
         GROUP BY ALL ORDER BY ALL""").fetchall()
     n_attr = len(GROUP_ATTRIBUTIONS)
     members: dict[str, list[str]] = defaultdict(list)
     totals: dict[str, float] = defaultdict(float)
     for row in cross:
         year, attrs, tally = row[0], row[1:1 + n_attr], row[1 + n_attr:]
+        if year in tiny:
+            continue
         for n, value in zip(counts, tally, strict=True):
             if value == 0:
                 continue  # a structural zero, as the attacker is granted
