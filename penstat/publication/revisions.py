@@ -228,7 +228,18 @@ def mark_revised(con: duckdb.DuckDBPyConnection, target: str, diff: MartRevision
     """Add `r` to each flag column of `target` (the draft's mart table) on the rows whose
     values it covers were revised; the number of rows marked, summed over flag columns."""
     marked = 0
-    for flag in sorted(set(diff.flags.values())):
+    targets = set(diff.flags.values())
+    target_columns = [d[0] for d in con.execute(f"SELECT * FROM {target} LIMIT 0").description]
+    if ROW_FLAG_COLUMN in target_columns and targets - {ROW_FLAG_COLUMN}:
+        # the row's flag holds the letters of its values (docs/published.md): a revised
+        # value's `r` is on the row's flag too
+        con.execute(f"ALTER TABLE {_q(diff.table)} ADD COLUMN IF NOT EXISTS "
+                    f"{_q('_revise_' + ROW_FLAG_COLUMN)} BOOLEAN DEFAULT false")
+        any_revised = " OR ".join(_q("_revise_" + f) for f in sorted(targets))
+        con.execute(f"UPDATE {_q(diff.table)} SET {_q('_revise_' + ROW_FLAG_COLUMN)} = "
+                    f"({any_revised})")
+        targets.add(ROW_FLAG_COLUMN)
+    for flag in sorted(targets):
         revised = f"SELECT DISTINCT {', '.join(_q(k) for k in diff.keys)} FROM " \
                   f"{_q(diff.table)} WHERE {_q('_revise_' + flag)}"
         if con.execute(f"SELECT count(*) FROM ({revised})").fetchone()[0] == 0:

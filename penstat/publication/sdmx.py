@@ -83,6 +83,8 @@ def published_observations(con: duckdb.DuckDBPyConnection, catalog: str
             for p, sc, value, f in con.execute(
                     f'SELECT {period}, {scale}, {factor} * "{column}", "{flag}" '
                     f"FROM {catalog}.marts.{mart} WHERE {where}").fetchall():
+                if value is None and f and "c" in f:
+                    f = "c"  # one flag per observation: a withheld value is confidential
                 out[(freq, indic, sc, p)] = (value, f)
     return out
 
