@@ -33,7 +33,7 @@ from penstat.contract.problems import log_safe
 alerts = logging.getLogger("penstat.alerts")
 
 HOOK_ENV = "PENSTAT_ALERT_HOOK"
-NOTIFIERS_ENV = "PENSTAT_ALERT_NOTIFIERS"  # = penstat.orchestration.notifiers.NOTIFIERS_ENV
+NOTIFIERS_ENV = "PENSTAT_ALERT_NOTIFIERS"  # names Airflow notifiers (notifiers.py)
 ERROR_CHARS = 2000
 _KINDS = {
     "check_delivery_status": "feed_late",

@@ -34,7 +34,8 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier
 
-NOTIFIERS_ENV = "PENSTAT_ALERT_NOTIFIERS"
+from penstat.orchestration.callbacks import NOTIFIERS_ENV
+
 WEBHOOK_CONN_ID = "penstat_alert_webhook"
 
 

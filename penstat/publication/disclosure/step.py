@@ -142,8 +142,8 @@ def withhold_regions(con: duckdb.DuckDBPyConnection, catalog: str) -> int:
         "SELECT count(*) FROM information_schema.tables WHERE table_catalog = ? AND "
         "table_schema = 'marts' AND table_name IN (?, 'mart_facility_monthly')",
         [catalog, REGIONAL]).fetchall()[0][0] == 2
-    if not exists or not _table_exists_wh(con, "int_facility_history") \
-            or not _table_exists_wh(con, "int_facility_days"):
+    if not exists or not all(linked._table_exists(con, f"intermediate.{t}") for t in (
+            "int_facility_history", "int_facility_days")):
         return 0
     nulls = ", ".join(f'"{c}" = NULL' for c in REGIONAL_PERSON_COLUMNS)
     letters = "string_split(coalesce(flag, '') || 'c', '')"
@@ -164,11 +164,6 @@ def withhold_regions(con: duckdb.DuckDBPyConnection, catalog: str) -> int:
         FROM withheld w WHERE t.month = w.month AND t.region = w.region
           AND t.average_daily_population IS NOT NULL""").fetchall()[0][0])
 
-
-def _table_exists_wh(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'wh' "
-        "AND table_schema = 'intermediate' AND table_name = ?", [table]).fetchall()[0][0])
 
 
 def _withheld_units(spec: MartSpec, cells: LinkedCells) -> pd.DataFrame:
