@@ -118,6 +118,24 @@ def test_every_publication_passed_its_disclosure_audit(vintages):
     assert all(m["validation"]["disclosure"]["known_from_earlier"] > 0 for m in manifests[1:])
 
 
+def test_the_step_reads_day_by_day_only_what_the_new_deliveries_touch(vintages):
+    """The ledger holds every sum published before, yet a daily publication examines one
+    by one only the facility-days of the first publication's facility-months with
+    something to protect, plus the new days (and the corrected month): the step's cost
+    does not grow with the history."""
+    paths, manifests, _ = vintages
+    examined = [m["validation"]["disclosure"]["days_examined"] for m in manifests]
+    facilities = duckdb.sql(
+        f"SELECT count(DISTINCT facility_id) FROM read_parquet("
+        f"'{paths.published / manifests[-1]['version'] / 'mart_facility_daily.parquet'}')"
+    ).fetchall()[0][0]
+    all_days = sum(m["marts"]["mart_facility_daily"]["rows"] for m in manifests[:1])
+    assert 0 < examined[0] < all_days / 4, (examined, all_days)
+    assert examined[1] <= examined[0] + facilities, examined  # + day 2024-01-01
+    assert examined[2] <= examined[0] + 2 * facilities, examined  # + 2024-01-02
+    assert examined[3] <= examined[2] + 31, examined  # + the corrected month
+
+
 def test_the_ledger_holds_the_provisional_sums_of_each_day(vintages):
     paths, _, _ = vintages
     keys = [k for (k,) in duckdb.sql(

@@ -90,9 +90,17 @@ def component_relations(cells: LinkedCells) -> tuple[_Components, dict[int, list
     return comps, by_root
 
 
-def intervals(cells: LinkedCells, targets: Iterable[int] | None = None) -> dict[int, Interval]:
+# A component's intervals, keyed by its relations and unknown cells: what the attacker
+# can infer depends on nothing else (the published values do not change within a step).
+Cache = dict[tuple[tuple[int, ...], frozenset[int]], dict[int, Interval]]
+
+
+def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
+              cache: Cache | None = None) -> dict[int, Interval]:
     """The attacker's interval for each unknown cell among `targets` (default: every
-    unknown cell with a protection interval)."""
+    unknown cell with a protection interval). `cache`: intervals of components solved
+    before (secondary suppression audits after every round; most components are as
+    they were in the last round)."""
     unknown = unknown_cells(cells)
     needs = np.asarray(cells.needs)
     if targets is None:  # every cell to protect, published or not
@@ -109,7 +117,19 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None) -> dict[
     for t in targets:
         targets_by_root.setdefault(comps.find(t), []).append(t)
     for root, wanted in targets_by_root.items():
-        out.update(_solve(cells, unknown, relations_by_root.get(root, []), wanted))
+        relations = relations_by_root.get(root, [])
+        if cache is None:
+            out.update(_solve(cells, unknown, relations, wanted))
+            continue
+        members = frozenset(c for r in relations for c in (cells.relations[r][0],
+                                                             *cells.relations[r][1])
+                            if unknown[c]) | frozenset(wanted)
+        key = (tuple(sorted(relations)), members)
+        solved = cache.get(key)
+        if solved is None or any(c not in solved for c in wanted):
+            solved = cache[key] = {**(solved or {}),
+                                   **_solve(cells, unknown, relations, wanted)}
+        out.update({c: solved[c] for c in wanted})
     return out
 
 

@@ -88,6 +88,15 @@ def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], dict[str
     return changed, sums
 
 
+def _withheld_before_months(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """The facility-months (facility, 'YYYY-MM') with a day or a month sum withheld in an
+    earlier publication (ledger value NULL): read day by day, so that it stays withheld."""
+    return {(f, m) for f, m in con.execute("""
+        SELECT DISTINCT split_part(key, '|', 2), left(split_part(key, '|', 3), 7)
+        FROM ledger WHERE value IS NULL AND (key LIKE 'day|%' OR key LIKE 'month|%')
+        """).fetchall()}
+
+
 def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -> None:
     """The population family (docs in the module), with the sums published before.
 
@@ -114,10 +123,16 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         WHERE d.population IS NOT NULL
         GROUP BY d.facility_id, d.month""", [min_count]).fetchall()
     active = {(k.split("|")[1], k.split("|")[2][:7]) for k in changed}
-    active |= {(k.split("|")[1], k.split("|")[2]) for k in sums if k.startswith("month|")}
+    active |= _withheld_before_months(con)
     for f, m, _, n_classes, _, small_day, _, s, d in fm_rows:
         if small_day or n_classes > 1 or (s is not None and _small(s, d, t)):
             active.add((f, m))
+    # An earlier sum of a facility-month (yesterday's provisional month) says something
+    # only about its days withheld today, and a day is withheld only in an active
+    # facility-month: the sums of the others are facts about published values. So the
+    # ledger's month sums do not make a facility-month active by themselves; otherwise
+    # every month ever published would be read day by day, and the step's cost would
+    # grow with the history (the ledger keeps every provisional sum).
     # a national class or overcrowded sum that is small on average: its facility-months
     # are read day by day, so that their days can protect it
     small_groups = con.execute("""

@@ -90,8 +90,9 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
             cells_of.setdefault(u, []).append(i)
     last_width: dict[int, float] = {}
     gave_up: set[int] = set()
+    solved: audit.Cache = {}
     for outcome.rounds in range(1, MAX_ROUNDS + 1):
-        found = audit.intervals(cells)
+        found = audit.intervals(cells, cache=solved)
         bad = [iv for iv in audit.exposed(cells, found) if iv.cell not in gave_up]
         if not bad:
             break

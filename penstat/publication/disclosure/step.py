@@ -41,6 +41,7 @@ PENDING = "published_cells"  # temp table: the cells this publication makes publ
 @dataclass
 class Report:
     cells: int = 0
+    days_examined: int = 0  # facility-days read one by one (the rest enter as sums)
     relations: int = 0
     relations_not_holding: int = 0
     known_from_earlier: int = 0
@@ -102,6 +103,7 @@ def run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None = No
     ledger.read(con, paths)
     cells = build_cells(con, thresholds(config))
     report.cells, report.relations = len(cells.keys), len(cells.relations)
+    report.days_examined = sum(1 for k in cells.keys if k.startswith("day|"))
     report.relations_not_holding = cells.rejected_relations
     report.known_from_earlier = len(cells.known)
     report.primary_units = sum(u.primary for u in cells.units if u.key != linked.HIDDEN)
