@@ -179,6 +179,22 @@ def test_the_corrected_day_is_not_given_back_by_the_move_of_its_month(vintages):
     assert adp is None or len(withheld) >= 2, (adp, withheld)
 
 
+# rate x base and (1 - rate) x base of each staff and regime rate on persons
+_RATES = (("work", "work_participation", "k.avg_population", "k.work_avg_population"),
+          ("education", "education_participation", "k.avg_population",
+           "k.education_avg_population"),
+          ("digital", "digital_contact_share", "k.avg_population", "k.digital_avg_population"),
+          ("plan", "release_plan_coverage", "k.releases_total", "k.releases_total"))
+REGIME_TERMS = ", ".join(
+    f"('{n}', m.{rate} * {base}), ('not {n}', (1 - m.{rate}) * {base})"
+    for n, rate, base, _ in _RATES) + (
+    ", ('trained', m.staff_trained_share * k.headcount_with_training_reported)"
+    ", ('not trained', (1 - m.staff_trained_share) * k.headcount_with_training_reported)")
+NATIONAL_REGIME_TERMS = ", ".join(
+    f"('{n}', m.{rate} * {base}), ('not {n}', (1 - m.{rate}) * {base})"
+    for n, rate, _, base in _RATES)
+
+
 def _small(x: float | None) -> bool:
     return x is not None and SMALL[0] + 1e-9 < x < SMALL[1] - 1e-9
 
@@ -239,9 +255,24 @@ def test_no_person_count_of_1_to_4_in_any_form(vintages):
                              count(*) AS days
                       FROM marts.mart_facility_daily GROUP BY ALL) d
                   USING (facility_id, month)""").fetchall()
+            # the staff and regime rates times their base (taken as known), and the
+            # complements (base - count): persons working, in education, ...
+            regime = con.execute(f"""
+                SELECT 'facility ' || r.k, m.facility_id || ' ' || m.month, r.n
+                FROM marts.mart_facility_monthly m
+                JOIN intermediate.int_facility_month_kpis k USING (facility_id, month),
+                LATERAL (VALUES {REGIME_TERMS}) r(k, n)
+                UNION ALL
+                SELECT 'national ' || r.k, m.month || ' ' || m.scale_class, r.n
+                FROM marts.mart_national_monthly m
+                JOIN intermediate.int_national_month_kpis k USING (month, scale_class),
+                LATERAL (VALUES {NATIONAL_REGIME_TERMS}) r(k, n)""").fetchall()
         finally:
             con.close()
         assert not found, (manifest["version"], found[:10])
+        small = [r for r in regime if r[2] is not None and 0.5 < r[2] < 4.5]
+        assert not small, (manifest["version"], small[:10])
+        assert any(r[2] is not None for r in regime)  # not vacuous
         assert not [m for m in months if m[2] is not None and 0.5 < m[2] < 4.5], months
 
 

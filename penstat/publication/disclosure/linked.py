@@ -461,3 +461,89 @@ def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -
     for key, parts in members.items():
         if key in cells.index:
             cells.relation(key, parts)
+
+
+# The staff and regime rates whose numerator is a count of persons: unit name ->
+# (numerator, the facility-month's base, the national row's base). The published rate
+# times its base gives the count back, so the base is taken as known to the attacker.
+REGIME_COUNTS = {
+    "work": ("in_paid_work", "avg_population", "work_avg_population"),
+    "education": ("in_education", "avg_population", "education_avg_population"),
+    "digital": ("with_digital_contact", "avg_population", "digital_avg_population"),
+    "plan": ("releases_with_plan", "releases_total", "releases_total"),
+    # trained staff: facility-months only (no national row publishes it)
+    "trained": ("trained_last_24m", "headcount_with_training_reported", None),
+}
+
+
+def _rate_primary(count: float, base: float, t: Thresholds) -> tuple[bool, float]:
+    """(primary?, protection interval) of a count behind a published rate: a count or its
+    complement (base - count) of 1..min_person_count - 1 persons needs the protection
+    interval; a base under min_rate_denominator is withheld and keeps min_interval."""
+    if _small(count, 1, t) or _small(base - count, 1, t):
+        return True, t.protection_interval
+    if base < t.min_rate_denominator:
+        return True, t.min_interval
+    return False, 0.0
+
+
+def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -> None:
+    """The staff and regime family: for each count of REGIME_COUNTS, the facility-months'
+    counts add up, by the facility-month's class, to the national class row's count
+    (mart_national_monthly), and the classes to the 'all' row; 'small_optimal' is the
+    sum of its own facility-months. A month of a count is built only when something in
+    it is to be withheld now (a primary cell) or was withheld before (the ledger): in
+    any other month every value is published and the attacker learns nothing."""
+    if not all(_table_exists(con, f"intermediate.{m}") for m in (
+            "int_facility_month_kpis", "int_national_month_kpis")):
+        return
+    for name, (count, base, national_base) in REGIME_COUNTS.items():
+        facility_rows = con.execute(f"""
+            SELECT facility_id, strftime(month, '%Y-%m'), coalesce(scale_class, 'unknown'),
+                   coalesce(is_small_optimal, false), {count}::DOUBLE, {base}::DOUBLE
+            FROM wh.intermediate.int_facility_month_kpis
+            WHERE {count} IS NOT NULL AND {base} IS NOT NULL AND {base} > 0""").fetchall()
+        national_rows = [] if national_base is None else con.execute(f"""
+            SELECT strftime(month, '%Y-%m'), scale_class, {count}::DOUBLE,
+                   {national_base}::DOUBLE
+            FROM wh.intermediate.int_national_month_kpis
+            WHERE {count} IS NOT NULL AND {national_base} IS NOT NULL
+              AND {national_base} > 0""").fetchall()
+        active = {m for m, in con.execute(f"""
+            SELECT DISTINCT CASE WHEN key LIKE 'regime|%' THEN split_part(key, '|', 4)
+                                 ELSE split_part(key, '|', 3) END
+            FROM ledger WHERE value IS NULL
+              AND (key LIKE 'regime|{name}|%' OR key LIKE 'regimenat|{name}|%')
+            """).fetchall()}
+        active |= {r[1] for r in facility_rows if _rate_primary(r[4], r[5], t)[0]}
+        active |= {r[0] for r in national_rows if _rate_primary(r[2], r[3], t)[0]}
+        parts: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for f, m, c, optimal, value, b in facility_rows:
+            if m not in active:
+                continue
+            primary, need = _rate_primary(value, b, t)
+            unit = cells.unit(("mart_facility_monthly", (f, f"{m}-01"), name),
+                              primary=primary)
+            key = f"regime|{name}|{f}|{m}"
+            cells.cell(key, value, unit=unit, need=need)
+            parts[(m, c)].append(key)
+            if optimal:
+                parts[(m, OPTIMAL)].append(key)
+        by_month: dict[str, list[str]] = defaultdict(list)
+        totals: dict[str, str] = {}
+        for m, c, value, b in national_rows:
+            if m not in active:
+                continue
+            primary, need = _rate_primary(value, b, t)
+            unit = cells.unit(("mart_national_monthly", (f"{m}-01", c), name),
+                              primary=primary)
+            key = f"regimenat|{name}|{m}|{c}"
+            cells.cell(key, value, unit=unit, need=need)
+            if c == "all":
+                totals[m] = key
+            else:
+                cells.relation(key, parts[(m, c)])
+                if c != OPTIMAL:
+                    by_month[m].append(key)
+        for m, key in totals.items():  # facility-months of no class are in 'all' only
+            cells.relation(key, by_month[m] + parts[(m, "unknown")])

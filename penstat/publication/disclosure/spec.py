@@ -44,6 +44,15 @@ class MartSpec:
         return {c: u.name for u in self.units for c in u.columns}
 
 
+# the staff and regime rates on a count of persons (linked.REGIME_COUNTS): each its own
+# unit, in the facility-month and the national rows alike
+REGIME_UNITS = (
+    UnitSpec("work", ("work_participation",)),
+    UnitSpec("education", ("education_participation",)),
+    UnitSpec("digital", ("digital_contact_share",)),
+    UnitSpec("plan", ("release_plan_coverage",)),
+)
+
 MARTS: tuple[MartSpec, ...] = (
     MartSpec("mart_facility_daily", "intermediate.int_facility_days", (
         UnitSpec("population", ("population", "density", "occupancy_in_use",
@@ -52,6 +61,8 @@ MARTS: tuple[MartSpec, ...] = (
     MartSpec("mart_facility_monthly", "intermediate.int_facility_month_kpis", (
         UnitSpec("population", ("average_daily_population", "density", "occupancy_in_use",
                                 "detainees_per_custodial_fte")),
+        *REGIME_UNITS,
+        UnitSpec("trained", ("staff_trained_share",)),
     )),
     MartSpec("mart_national_monthly", "intermediate.int_national_month_kpis", (
         UnitSpec("population", ("average_daily_population", "density", "occupancy_in_use")),
@@ -59,6 +70,7 @@ MARTS: tuple[MartSpec, ...] = (
         # on the 'all' row: the small class's population over all (linked.py adds the
         # small row's population unit to its requirements)
         UnitSpec("small_share", ("share_in_small_scale",), requires=("population",)),
+        *REGIME_UNITS,
     )),
     MartSpec("mart_recidivism_cohort", "intermediate.int_recidivism_groups", (
         UnitSpec("size", ("cohort_size",)),

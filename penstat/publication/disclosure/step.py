@@ -81,6 +81,7 @@ def build_cells(con: duckdb.DuckDBPyConnection, t: linked.Thresholds) -> LinkedC
     cells = LinkedCells()
     linked.population(cells, con, t)
     linked.cohorts(cells, con, t)
+    linked.regime(cells, con, t)
     linked.known_cells(cells, con)
     linked.withheld_before(cells, con)
     return cells

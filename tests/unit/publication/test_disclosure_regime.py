@@ -1,0 +1,110 @@
+"""The staff and regime rates in the disclosure step (linked.regime): a participation
+rate times its base is a person count, and the national row is the sum of its
+facility-months. Built from tiny warehouse tables in DuckDB, audited as the attacker."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from penstat.publication.disclosure import audit, linked, secondary
+from penstat.publication.disclosure.cells import LinkedCells
+
+T = linked.Thresholds(min_person_count=5, min_rate_denominator=30,
+                      min_recidivism_cohort=60, protection_interval=5.0, min_interval=1.0)
+SECRET = b"s" * 32
+FACILITY_COLUMNS = ("in_paid_work", "avg_population", "in_education", "with_digital_contact",
+                    "releases_with_plan", "releases_total", "trained_last_24m",
+                    "headcount_with_training_reported")
+
+
+def warehouse(facility_months: list[tuple[str, str, str, float, float]],
+              ledger: list[tuple[str, float | None]] = ()) -> duckdb.DuckDBPyConnection:
+    """(facility, 'YYYY-MM', class, in_paid_work, avg_population) rows; the national
+    rows are their sums by class and in all, as int_national_month_kpis computes them."""
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS wh")
+    con.execute("CREATE SCHEMA wh.intermediate")
+    nulls = ", ".join(f"NULL::DOUBLE AS {c}" for c in FACILITY_COLUMNS[2:])
+    con.execute(f"""
+        CREATE TABLE wh.intermediate.int_facility_month_kpis AS
+        SELECT f AS facility_id, (m || '-01')::DATE AS month, c AS scale_class,
+               false AS is_small_optimal, w AS in_paid_work, p AS avg_population, {nulls}
+        FROM (VALUES {", ".join(str(r) for r in facility_months)}) t(f, m, c, w, p)""")
+    national = ", ".join(f"NULL::DOUBLE AS {c}" for c in (
+        "in_education", "education_avg_population", "with_digital_contact",
+        "digital_avg_population", "releases_with_plan", "releases_total"))
+    con.execute(f"""
+        CREATE TABLE wh.intermediate.int_national_month_kpis AS
+        SELECT month, scale_class, sum(in_paid_work) AS in_paid_work,
+               sum(avg_population) AS work_avg_population, {national}
+        FROM (SELECT *, scale_class AS g FROM wh.intermediate.int_facility_month_kpis
+              UNION ALL SELECT *, 'all' FROM wh.intermediate.int_facility_month_kpis)
+             t(facility_id, month, c, o, in_paid_work, avg_population, a, b, d, e, f, h,
+               scale_class)
+        GROUP BY ALL""")
+    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE)")
+    if ledger:
+        con.executemany("INSERT INTO ledger VALUES (?, ?)", list(ledger))
+    return con
+
+
+def build(con: duckdb.DuckDBPyConnection) -> LinkedCells:
+    cells = LinkedCells()
+    linked.regime(cells, con, T)
+    linked.withheld_before(cells, con)
+    return cells
+
+
+def exposed(cells: LinkedCells) -> list[str]:
+    return sorted(cells.keys[iv.cell] for iv in audit.exposed(cells, audit.intervals(cells)))
+
+
+MONTH = [("F1", "2024-03", "small", 3.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+         ("F3", "2024-03", "small", 25.0, 60.0), ("F4", "2024-03", "large", 300.0, 900.0)]
+
+
+def test_a_small_count_behind_a_rate_is_given_back_by_its_class_and_then_protected():
+    cells = build(warehouse(MONTH))
+    for unit in cells.units:
+        unit.withheld = unit.primary
+    # 3 people working in F1: 48 in the small class minus the published 20 and 25
+    assert exposed(cells) == ["regime|work|F1|2024-03"]
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
+    assert outcome.secondary_units >= 1
+    iv = audit.intervals(cells)[cells.index["regime|work|F1|2024-03"]]
+    assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
+
+
+def test_the_complement_of_a_count_is_a_person_count_too():
+    """38 of 40 in work: the 2 not working are a count of 1-4."""
+    rows = [("F1", "2024-03", "small", 38.0, 40.0), *MONTH[1:]]
+    cells = build(warehouse(rows))
+    unit = cells.units[cells.unit_index[("mart_facility_monthly", ("F1", "2024-03-01"),
+                                         "work")]]
+    assert unit.primary
+    assert cells.needs[cells.index["regime|work|F1|2024-03"]] == T.protection_interval
+
+
+def test_a_month_with_nothing_to_withhold_is_not_built():
+    rows = [(f, "2024-04", c, w * 2, p) for f, _, c, w, p in MONTH]  # 6 working: not small
+    cells = build(warehouse(rows))
+    assert cells.keys == []
+
+
+def test_a_count_withheld_before_stays_withheld_and_its_month_is_built():
+    rows = [(f, "2024-04", c, w * 2, p) for f, _, c, w, p in MONTH]
+    cells = build(warehouse(rows, ledger=[("regime|work|F2|2024-04", None)]))
+    unit = cells.units[cells.unit_index[("mart_facility_monthly", ("F2", "2024-04-01"),
+                                         "work")]]
+    assert unit.withheld and not unit.primary
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
+
+
+@pytest.mark.parametrize("base", [20.0, 29.0])
+def test_a_rate_on_fewer_than_30_persons_is_withheld(base):
+    primary, need = linked._rate_primary(10.0, base, T)
+    assert primary and need == T.min_interval
+    assert linked._rate_primary(10.0, 30.0, T) == (False, 0.0)
