@@ -167,6 +167,7 @@ def fmt(value: float | None, unit: str = "s") -> str:
     return f"{value:.1f} {unit}" if unit == "s" else f"{value:.0f} {unit}"
 
 
+AIRFLOW_DAILY_BEFORE_DISCLOSURE = 18.0  # s, scale 10, docs/benchmarks.md of 2026-11-29
 TARGETS_SCALE_DAILY = 10  # the daily delivery is judged at scale 10 against scale 1
 
 
@@ -190,6 +191,14 @@ def targets(results: list[dict]) -> list[tuple[str, str, bool | None]]:
         growth = ten["daily"].median / one["daily"].median
         out.append(("daily delivery at scale 10 within 2x of scale 1", f"{growth:.2f}x",
                     growth <= 2))
+    if ten is not None and ten["airflow"].seconds:
+        # issue 12: disclosure control may cost at most half of the 18.0 s measured
+        # before it (2026-11-29, scale 10, median of 3 days)
+        airflow = ten["airflow"].median
+        out.append((f"daily delivery at scale 10 through Airflow within 1.5x of "
+                    f"{AIRFLOW_DAILY_BEFORE_DISCLOSURE:.0f} s (before the disclosure step)",
+                    f"{airflow:.1f} s ({airflow / AIRFLOW_DAILY_BEFORE_DISCLOSURE:.2f}x)",
+                    airflow <= 1.5 * AIRFLOW_DAILY_BEFORE_DISCLOSURE))
     if one is not None and one["airflow"].seconds:
         airflow = one["airflow"].median
         out.append(("_READY to publication at scale 1 through Airflow: median under 30 s",

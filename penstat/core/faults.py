@@ -34,6 +34,7 @@ KILL_POINTS = (
     "publish.gated",         # gate passed, manifest not written
     "publish.renamed",       # version folder in place, `current` not switched
     "publish.linked",        # new symlink made under a temporary name, not renamed
+    "publish.switched",      # `current` switched, the disclosure ledger not yet merged
 )
 
 _hits: Counter[str] = Counter()

@@ -380,6 +380,11 @@ def publish(paths: Paths | None = None) -> Publication:
     draft = paths.published / f".draft-{os.getpid()}-{uuid.uuid4().hex}"
     try:
         previous, current = _current_folder(paths)
+        recovered = disclosure_ledger.recover(paths, current.get("version") if current
+                                              else None)
+        if recovered:
+            log.warning("disclosure ledger: handled the pending cells of publishers that "
+                        "died: %s", recovered)
         marts, deliveries, disclosure_report, revisions = _write_draft(
             paths, draft, previous, current.get("version") if current else None)
         kill_point("publish.staged")
@@ -396,7 +401,9 @@ def publish(paths: Paths | None = None) -> Publication:
         if ready is not None:
             log.warning("publication %s was complete but never made current (an interrupted "
                         "run): switching to it", ready)
+            disclosure_ledger.promise(paths, ready)
             switch_current(paths, ready)
+            kill_point("publish.switched")
             disclosure_ledger.commit(paths)
             return Publication(ready, paths.published / ready, marts, deliveries,
                                revisions=revisions.marts, retired=_retire_old(paths, policy))
@@ -440,7 +447,9 @@ def publish(paths: Paths | None = None) -> Publication:
         final = paths.published / version
         os.rename(draft, final)
         kill_point("publish.renamed")
+        disclosure_ledger.promise(paths, version)
         switch_current(paths, version)
+        kill_point("publish.switched")
         disclosure_ledger.commit(paths)
         log.info("published %s (%s; revisions: %s rows)", version,
                  ", ".join(f"{m} {v['rows']} rows" for m, v in marts.items()), revisions.rows)

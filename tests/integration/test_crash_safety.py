@@ -35,6 +35,7 @@ from penstat.contract.layout import Paths
 from penstat.core.faults import KILL_ENV, KILL_POINTS
 from penstat.core.locations import REPO_ROOT
 from penstat.orchestration import tasks
+from penstat.publication.disclosure import ledger as disclosure_ledger
 from penstat.publication.publish import MartsIncomplete, publish
 from tests import builders as b
 from tests.conftest import TEST_KEY
@@ -58,6 +59,7 @@ DBT_KILL_ENV = "PENSTAT_TEST_KILL_DBT"
 RUNNER = f"""
 import json, os, signal, sys, traceback
 from penstat.orchestration import tasks
+from penstat.publication.disclosure import ledger as disclosure_ledger
 import penstat.validation.runner  # noqa: F401
 import penstat.transform.dbt_runner as runner
 from dbt.cli.main import dbtRunner
@@ -233,6 +235,14 @@ class Crasher:
             con.close()
 
 
+def disclosure_cells(paths: Paths) -> dict[str, float | None]:
+    """The disclosure ledger: every cell key published and its last value."""
+    path = disclosure_ledger.ledger_path(paths)
+    if not path.is_file():
+        return {}
+    return dict(duckdb.sql(f"SELECT key, value FROM read_parquet('{path}')").fetchall())
+
+
 def reference_run(home: Path) -> dict:
     """The same deliveries, in the same order, with no crash (in its own process)."""
     with penstat_home(home) as paths:
@@ -243,6 +253,7 @@ def reference_run(home: Path) -> dict:
         ingest_all(("occupancy", "staffing"))
         build_and_publish()
         return {"state": warehouse_state(paths.warehouse),
+                "disclosure_ledger": disclosure_cells(paths),
                 "manifest": check_publication(paths.current_publication),
                 "versions": len([p for p in paths.published.iterdir()
                                  if not p.name.startswith(".") and p.name != "current"])}
@@ -266,6 +277,7 @@ def test_killed_at_every_point_the_pipeline_converges_to_the_uninterrupted_state
             crash = Crasher(paths, scratch)
             _crash_and_restart(crash, paths)
             state = warehouse_state(paths.warehouse)
+            published_cells = disclosure_cells(paths)
             manifest = check_publication(paths.current_publication)
             versions = [p for p in paths.published.iterdir() if p.name != "current"]
         out, _ = reference.communicate(timeout=600)
@@ -281,6 +293,8 @@ def test_killed_at_every_point_the_pipeline_converges_to_the_uninterrupted_state
 
     for part in ("ledger", "order", "raw", "receipts", "marts"):
         assert _plain(state[part]) == uninterrupted["state"][part], part
+    assert published_cells == uninterrupted["disclosure_ledger"], \
+        "the disclosure ledger knows every publication that became current"
     assert manifest["marts"] == uninterrupted["manifest"]["marts"], "same mart checksums"
     assert manifest["deliveries"] == uninterrupted["manifest"]["deliveries"]
     assert len(versions) == uninterrupted["versions"], \
@@ -288,7 +302,7 @@ def test_killed_at_every_point_the_pipeline_converges_to_the_uninterrupted_state
     points = {k.split("@")[0] for k in crash.kills if not k.startswith("dbt ")}
     # ingest.decoding needs a non-UTF-8 file: tests/integration/test_hostile_kill_decode.py
     assert points == set(KILL_POINTS) - {"ingest.decoding"}, set(KILL_POINTS) - points
-    assert len(crash.kills) == 13
+    assert len(crash.kills) == 14
     assert (paths.quarantine / "occupancy" / "occ-bad" / "_REJECTED.json").is_file()
     leftovers = [p for pid in crash.killed_pids
                  for p in paths.work.glob(f"ingest-{pid}-*")]
@@ -342,7 +356,13 @@ def _crash_and_restart(crash: Crasher, paths: Paths) -> None:
     before = published_fingerprint(paths)
     crash.run("publish", kill="publish.linked")
     assert published_fingerprint(paths) == before, "current untouched until the rename"
-    crash.run("publish")
+    crash.run("publish", kill="publish.switched")
+    assert published_fingerprint(paths) != before, "published, the ledger not yet merged"
+    assert list(disclosure_ledger.folder(paths).glob("pending-*.parquet")), "promised cells"
+    again = crash.run("publish")
+    assert again["unchanged"]
+    assert not list(disclosure_ledger.folder(paths).glob("pending-*.parquet")), \
+        "the dead publisher's cells are merged by the next one"
 
 
 def test_a_publication_lists_only_the_deliveries_its_build_saw(tmp_path):

@@ -100,25 +100,68 @@ def pending(paths: Paths) -> Path:
     return folder(paths) / f"pending-{os.getpid()}.parquet"
 
 
+def _promised(paths: Paths, pid: int, version: str) -> Path:
+    return folder(paths) / f"pending-{pid}.{version}.parquet"
+
+
 def stage(con: duckdb.DuckDBPyConnection, paths: Paths, relation: str) -> None:
     path = pending(paths)
     path.parent.mkdir(parents=True, exist_ok=True)
     con.execute(f"COPY (SELECT key, value FROM {relation}) TO '{path}' (FORMAT parquet)")
 
 
+def promise(paths: Paths, version: str) -> None:
+    """Name this process's pending cells after the version about to become current, just
+    before `current` switches: if the publisher dies between the switch and `commit`,
+    the next publisher finds them (`recover`) and merges them, since they were
+    published."""
+    path = pending(paths)
+    if path.is_file():
+        os.replace(path, _promised(paths, os.getpid(), version))
+
+
 def commit(paths: Paths) -> int | None:
     """Merge this process's pending cells into the ledger (after `current` switched)."""
-    path = pending(paths)
-    if not path.is_file():
+    mine = [p for p in (pending(paths), *folder(paths).glob(f"pending-{os.getpid()}.*.parquet"))
+            if p.is_file()]
+    if not mine:
         return None
+    n = _merge(paths, mine[-1])
+    for path in mine:
+        path.unlink(missing_ok=True)
+    return n
+
+
+def _merge(paths: Paths, path: Path) -> int:
     con = connect()
     try:
-        n = write(con, paths, f"read_parquet('{path}')")
+        return write(con, paths, f"read_parquet('{path}')")
     finally:
         con.close()
-    path.unlink()
-    return n
+
+
+def recover(paths: Paths, current_version: str | None) -> list[str]:
+    """The pending cells of publishers that died: merged into the ledger when they were
+    promised to the version that is current (it was published; the ledger must know),
+    removed otherwise (a draft that never became current published nothing). A live
+    publisher's files are left alone. The names of the files handled."""
+    from penstat.core.processes import pid_alive
+
+    handled = []
+    if not folder(paths).is_dir():
+        return handled
+    for path in sorted(folder(paths).glob("pending-*.parquet")):
+        pid, _, version = path.name[len("pending-"):-len(".parquet")].partition(".")
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
+            continue
+        if version and version == current_version:
+            _merge(paths, path)
+        path.unlink(missing_ok=True)
+        handled.append(path.name)
+    return handled
 
 
 def discard(paths: Paths) -> None:
     pending(paths).unlink(missing_ok=True)
+    for path in folder(paths).glob(f"pending-{os.getpid()}.*.parquet"):
+        path.unlink(missing_ok=True)

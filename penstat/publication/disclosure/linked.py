@@ -250,7 +250,6 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         else:
             for key, r in zip(day_keys, rows, strict=True):
                 nat_parts[(m, r[3])].append(key)
-    _earlier_facts(cells, con, sums, changed, by_fm, nat_days)
     by_month: dict[str, list[str]] = defaultdict(list)
     for (m, c), census_days in national.items():
         if c == "all":
@@ -292,6 +291,9 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
             cells.require(share, cells.unit_index[small_row])
         over_all = cells.unit(("mart_national_monthly", (f"{m}-01", "all"), "overcrowded"))
         cells.require(over_all, unit)
+    # after today's cells, so that a sum published before with today's value is known
+    # (known_cells) rather than a fact to build
+    _earlier_facts(cells, con, sums, changed, by_fm, nat_days)
 
 
 def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection,
@@ -487,58 +489,81 @@ def _rate_primary(count: float, base: float, t: Thresholds) -> tuple[bool, float
     return False, 0.0
 
 
+def regime_keys(name: str, facility: bool) -> str:
+    """SQL of the ledger key of a count's cell (facility-month or national row)."""
+    if facility:
+        return f"'regime|{name}|' || facility_id || '|' || strftime(month, '%Y-%m')"
+    return f"'regimenat|{name}|' || strftime(month, '%Y-%m') || '|' || scale_class"
+
+
 def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -> None:
     """The staff and regime family: for each count of REGIME_COUNTS, the facility-months'
     counts add up, by the facility-month's class, to the national class row's count
     (mart_national_monthly), and the classes to the 'all' row; 'small_optimal' is the
-    sum of its own facility-months. A month of a count is built only when something in
-    it is to be withheld now (a primary cell) or was withheld before (the ledger): in
-    any other month every value is published and the attacker learns nothing."""
+    sum of its own facility-months.
+
+    A month of a count is built as linked tables only when it has something to withhold
+    (a primary cell) and something the attacker has not seen with today's value (a new
+    or changed cell). Any other month is either all published, or as it was in an
+    earlier publication, whose audit it passed: its cells withheld before are withheld
+    again (units without cells), and everything else is published as before. So a
+    daily publication builds only the months its deliveries touched."""
     if not all(_table_exists(con, f"intermediate.{m}") for m in (
             "int_facility_month_kpis", "int_national_month_kpis")):
         return
     for name, (count, base, national_base) in REGIME_COUNTS.items():
+        # key, month, class, optimal, value, base, ledger state (None: not in it; 0:
+        # withheld before; 1: published with today's value; 2: published, another value)
+        ledger_state = """CASE WHEN l.key IS NULL THEN NULL WHEN l.value IS NULL THEN 0
+                          WHEN abs(l.value - r.value) <= 1e-6 THEN 1 ELSE 2 END"""
         facility_rows = con.execute(f"""
-            SELECT facility_id, strftime(month, '%Y-%m'), coalesce(scale_class, 'unknown'),
-                   coalesce(is_small_optimal, false), {count}::DOUBLE, {base}::DOUBLE
-            FROM wh.intermediate.int_facility_month_kpis
-            WHERE {count} IS NOT NULL AND {base} IS NOT NULL AND {base} > 0""").fetchall()
+            WITH r AS (
+                SELECT {regime_keys(name, True)} AS key, facility_id,
+                       strftime(month, '%Y-%m') AS m, coalesce(scale_class, 'unknown') AS c,
+                       coalesce(is_small_optimal, false) AS optimal,
+                       {count}::DOUBLE AS value, {base}::DOUBLE AS base
+                FROM wh.intermediate.int_facility_month_kpis
+                WHERE {count} IS NOT NULL AND {base} IS NOT NULL AND {base} > 0)
+            SELECT r.key, r.facility_id, r.m, r.c, r.optimal, r.value, r.base,
+                   {ledger_state}
+            FROM r LEFT JOIN ledger l USING (key)""").fetchall()
         national_rows = [] if national_base is None else con.execute(f"""
-            SELECT strftime(month, '%Y-%m'), scale_class, {count}::DOUBLE,
-                   {national_base}::DOUBLE
-            FROM wh.intermediate.int_national_month_kpis
-            WHERE {count} IS NOT NULL AND {national_base} IS NOT NULL
-              AND {national_base} > 0""").fetchall()
-        active = {m for m, in con.execute(f"""
-            SELECT DISTINCT CASE WHEN key LIKE 'regime|%' THEN split_part(key, '|', 4)
-                                 ELSE split_part(key, '|', 3) END
-            FROM ledger WHERE value IS NULL
-              AND (key LIKE 'regime|{name}|%' OR key LIKE 'regimenat|{name}|%')
-            """).fetchall()}
-        active |= {r[1] for r in facility_rows if _rate_primary(r[4], r[5], t)[0]}
-        active |= {r[0] for r in national_rows if _rate_primary(r[2], r[3], t)[0]}
+            WITH r AS (
+                SELECT {regime_keys(name, False)} AS key, strftime(month, '%Y-%m') AS m,
+                       scale_class AS c, {count}::DOUBLE AS value,
+                       {national_base}::DOUBLE AS base
+                FROM wh.intermediate.int_national_month_kpis
+                WHERE {count} IS NOT NULL AND {national_base} IS NOT NULL
+                  AND {national_base} > 0)
+            SELECT r.key, r.m, r.c, r.value, r.base, {ledger_state}
+            FROM r LEFT JOIN ledger l USING (key)""").fetchall()
+        primary_months = {r[2] for r in facility_rows if _rate_primary(r[5], r[6], t)[0]}
+        primary_months |= {r[1] for r in national_rows if _rate_primary(r[3], r[4], t)[0]}
+        new_months = {r[2] for r in facility_rows if r[7] in (None, 2)}
+        new_months |= {r[1] for r in national_rows if r[5] in (None, 2)}
+        active = primary_months & new_months
         parts: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for f, m, c, optimal, value, b in facility_rows:
+        for key, f, m, c, optimal, value, b, state in facility_rows:
+            unit_key = ("mart_facility_monthly", (f, f"{m}-01"), name)
             if m not in active:
+                if state == 0:  # withheld before: withheld again
+                    cells.units[cells.unit(unit_key)].withheld = True
                 continue
             primary, need = _rate_primary(value, b, t)
-            unit = cells.unit(("mart_facility_monthly", (f, f"{m}-01"), name),
-                              primary=primary)
-            key = f"regime|{name}|{f}|{m}"
-            cells.cell(key, value, unit=unit, need=need)
+            cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             parts[(m, c)].append(key)
             if optimal:
                 parts[(m, OPTIMAL)].append(key)
         by_month: dict[str, list[str]] = defaultdict(list)
         totals: dict[str, str] = {}
-        for m, c, value, b in national_rows:
+        for key, m, c, value, b, state in national_rows:
+            unit_key = ("mart_national_monthly", (f"{m}-01", c), name)
             if m not in active:
+                if state == 0:
+                    cells.units[cells.unit(unit_key)].withheld = True
                 continue
             primary, need = _rate_primary(value, b, t)
-            unit = cells.unit(("mart_national_monthly", (f"{m}-01", c), name),
-                              primary=primary)
-            key = f"regimenat|{name}|{m}|{c}"
-            cells.cell(key, value, unit=unit, need=need)
+            cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             if c == "all":
                 totals[m] = key
             else:

@@ -269,9 +269,43 @@ def stage_ledger(con: duckdb.DuckDBPyConnection, catalog: str, cells: LinkedCell
                    population::DOUBLE AS value
             FROM {catalog}.marts.mart_facility_daily WHERE population IS NOT NULL
             UNION ALL
-            SELECT key, value FROM published_sums WHERE key NOT LIKE 'day|%'
+            SELECT key, value FROM published_sums
+            WHERE key NOT LIKE 'day|%' AND key NOT LIKE 'regime%'
             UNION ALL
-            SELECT key, NULL FROM published_sums WHERE key LIKE 'day|%' AND value IS NULL""")
+            SELECT key, NULL FROM published_sums WHERE key LIKE 'day|%' AND value IS NULL
+            {_regime_ledger_rows(con, catalog)}""")
         ledger.stage(con, paths, PENDING)
     finally:
         con.unregister("published_sums")
+
+
+def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
+    """SQL (`UNION ALL ...`) of every staff and regime count as published: its value
+    where its rate is published, NULL where withheld. All of them, not only the months
+    built as linked tables, so that a month built later knows what was public."""
+    if not all(linked._table_exists(con, f"intermediate.{t}") for t in (
+            "int_facility_month_kpis", "int_national_month_kpis")):
+        return ""
+    parts = []
+    for name, (count, base, national_base) in linked.REGIME_COUNTS.items():
+        for mart, source, keys, base_column, facility in (
+                ("mart_facility_monthly", "int_facility_month_kpis", "facility_id, month",
+                 base, True),
+                ("mart_national_monthly", "int_national_month_kpis", "month, scale_class",
+                 national_base, False)):
+            rate = REGIME_RATES.get((mart, name))
+            if rate is None or base_column is None:
+                continue
+            parts.append(f"""
+                SELECT {linked.regime_keys(name, facility)} AS key,
+                       CASE WHEN m.{rate} IS NULL THEN NULL ELSE k.{count}::DOUBLE END
+                FROM {catalog}.marts.{mart} m
+                JOIN wh.intermediate.{source} k USING ({keys})
+                WHERE k.{count} IS NOT NULL AND k.{base_column} > 0
+                  AND (m.{rate} IS NOT NULL OR coalesce(m.{rate}_flag, '') LIKE '%c%')""")
+    return "".join(f" UNION ALL {p}" for p in parts)
+
+
+# (mart, unit name) -> the published rate column of each staff and regime count
+REGIME_RATES = {(spec.mart, unit.name): unit.columns[0] for spec in MARTS
+                for unit in spec.units if unit.name in linked.REGIME_COUNTS}

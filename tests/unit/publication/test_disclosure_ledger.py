@@ -60,3 +60,46 @@ def test_with_a_pseudonym_key_every_home_makes_the_same_choices(tmp_path, monkey
     assert not (ledger.folder(Paths(tmp_path / "a")) / ledger.SECRET).exists()
     monkeypatch.setenv("PENSTAT_PSEUDONYM_KEY", "another-organisation-key-987")
     assert ledger.secret(Paths(tmp_path / "a")) != one
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+
+
+def test_a_dead_publishers_cells_are_merged_only_if_their_version_became_current(tmp_path):
+    import os
+
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    folder = ledger.folder(paths)
+    folder.mkdir(parents=True)
+    dead = _dead_pid()
+    for version, key in (("v1", "day|F|1"), ("v0", "day|F|2")):
+        con.execute(f"COPY (SELECT '{key}' AS key, 7.0 AS value) TO "
+                    f"'{folder / f'pending-{dead}.{version}.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT 'day|F|3' AS key, 1.0 AS value) TO "
+                f"'{folder / f'pending-{dead}.parquet'}' (FORMAT parquet)")  # never promised
+    live = os.getppid()  # alive: another publisher at work
+    con.execute(f"COPY (SELECT 'day|F|4' AS key, 1.0 AS value) TO "
+                f"'{folder / f'pending-{live}.v1.parquet'}' (FORMAT parquet)")
+    handled = ledger.recover(paths, "v1")
+    assert sorted(handled) == sorted([f"pending-{dead}.v1.parquet", f"pending-{dead}.v0.parquet",
+                                      f"pending-{dead}.parquet"])
+    ledger.read(con, paths)
+    assert dict(con.execute("SELECT key, value FROM ledger").fetchall()) == {"day|F|1": 7.0}
+    assert [p.name for p in folder.glob("pending-*")] == [f"pending-{live}.v1.parquet"]
+
+
+def test_promised_cells_are_committed_by_their_own_publisher(tmp_path):
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE cells AS SELECT 'day|F|1' AS key, 7.0 AS value")
+    ledger.stage(con, paths, "cells")
+    ledger.promise(paths, "2026-11-30T00:00:00Z-abcd")
+    assert not ledger.pending(paths).exists()
+    assert ledger.commit(paths) == 1
+    assert not list(ledger.folder(paths).glob("pending-*"))

@@ -108,3 +108,23 @@ def test_a_rate_on_fewer_than_30_persons_is_withheld(base):
     primary, need = linked._rate_primary(10.0, base, T)
     assert primary and need == T.min_interval
     assert linked._rate_primary(10.0, 30.0, T) == (False, 0.0)
+
+
+def test_a_month_as_published_before_is_not_built_again_and_keeps_its_pattern():
+    """The month of the first test, published with F1 and F2 withheld: the next
+    publication with the same values builds nothing and withholds the same two."""
+    published = [(f"regime|work|{f}|2024-03", None if f in ("F1", "F2") else w)
+                 for f, _, _, w, _ in MONTH]
+    published += [("regimenat|work|2024-03|small", 48.0), ("regimenat|work|2024-03|large",
+                                                           300.0),
+                  ("regimenat|work|2024-03|all", 348.0)]
+    cells = build(warehouse(MONTH, ledger=published))
+    assert cells.keys == []
+    withheld = {u.key[1][0] for u in cells.units if u.withheld}
+    assert withheld == {"F1", "F2"}
+    # one value changed since (a revised delivery): the month is built again
+    changed = [("F3", "2024-03", "small", 26.0, 60.0) if r[0] == "F3" else r for r in MONTH]
+    cells = build(warehouse(changed, ledger=published))
+    assert "regime|work|F1|2024-03" in cells.index
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
