@@ -5,7 +5,8 @@ and a ratio times its published denominator or day count is a sum of person coun
 value published before (the ledger: penstat.publication.disclosure.ledger), every
 additive relation between the tables that holds (penstat.publication.disclosure.cells),
 and that counts are not negative. For a withheld cell x he solves min x and max x
-subject to all of that (an LP; HiGHS through scipy.optimize.linprog). Integrality is
+subject to all of that (an LP, solved by HiGHS through highspy: one model per
+component, re-solved from its last basis for each end of each cell). Integrality is
 relaxed: the interval can only be wider than the integer one by less than one.
 
 The problem is decomposed into connected components of the unknown cells (two unknowns
@@ -23,8 +24,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import highspy
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
 from penstat.publication.disclosure.cells import LinkedCells
@@ -134,11 +135,13 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
 
 
 def local_interval(cells: LinkedCells, c: int, relations_of: list[list[int]],
-                   also_unknown: Iterable[int] = ()) -> Interval:
+                   also_unknown: Iterable[int] = (), unknown: np.ndarray | None = None
+                   ) -> Interval:
     """Cell c's interval from its own component only (found by walking the relations
     through unknown cells), with the cells `also_unknown` taken as withheld: what
-    withholding them would do, without auditing everything."""
-    unknown = unknown_cells(cells)
+    withholding them would do, without auditing everything. `unknown`: today's
+    unknown_cells, when the caller has them."""
+    unknown = unknown_cells(cells) if unknown is None else unknown.copy()
     for extra in also_unknown:
         if extra not in cells.known:
             unknown[extra] = True
@@ -183,6 +186,9 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
         if len(terms) == 1:
             return {c: Interval(c, k, k) for c in wanted}
         return {c: Interval(c, 0.0, k) for c in wanted}
+    out, wanted = _twins(cells, rows, wanted)
+    if not wanted:
+        return out
     variables = sorted({c for terms, _ in rows for c in terms} | set(wanted))
     col = {c: j for j, c in enumerate(variables)}
     i_idx, j_idx, data = [], [], []
@@ -191,24 +197,91 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
             i_idx.append(i)
             j_idx.append(col[c])
             data.append(coef)
-    a_eq = coo_matrix((data, (i_idx, j_idx)), shape=(len(rows), len(variables))).tocsr()
-    b_eq = np.array([rhs for _, rhs in rows])
-    out = {}
+    a_eq = coo_matrix((data, (i_idx, j_idx)), shape=(len(rows), len(variables))).tocsc()
+    highs = _model(a_eq, np.array([rhs for _, rhs in rows]))
+    # Every solution found is a point the attacker cannot rule out, so each variable's
+    # true interval holds the range of values it took in them. A cell whose range is
+    # already its protection interval wide is protected: no LP of its own is needed
+    # (its Interval is then that range, a lower bound on the width).
+    seen_low = np.full(len(variables), math.inf)
+    seen_high = np.full(len(variables), -math.inf)
     for c in wanted:
+        j = col[c]
+        if cells.needs[c] > 0 and seen_high[j] - seen_low[j] >= cells.needs[c] + EPS:
+            out[c] = Interval(c, float(seen_low[j]), float(seen_high[j]))
+            continue
         ends = []
-        for sign in (1.0, -1.0):
-            objective = np.zeros(len(variables))
-            objective[col[c]] = sign
-            res = linprog(objective, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-            if res.status == 3:  # unbounded
-                ends.append(-sign * math.inf)
-            elif res.status == 0:
-                ends.append(sign * res.fun)
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            highs.changeObjectiveSense(sense)
+            highs.changeColCost(j, 1.0)
+            highs.run()
+            status = highs.getModelStatus()
+            if status == highspy.HighsModelStatus.kOptimal:
+                ends.append(highs.getInfo().objective_function_value)
+                x = np.asarray(highs.getSolution().col_value)
+                np.minimum(seen_low, x, out=seen_low)
+                np.maximum(seen_high, x, out=seen_high)
+            elif status == highspy.HighsModelStatus.kUnbounded \
+                    and sense == highspy.ObjSense.kMaximize:
+                ends.append(math.inf)
             else:
                 raise RuntimeError(f"disclosure audit: LP for {cells.keys[c]} failed: "
-                                   f"{res.message}")
+                                   f"{highs.modelStatusToString(status)}")
+            highs.changeColCost(j, 0.0)
         out[c] = Interval(c, ends[0], ends[1])
     return out
+
+
+def _twins(cells: LinkedCells, rows: list[tuple[dict[int, float], float]],
+           wanted: list[int]) -> tuple[dict[int, Interval], list[int]]:
+    """The cells shown protected without an LP, and the others.
+
+    Unknown cells with the same coefficients in every relation ("twins": facility-months
+    of one class in the same national rows) can trade any amount: moving all of the
+    twins' true values onto a cell, or all of its value onto a twin, keeps every
+    relation and every count non-negative. So its interval holds [0, sum of the twins'
+    values and its own]; where that is at least its protection interval, no LP is
+    needed (the Interval returned is that range, a lower bound on the width)."""
+    signature: dict[int, list[tuple[int, float]]] = {}
+    for i, (terms, _) in enumerate(rows):
+        for c, coef in terms.items():
+            signature.setdefault(c, []).append((i, coef))
+    groups: dict[tuple, list[int]] = {}
+    for c, sig in signature.items():
+        groups.setdefault(tuple(sig), []).append(c)
+    out: dict[int, Interval] = {}
+    rest = []
+    for c in wanted:
+        group = groups.get(tuple(signature.get(c, ())), [])
+        mass = sum(cells.values[g] for g in group)
+        if len(group) >= 2 and cells.needs[c] > 0 and mass >= cells.needs[c] + EPS:
+            out[c] = Interval(c, 0.0, mass)
+        else:
+            rest.append(c)
+    return out, rest
+
+
+def _model(a_eq, b_eq: np.ndarray) -> highspy.Highs:
+    """A_eq x = b_eq, x >= 0, as a HiGHS model without presolve (the components are
+    small; re-solving from the last basis is what makes one LP per cell end cheap, and
+    without presolve an unbounded maximum is reported as unbounded, never as
+    "unbounded or infeasible")."""
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("presolve", "off")
+    n_rows, n_cols = a_eq.shape
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n_cols, n_rows
+    lp.col_cost_ = np.zeros(n_cols)
+    lp.col_lower_ = np.zeros(n_cols)
+    lp.col_upper_ = np.full(n_cols, highspy.kHighsInf)
+    lp.row_lower_ = lp.row_upper_ = b_eq
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a_eq.indptr
+    lp.a_matrix_.index_ = a_eq.indices
+    lp.a_matrix_.value_ = a_eq.data
+    highs.passModel(lp)
+    return highs
 
 
 def exposed(cells: LinkedCells, found: dict[int, Interval]) -> list[Interval]:

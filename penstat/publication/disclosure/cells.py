@@ -111,8 +111,16 @@ class LinkedCells:
                     u.withheld = changed = True
 
     def withheld_cells(self) -> np.ndarray:
-        units = np.array([u.withheld for u in self.units] + [False], dtype=bool)
-        return units[np.array(self.cell_unit, dtype=np.int64)]
+        units = np.fromiter((u.withheld for u in self.units), dtype=bool,
+                            count=len(self.units))
+        return np.append(units, False)[self._cell_units()]
+
+    def _cell_units(self) -> np.ndarray:
+        """cell_unit as an array (-1: the appended False), rebuilt when cells were added."""
+        cached = getattr(self, "_cell_unit_array", None)
+        if cached is None or len(cached) != len(self.cell_unit):
+            cached = self._cell_unit_array = np.array(self.cell_unit, dtype=np.int64)
+        return cached
 
     def relations_of(self) -> list[list[int]]:
         """For each cell, the relations it is in (as total or part)."""

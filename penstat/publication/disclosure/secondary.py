@@ -35,6 +35,9 @@ class Outcome:
     rounds: int = 0
     secondary_units: int = 0
     unprotectable: list[str] = field(default_factory=list)
+    # the intervals of the components solved (audit.Cache): the final audit reuses the
+    # ones of components unchanged since the last round
+    solved: dict = field(default_factory=dict, repr=False)
 
 
 def unit_costs(cells: LinkedCells, secret: bytes) -> np.ndarray:
@@ -63,11 +66,11 @@ def choose(values: np.ndarray, costs: np.ndarray, missing: float) -> list[int] |
 
 def _best_single(cells: LinkedCells, c: int, units: list[int], cost: np.ndarray,
                  width: float, relations_of: list[list[int]],
-                 cells_of: dict[int, list[int]]) -> int | None:
+                 cells_of: dict[int, list[int]], unknown: np.ndarray) -> int | None:
     """The candidate unit that widens cell c most per unit of cost (None: none does)."""
     best, best_gain = None, 0.0
     for u in units:
-        found = audit.local_interval(cells, c, relations_of, cells_of.get(u, []))
+        found = audit.local_interval(cells, c, relations_of, cells_of.get(u, []), unknown)
         gain = (found.width - width) / cost[u]
         if gain > best_gain + audit.EPS:
             best, best_gain = u, gain
@@ -90,13 +93,14 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
             cells_of.setdefault(u, []).append(i)
     last_width: dict[int, float] = {}
     gave_up: set[int] = set()
-    solved: audit.Cache = {}
+    solved: audit.Cache = outcome.solved
     for outcome.rounds in range(1, MAX_ROUNDS + 1):
         found = audit.intervals(cells, cache=solved)
         bad = [iv for iv in audit.exposed(cells, found) if iv.cell not in gave_up]
         if not bad:
             break
         withheld = cells.withheld_cells()
+        unknown = audit.unknown_cells(cells)
         known = cells.known
         comps, by_root = audit.component_relations(cells)
         add: set[int] = set()
@@ -126,7 +130,7 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
             if picked is None and units:
                 tried.add(root)
                 best = _best_single(cells, c, units[:TRIALS], cost, iv.width,
-                                    relations_of, cells_of)
+                                    relations_of, cells_of, unknown)
                 if best is not None:
                     add.add(best)
                     picked = [best]

@@ -87,8 +87,9 @@ def build_cells(con: duckdb.DuckDBPyConnection, t: linked.Thresholds) -> LinkedC
     return cells
 
 
-def audit_cells(cells: LinkedCells, report: Report) -> None:
-    found = audit.intervals(cells)
+def audit_cells(cells: LinkedCells, report: Report, cache: audit.Cache | None = None
+                ) -> None:
+    found = audit.intervals(cells, cache=cache)
     report.audited = len(found)
     earlier = set(audit.revealed_earlier(cells))
     report.revealed_earlier = [cells.keys[c] for c in sorted(earlier)]
@@ -113,7 +114,7 @@ def run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None = No
     report.secondary_units, report.rounds = outcome.secondary_units, outcome.rounds
     report.unprotectable = outcome.unprotectable
     t2 = time.perf_counter()
-    audit_cells(cells, report)
+    audit_cells(cells, report, outcome.solved)
     t3 = time.perf_counter()
     report.withheld_cells = int(cells.withheld_cells().sum()) - sum(
         1 for u in cells.cell_unit if u >= 0 and cells.units[u].key == linked.HIDDEN)
