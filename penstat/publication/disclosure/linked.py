@@ -502,6 +502,15 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
     (mart_national_monthly), and the classes to the 'all' row; 'small_optimal' is the
     sum of its own facility-months.
 
+    Within a month, the facility-months withheld only for their small base (fewer than
+    min_rate_denominator persons; not a count of 1..4) have the same coefficients in
+    every relation as the others of their class (in or out of small_optimal): they
+    enter as one pooled unknown per group, which keeps min_interval (each of them then
+    lies in [0, at least the pool's upper end]); the published ones as at most
+    REGIME_CANDIDATES candidates for secondary suppression, the rest as constants.
+    This keeps the attacker's programme exact and its size independent of the number
+    of facilities.
+
     A month of a count is built as linked tables only when it has something to withhold
     (a primary cell) and something the attacker has not seen with today's value (a new
     or changed cell). Any other month is either all published, or as it was in an
@@ -543,6 +552,10 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
         new_months |= {r[1] for r in national_rows if r[5] in (None, 2)}
         active = primary_months & new_months
         parts: dict[tuple[str, str], list[str]] = defaultdict(list)
+        constant: dict[tuple[str, str], float] = defaultdict(float)
+        pooled: dict[tuple[str, str, bool], float] = defaultdict(float)
+        candidates: dict[tuple[str, str, bool], list[tuple[float, str, tuple]]] = \
+            defaultdict(list)
         for key, f, m, c, optimal, value, b, state in facility_rows:
             unit_key = ("mart_facility_monthly", (f, f"{m}-01"), name)
             if m not in active:
@@ -550,10 +563,34 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                     cells.units[cells.unit(unit_key)].withheld = True
                 continue
             primary, need = _rate_primary(value, b, t)
+            group = (m, c, optimal)
+            if primary and need <= t.min_interval and state != 1:
+                # withheld for its small base, unknown to the attacker: pooled with its
+                # twins (below)
+                cells.units[cells.unit(unit_key, primary=True)].withheld = True
+                pooled[group] += value
+                continue
+            if not primary and state != 0:
+                candidates[group].append((value, key, unit_key))
+                if state == 1:  # published before with this value: a constant
+                    candidates[group].pop()
+                    _fold(constant, m, c, optimal, value)
+                continue
             cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
-            parts[(m, c)].append(key)
-            if optimal:
-                parts[(m, OPTIMAL)].append(key)
+            _add_part(parts, m, c, optimal, key)
+        for (m, c, optimal), listed in candidates.items():
+            listed.sort()
+            for value, key, unit_key in listed[:REGIME_CANDIDATES]:
+                cells.cell(key, value, unit=cells.unit(unit_key))
+                _add_part(parts, m, c, optimal, key)
+            for value, *_ in listed[REGIME_CANDIDATES:]:
+                _fold(constant, m, c, optimal, value)
+        for (m, c, optimal), value in pooled.items():
+            hidden = cells.unit(HIDDEN)
+            cells.units[hidden].withheld = True
+            key = f"regimepool|{name}|{m}|{c}|{optimal}"
+            cells.cell(key, value, unit=hidden, need=t.min_interval)
+            _add_part(parts, m, c, optimal, key)
         by_month: dict[str, list[str]] = defaultdict(list)
         totals: dict[str, str] = {}
         for key, m, c, value, b, state in national_rows:
@@ -567,8 +604,26 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             if c == "all":
                 totals[m] = key
             else:
-                cells.relation(key, parts[(m, c)])
+                cells.relation(key, parts[(m, c)], constant[(m, c)])
                 if c != OPTIMAL:
                     by_month[m].append(key)
         for m, key in totals.items():  # facility-months of no class are in 'all' only
-            cells.relation(key, by_month[m] + parts[(m, "unknown")])
+            cells.relation(key, by_month[m] + parts[(m, "unknown")], constant[(m, "unknown")])
+
+
+# Published facility-months kept as candidates for secondary suppression in each group
+# of twins (a month's class, in or out of small_optimal), the cheapest first; the others
+# enter the national sums as constants. Withholding a cheaper one protects as much.
+REGIME_CANDIDATES = 8
+
+
+def _add_part(parts: dict, m: str, c: str, optimal: bool, key: str) -> None:
+    parts[(m, c)].append(key)
+    if optimal:
+        parts[(m, OPTIMAL)].append(key)
+
+
+def _fold(constant: dict, m: str, c: str, optimal: bool, value: float) -> None:
+    constant[(m, c)] += value
+    if optimal:
+        constant[(m, OPTIMAL)] += value
