@@ -45,9 +45,10 @@ class Interval:
         return self.high - self.low
 
 
-def unknown_cells(cells: LinkedCells) -> np.ndarray:
-    """Cells the attacker does not know: withheld now and never published before."""
-    unknown = cells.withheld_cells()
+def unknown_cells(cells: LinkedCells, withheld: np.ndarray | None = None) -> np.ndarray:
+    """Cells the attacker does not know: withheld now and never published before.
+    `withheld`: cells.withheld_cells(), when the caller has it."""
+    unknown = cells.withheld_cells() if withheld is None else withheld.copy()
     if cells.known:
         unknown[np.fromiter(cells.known, dtype=np.int64)] = False
     return unknown

@@ -50,6 +50,7 @@ class LinkedCells:
     relations: list[tuple[int, tuple[int, ...], float]] = field(default_factory=list)
     rejected_relations: int = 0
     known: set[int] = field(default_factory=set)  # cells the attacker knows from earlier
+    _cell_unit_array: np.ndarray | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ building
     def unit(self, key: tuple, *, primary: bool = False) -> int:
@@ -117,7 +118,7 @@ class LinkedCells:
 
     def _cell_units(self) -> np.ndarray:
         """cell_unit as an array (-1: the appended False), rebuilt when cells were added."""
-        cached = getattr(self, "_cell_unit_array", None)
+        cached = self._cell_unit_array
         if cached is None or len(cached) != len(self.cell_unit):
             cached = self._cell_unit_array = np.array(self.cell_unit, dtype=np.int64)
         return cached

@@ -26,6 +26,7 @@ import duckdb
 
 from penstat.contract.layout import Paths
 from penstat.core.database import connect
+from penstat.core.processes import pid_alive
 
 LEDGER = "ledger.parquet"
 SECRET = "secret"
@@ -145,8 +146,6 @@ def recover(paths: Paths, current_version: str | None) -> list[str]:
     promised to the version that is current (it was published; the ledger must know),
     removed otherwise (a draft that never became current published nothing). A live
     publisher's files are left alone. The names of the files handled."""
-    from penstat.core.processes import pid_alive
-
     handled = []
     if not folder(paths).is_dir():
         return handled

@@ -570,11 +570,11 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 cells.units[cells.unit(unit_key, primary=True)].withheld = True
                 pooled[group] += value
                 continue
+            if not primary and state == 1:  # published before with this value: a constant
+                _fold(constant, m, c, optimal, value)
+                continue
             if not primary and state != 0:
                 candidates[group].append((value, key, unit_key))
-                if state == 1:  # published before with this value: a constant
-                    candidates[group].pop()
-                    _fold(constant, m, c, optimal, value)
                 continue
             cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             _add_part(parts, m, c, optimal, key)

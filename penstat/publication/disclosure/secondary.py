@@ -100,7 +100,7 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
         if not bad:
             break
         withheld = cells.withheld_cells()
-        unknown = audit.unknown_cells(cells)
+        unknown = audit.unknown_cells(cells, withheld)
         known = cells.known
         comps, by_root = audit.component_relations(cells)
         add: set[int] = set()

@@ -280,6 +280,11 @@ def stage_ledger(con: duckdb.DuckDBPyConnection, catalog: str, cells: LinkedCell
         con.unregister("published_sums")
 
 
+# (mart, unit name) -> the published rate column of each staff and regime count
+REGIME_RATES = {(spec.mart, unit.name): unit.columns[0] for spec in MARTS
+                for unit in spec.units if unit.name in linked.REGIME_COUNTS}
+
+
 def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
     """SQL (`UNION ALL ...`) of every staff and regime count as published: its value
     where its rate is published, NULL where withheld. All of them, not only the months
@@ -305,8 +310,3 @@ def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
                 WHERE k.{count} IS NOT NULL AND k.{base_column} > 0
                   AND (m.{rate} IS NOT NULL OR coalesce(m.{rate}_flag, '') LIKE '%c%')""")
     return "".join(f" UNION ALL {p}" for p in parts)
-
-
-# (mart, unit name) -> the published rate column of each staff and regime count
-REGIME_RATES = {(spec.mart, unit.name): unit.columns[0] for spec in MARTS
-                for unit in spec.units if unit.name in linked.REGIME_COUNTS}
