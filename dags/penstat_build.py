@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import MARTS_BUILT, RAW_ASSETS, WAREHOUSE_POOL
-from penstat.orchestration.dag_defaults import NO_RETRY, RETRY_POLICY, dag_settings
+from penstat.orchestration.dag_defaults import NO_RETRY, dag_settings, retry_policy
 from penstat.orchestration.dag_docs import BUILD_DOC
 
 
@@ -27,7 +27,7 @@ from penstat.orchestration.dag_docs import BUILD_DOC
     doc_md=BUILD_DOC,
 )
 def penstat_build():
-    @task(pool=WAREHOUSE_POOL, outlets=[MARTS_BUILT], **RETRY_POLICY)
+    @task(pool=WAREHOUSE_POOL, outlets=[MARTS_BUILT], **retry_policy())
     def dbt_build() -> dict:
         full_refresh = bool(get_current_context()["params"].get("full_refresh", False))
         try:

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from penstat.contract.feeds import FEEDS
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import RAW_ASSETS, WAREHOUSE_POOL, inbox_asset
-from penstat.orchestration.dag_defaults import NO_RETRY, RETRY_POLICY, dag_settings
+from penstat.orchestration.dag_defaults import NO_RETRY, dag_settings, retry_policy
 from penstat.orchestration.dag_docs import ingest_doc
 
 
@@ -24,7 +24,7 @@ def ingest_dag(feed: str):
         doc_md=ingest_doc(feed),
     )
     def ingest():
-        @task(pool=WAREHOUSE_POOL, **RETRY_POLICY)
+        @task(pool=WAREHOUSE_POOL, **retry_policy())
         def ingest_deliveries() -> list[dict]:
             return tasks.ingest(feed)
 

@@ -7,7 +7,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, WAREHOUSE_POOL
-from penstat.orchestration.dag_defaults import RETRY_POLICY, dag_settings
+from penstat.orchestration.dag_defaults import dag_settings, retry_policy
 from penstat.orchestration.dag_docs import PUBLISH_DOC
 
 
@@ -18,7 +18,7 @@ from penstat.orchestration.dag_docs import PUBLISH_DOC
     doc_md=PUBLISH_DOC,
 )
 def penstat_publish():
-    @task(pool=WAREHOUSE_POOL, outlets=[PUBLISHED_MARTS], **RETRY_POLICY)
+    @task(pool=WAREHOUSE_POOL, outlets=[PUBLISHED_MARTS], **retry_policy())
     def gate_and_publish() -> dict:
         try:
             result = tasks.gate_and_publish()

@@ -14,6 +14,8 @@ import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,11 +24,34 @@ from penstat.contract.feeds import FEEDS, raw_table_name
 from penstat.contract.layout import Paths
 from penstat.contract.published import PIPELINE_MART_COLUMNS
 from penstat.core.env import scoped_env
+from penstat.senders.synthetic.periods import history_until
 from tests import builders as b
 from tests.conftest import TEST_KEY
 
 V1_FEEDS = ("facility_register", "occupancy", "staffing", "recidivism")
 MARTS = tuple(PIPELINE_MART_COLUMNS)  # the marts the v1 feeds fill
+
+
+@dataclass(frozen=True)
+class RunDay:
+    """A test run's day: its generated history ends the day before (UTC), so nothing is
+    late while the run day is still today. Taken when a stack starts, not when a module
+    is collected (`make test` collects the e2e modules some 20 minutes before they run,
+    maybe on the day before)."""
+
+    until: date
+
+    @classmethod
+    def today(cls) -> RunDay:
+        return cls(history_until())
+
+    @property
+    def day(self) -> date:
+        return self.until + timedelta(days=1)
+
+    def still_today(self) -> bool:
+        """False past midnight: then the run day's feeds fall due, a true lateness."""
+        return history_until() == self.until
 
 
 @contextmanager

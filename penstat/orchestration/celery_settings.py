@@ -26,6 +26,9 @@ DEFAULT_WORKERS = 2
 # task processes per worker: each holds the task code (~340 MB); 2 suits a 2-core host
 WORKER_CONCURRENCY_ENV = "PENSTAT_WORKER_CONCURRENCY"
 DEFAULT_WORKER_CONCURRENCY = 2
+# seconds without a task heartbeat after which the scheduler fails the attempt
+HEARTBEAT_TIMEOUT_ENV = "PENSTAT_TASK_HEARTBEAT_TIMEOUT"
+DEFAULT_HEARTBEAT_TIMEOUT = 60
 WAREHOUSE_POOL_SLOTS = 1  # DuckDB: one writer at a time, across every worker
 
 # Airflow settings, identical in both deployments.
@@ -38,8 +41,9 @@ SHARED_AIRFLOW_SETTINGS: dict[str, str] = {
         f"${{{WORKER_CONCURRENCY_ENV}:-{DEFAULT_WORKER_CONCURRENCY}}}",
     # A worker that dies (killed, its machine lost) stops heartbeating its tasks: after
     # this many seconds the scheduler fails the attempt and the task's retry policy
-    # (dag_defaults.RETRY_POLICY) runs it again on a live worker. Airflow's default is 300.
-    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+    # (dag_defaults.retry_policy) runs it again on a live worker. Airflow's default is 300.
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT":
+        f"${{{HEARTBEAT_TIMEOUT_ENV}:-{DEFAULT_HEARTBEAT_TIMEOUT}}}",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
 }
 # penstat's paths, relative to the checkout (/opt/penstat in the image).
@@ -59,6 +63,16 @@ _DEFAULT_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):-(?P<default>[^
 def resolve(value: str, env: Mapping[str, str]) -> str:
     """Expand `${NAME:-default}` the way compose does (unset or empty: the default)."""
     return _DEFAULT_REF.sub(lambda m: env.get(m["name"]) or m["default"], value)
+
+
+def heartbeat_timeout(env: Mapping[str, str]) -> int:
+    """Seconds without a heartbeat before a task's attempt is failed: at least 20, since
+    a task heartbeats every few seconds and a loaded host may miss some."""
+    value = resolve(SHARED_AIRFLOW_SETTINGS["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"],
+                    env)
+    if not value.isdigit() or int(value) < 20:
+        raise ConfigError(f"{HEARTBEAT_TIMEOUT_ENV}={value!r}: a whole number of seconds >= 20")
+    return int(value)
 
 
 def worker_concurrency(env: Mapping[str, str]) -> int:

@@ -140,6 +140,7 @@ class CeleryStack(Stack):
         return env
 
     def concurrency(self) -> int:
+        settings.heartbeat_timeout(os.environ)  # refused before anything starts
         return settings.worker_concurrency(os.environ)
 
     def running(self) -> dict | None:

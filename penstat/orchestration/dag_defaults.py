@@ -7,7 +7,8 @@ the operator (callbacks.notify_failure), owned by `penstat`.
 Retries: the idempotent tasks (`ingest_deliveries`: the ledger skips what was loaded;
 `dbt_build` and `gate_and_publish`: recorded in meta.builds and by checksums) take
 RETRY_POLICY, for what passes by itself (the warehouse locked by a writer outside
-Airflow, a full disk being cleaned up). A verdict (a failing dbt test, a failed gate)
+Airflow, a full disk being cleaned up; the first delay is `[operations]
+retry_delay_seconds`, see retry_policy). A verdict (a failing dbt test, a failed gate)
 is not retried: the task fails at once (`AirflowFailException`). The report tasks
 (`check_delivery_status`, `report_rejections`) take NO_RETRY: their failure is the
 report, and retrying it only delays the alert.
@@ -27,9 +28,11 @@ from penstat.orchestration.callbacks import notify_failure
 OWNER = "penstat"
 
 # 3 retries after 1, 2 and 4 minutes (capped at 15): about 7 minutes before the alert.
+# The first delay is `[operations] retry_delay_seconds` (retry_policy).
+RETRY_DELAY_SECONDS = 60
 RETRY_POLICY: dict[str, Any] = {
     "retries": 3,
-    "retry_delay": timedelta(minutes=1),
+    "retry_delay": timedelta(seconds=RETRY_DELAY_SECONDS),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=15),
 }
@@ -59,6 +62,17 @@ def lateness_schedule(config: Config | None = None) -> str:
                           "cron expression (minute hour day-of-month month day-of-week), "
                           "e.g. \"0 6 * * *\"")
     return value
+
+
+def retry_policy(config: Config | None = None) -> dict[str, Any]:
+    """RETRY_POLICY with its first delay from `[operations] retry_delay_seconds` (a whole
+    number of seconds, 1 to 3600; each further retry waits twice as long)."""
+    config = config or Config.load()
+    value = config.values.get("operations", {}).get("retry_delay_seconds", RETRY_DELAY_SECONDS)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3600:
+        raise ConfigError(f"[operations] retry_delay_seconds = {value!r} is not a whole number "
+                          "of seconds from 1 to 3600")
+    return {**RETRY_POLICY, "retry_delay": timedelta(seconds=value)}
 
 
 def dag_settings(*tags: str) -> dict[str, Any]:

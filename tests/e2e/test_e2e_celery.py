@@ -7,7 +7,7 @@ running it is killed with SIGKILL, with every process of it (the worker, its
 pool, the task process): a lost machine. Then:
 
 - the killed attempt is failed by the scheduler (task heartbeat timeout) and the
-  task retried (dag_defaults.RETRY_POLICY) on the worker still alive, and the
+  task retried (dag_defaults.retry_policy) on the worker still alive, and the
   publication holds every delivery, mart for mart identical (row counts and
   checksums) to the in-process publication of the same deliveries;
 - no two attempts of tasks in the one-slot `penstat_warehouse` pool ever ran at
@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import urllib.request
 from datetime import datetime
@@ -38,6 +37,7 @@ import pytest
 from penstat.contract.layout import Paths
 from penstat.core.processes import pid_alive
 from penstat.orchestration.assets import WAREHOUSE_POOL
+from penstat.orchestration.celery_settings import HEARTBEAT_TIMEOUT_ENV
 from penstat.orchestration.celery_stack import (
     CeleryStack,
     MissingCeleryDependencies,
@@ -48,14 +48,13 @@ from penstat.orchestration.services.debian import missing_packages
 from penstat.orchestration.services.sessions import session_members, signal_session
 from penstat.orchestration.waiting import active_dag_runs, publication_with, wait_until
 from penstat.publication.publish import current_manifest
-from penstat.senders.synthetic import generate, history_until
+from penstat.senders.synthetic import generate
 from tests.conftest import TEST_KEY
-from tests.reliability import publication_differences
+from tests.e2e.conftest import SCALE, SEED
+from tests.reliability import RunDay, publication_differences
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
-SCALE, SEED = 0.1, 7
 TIMEOUT = 1500
-UNTIL = history_until()
 DBT_START = re.compile(r"\b(\d+) of (\d+) START\b")
 
 
@@ -82,8 +81,19 @@ def stack_processes(stack: CeleryStack, state: dict) -> list[int]:
     return [pid for pid in found if pid_alive(pid)]
 
 
+# The test waits for a lost worker's attempt to time out and be retried: shorter than
+# in production, still well above a task's heartbeat interval of a few seconds.
+HEARTBEAT_TIMEOUT_SECONDS = "30"
+RETRY_OVERLAY = "[operations]\nretry_delay_seconds = 5\n"
+
+
 @pytest.fixture(scope="module")
-def celery(tmp_path_factory):
+def run_day() -> RunDay:
+    return RunDay.today()
+
+
+@pytest.fixture(scope="module")
+def celery(tmp_path_factory, run_day):
     _precondition()
     # PostgreSQL runs as the `postgres` user when we are root: its folders must be
     # reachable, which pytest's owner-only tmp folders are not.
@@ -92,6 +102,10 @@ def celery(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("PENSTAT_HOME", str(root / "home"))
     mp.setenv("PENSTAT_PSEUDONYM_KEY", TEST_KEY)
+    overlay = root / "retry.toml"
+    overlay.write_text(RETRY_OVERLAY)
+    mp.setenv("PENSTAT_CONFIG_OVERLAYS", str(overlay))
+    mp.setenv(HEARTBEAT_TIMEOUT_ENV, HEARTBEAT_TIMEOUT_SECONDS)
     paths = Paths.from_env()
     paths.ensure()
     stack = CeleryStack(paths, workers=2)
@@ -174,11 +188,11 @@ def test_two_workers_healthy_and_nothing_listens_beyond_loopback(celery):
     assert exposed == []
 
 
-def test_a_worker_killed_in_dbt_build_loses_nothing(celery):
+def test_a_worker_killed_in_dbt_build_loses_nothing(celery, run_day):
     paths, stack, state = celery
     api = state["api"]
     folders = [Path(f) for f in generate(paths.inbox, scale=SCALE, seed=SEED, split="year",
-                                         until=UNTIL)]
+                                         until=run_day.until)]
     dbt_log = paths.logs / "dbt" / "dbt.log"
     ti = wait_until(lambda: running_dbt_build(api), TIMEOUT, "a dbt_build to run",
                     interval=0.5)
@@ -213,21 +227,19 @@ def test_a_worker_killed_in_dbt_build_loses_nothing(celery):
     assert last["id"] in worker_log, "the retry ran on the worker still alive"
     wait_until(lambda: active_dag_runs(api) == 0, TIMEOUT, "the pipeline to be idle")
     runs = api_get(api, "dags/penstat_build/dagRuns?limit=100")["dag_runs"]
-    assert {r["state"] for r in runs} == {"success"}, [(r["dag_run_id"], r["state"])
-                                                       for r in runs]
+    # past midnight check_delivery_status may fail a run, for a feed truly late now
+    expected = {"success"} if run_day.still_today() else {"success", "failed"}
+    assert {r["state"] for r in runs} <= expected, [(r["dag_run_id"], r["state"])
+                                                    for r in runs]
 
 
-def test_the_publication_equals_the_in_process_one(celery, tmp_path):
+def test_the_publication_equals_the_in_process_one(celery, run_day, in_process_publication):
     """The same deliveries through `penstat ingest all / build / publish` in one process."""
     assert PUBLISHED, "the Celery publication of the previous test"
-    home = tmp_path / "in-process"
-    generate(Paths(home).inbox, scale=SCALE, seed=SEED, split="year", until=UNTIL)
-    env = {**os.environ, "PENSTAT_HOME": str(home), "PENSTAT_PSEUDONYM_KEY": TEST_KEY}
-    penstat = str(Path(sys.executable).parent / "penstat")
-    for step in (["ingest", "all"], ["build"], ["publish"]):
-        done = subprocess.run([penstat, *step], env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT)
-        assert done.returncode == 0, f"penstat {step}: {done.stdout}{done.stderr}"
+    in_process = in_process_publication(run_day.until)
+    if run_day.still_today():  # nothing is late: every step exits 0
+        assert in_process.codes == {"ingest": 0, "build": 0, "publish": 0}
+    home = in_process.paths.home
     reference = current_manifest(Paths(home))
     assert sorted(PUBLISHED["deliveries"]) == sorted(reference["deliveries"])
     assert {m: v["rows"] for m, v in PUBLISHED["marts"].items()} == \

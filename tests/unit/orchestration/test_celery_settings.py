@@ -46,7 +46,8 @@ def compose_env(compose) -> dict[str, str]:
 
 @pytest.fixture()
 def stack_env(tmp_path, monkeypatch) -> dict[str, str]:
-    for name in ("PENSTAT_CONFIG", settings.WORKER_CONCURRENCY_ENV, "AIRFLOW__CORE__EXECUTOR"):
+    for name in ("PENSTAT_CONFIG", settings.WORKER_CONCURRENCY_ENV, settings.HEARTBEAT_TIMEOUT_ENV,
+                 "AIRFLOW__CORE__EXECUTOR"):
         monkeypatch.delenv(name, raising=False)
     stack = CeleryStack(Paths(tmp_path / "home"), workers=2)
     return stack.celery_environment(
@@ -109,6 +110,21 @@ def test_worker_concurrency_is_configured_in_one_place(compose_env, tmp_path, mo
     monkeypatch.setenv(settings.WORKER_CONCURRENCY_ENV, "0")
     with pytest.raises(ConfigError, match=settings.WORKER_CONCURRENCY_ENV):
         CeleryStack(Paths(tmp_path)).concurrency()
+
+
+def test_the_heartbeat_timeout_is_configured_in_one_place(compose_env, tmp_path, monkeypatch):
+    name = "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"
+    monkeypatch.delenv(settings.HEARTBEAT_TIMEOUT_ENV, raising=False)
+    assert settings.heartbeat_timeout({}) == 60
+    assert settings.resolve(compose_env[name], {settings.HEARTBEAT_TIMEOUT_ENV: "30"}) == "30"
+    monkeypatch.setenv(settings.HEARTBEAT_TIMEOUT_ENV, "30")
+    env = CeleryStack(Paths(tmp_path / "home")).celery_environment(
+        8080, Postgres(tmp_path / "pg", 5432, "pw"), Redis(tmp_path / "redis", 6379, "pw"))
+    assert env[name] == "30"
+    for bad in ("5", "sixty", "-1"):
+        monkeypatch.setenv(settings.HEARTBEAT_TIMEOUT_ENV, bad)
+        with pytest.raises(ConfigError, match=settings.HEARTBEAT_TIMEOUT_ENV):
+            CeleryStack(Paths(tmp_path)).concurrency()
 
 
 def test_the_executor_is_chosen_by_flag_or_environment(tmp_path, monkeypatch):

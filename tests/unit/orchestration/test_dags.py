@@ -14,7 +14,11 @@ from penstat.contract.feeds import DOORBELL, FEEDS
 from penstat.core.config import Config, ConfigError
 from penstat.core.locations import REPO_ROOT
 from penstat.orchestration.assets import MARTS_BUILT, PUBLISHED_MARTS, RAW_ASSETS, WAREHOUSE_POOL
-from penstat.orchestration.dag_defaults import LATENESS_SCHEDULE, lateness_schedule
+from penstat.orchestration.dag_defaults import (
+    LATENESS_SCHEDULE,
+    lateness_schedule,
+    retry_policy,
+)
 from penstat.orchestration.doorbell import DoorbellTrigger
 
 
@@ -179,3 +183,19 @@ def test_an_invalid_lateness_schedule_is_a_configuration_error(tmp_path, express
     overlay.write_text(f'[operations]\nlateness_schedule = "{expression}"\n')
     with pytest.raises(ConfigError, match=r"\[operations\] lateness_schedule = .* cron"):
         lateness_schedule(Config.load(overlays=[overlay]))
+
+
+def test_the_retry_delay_is_configuration(tmp_path):
+    overlay = tmp_path / "overlay.toml"
+    overlay.write_text("[operations]\nretry_delay_seconds = 5\n")
+    policy = retry_policy(Config.load(overlays=[overlay]))
+    assert policy["retry_delay"] == timedelta(seconds=5) and policy["retries"] == 3
+    assert retry_policy()["retry_delay"] == timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("value", ["0", "3601", "-5"])
+def test_an_invalid_retry_delay_is_a_configuration_error(tmp_path, value):
+    overlay = tmp_path / "overlay.toml"
+    overlay.write_text(f"[operations]\nretry_delay_seconds = {value}\n")
+    with pytest.raises(ConfigError, match=r"\[operations\] retry_delay_seconds = "):
+        retry_policy(Config.load(overlays=[overlay]))
