@@ -24,7 +24,7 @@ from penstat.publication.disclosure import step
 from penstat.publication.disclosure.spec import SPECS
 
 MARTS = ("mart_facility_daily", "mart_facility_monthly", "mart_national_monthly",
-         "mart_recidivism_cohort")
+         "mart_recidivism_cohort", "mart_facility_recidivism")
 
 
 def withheld_values(con, catalog: str, mart: str) -> int:
@@ -80,9 +80,10 @@ def measure(home: Path) -> str:
 
 def main(argv: list[str]) -> int:
     print("| home | facility-days | withheld values: daily | monthly | national | cohort "
+          "| facility recidivism "
           "| person-days withheld | releases with rates withheld | primary / secondary units "
           "| audit | step time |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for home in argv:
         print(measure(Path(home)), flush=True)
     return 0

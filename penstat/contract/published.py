@@ -161,6 +161,10 @@ VALUE_FLAG_COLUMNS: dict[str, tuple[str, ...]] = {
         "observed_expected", "adjusted_rate", "ci_low", "ci_high",
         "reoffences_per_reoffender_1y", "observed_expected_se",
     ),
+    "mart_facility_recidivism": (
+        "releases", "reoffenders", "observed_rate", "limit_95_low", "limit_95_high",
+        "limit_998_low", "limit_998_high", "outside_95", "outside_998",
+    ),
 }
 
 

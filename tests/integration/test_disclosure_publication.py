@@ -246,6 +246,21 @@ def test_no_person_count_of_1_to_4_in_any_form(vintages):
                              observed_expected * (recid_2y_general * cohort_size
                                                   / nullif(observed_expected, 0))
                       FROM marts.mart_recidivism_cohort)
+                WHERE n > 0.5 AND n < 4.5
+                UNION ALL
+                SELECT 'facility window ' || k, facility_id || ' ' || last_cohort_year, n
+                FROM (SELECT facility_id, last_cohort_year, 'releases' AS k,
+                             releases::DOUBLE AS n FROM marts.mart_facility_recidivism
+                      UNION ALL
+                      SELECT facility_id, last_cohort_year, 'reoffenders', reoffenders
+                      FROM marts.mart_facility_recidivism
+                      UNION ALL
+                      SELECT facility_id, last_cohort_year, 'rate x releases',
+                             observed_rate * releases FROM marts.mart_facility_recidivism
+                      UNION ALL
+                      SELECT facility_id, last_cohort_year, 'non-reoffenders',
+                             (1 - observed_rate) * releases
+                      FROM marts.mart_facility_recidivism)
                 WHERE n > 0.5 AND n < 4.5""").fetchall()
             # monthly ADP x days reported (the days the daily mart lists for the month)
             months = con.execute("""

@@ -25,6 +25,10 @@ def model(dbt, session):
         "cast(observed_rate as double) as observed_rate, "
         "cast(national_releases as bigint) as national_releases, "
         "cast(national_reoffenders as bigint) as national_reoffenders, "
-        f"cast(national_rate as double) as national_rate, {limits} "
+        f"cast(national_rate as double) as national_rate, {limits}, "
+        # the funnel's verdicts, before disclosure control (the mart withholds them with
+        # the observed rate)
+        "observed_rate < limit_95_low or observed_rate > limit_95_high as outside_95, "
+        "observed_rate < limit_998_low or observed_rate > limit_998_high as outside_998 "
         "from penstat_funnel_frame"
     )

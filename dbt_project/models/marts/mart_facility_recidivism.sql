@@ -5,8 +5,9 @@
 -- against funnel-plot control limits around the national rate of the same
 -- cohorts (Spiegelhalter 2005; int_facility_recidivism_funnel). Windows are
 -- disjoint blocks ending at the latest mature cohort year.
--- Disclosure control is the last step; within a window the facilities add up to
--- the national cohort, so:
+-- Disclosure control in the warehouse (the publication's is the publisher's
+-- disclosure step, over linked tables: docs/kpis.md); within a window the
+-- facilities add up to the national cohort, so:
 --   releases (and the limits, which give it back): withheld at
 --       1..disclosure_min_person_count - 1 releases; where exactly one facility
 --       of a window (or of a window's facility type or scale class, which
@@ -88,12 +89,8 @@ select
     case when not size_withheld then limit_95_high end as limit_95_high,
     case when not size_withheld then limit_998_low end as limit_998_low,
     case when not size_withheld then limit_998_high end as limit_998_high,
-    case when not rates_withheld then
-        observed_rate < limit_95_low or observed_rate > limit_95_high
-    end as outside_95,
-    case when not rates_withheld then
-        observed_rate < limit_998_low or observed_rate > limit_998_high
-    end as outside_998,
+    case when not rates_withheld then outside_95 end as outside_95,
+    case when not rates_withheld then outside_998 end as outside_998,
     {{ eurostat_flag('false', 'size_withheld or rates_withheld', 'false', 'false') }} as flag
 from decided
 order by last_cohort_year, facility_id

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from penstat.publication.disclosure.cells import LinkedCells
 
@@ -55,40 +56,37 @@ def unknown_cells(cells: LinkedCells, withheld: np.ndarray | None = None) -> np.
 
 
 class _Components:
-    """Union-find over unknown cells through the relations that hold two of them."""
+    """The connected components of the unknown cells, two unknowns connected when a
+    relation holds both (scipy's connected_components over cells and relations)."""
 
     def __init__(self, cells: LinkedCells, unknown: np.ndarray) -> None:
-        self.parent = list(range(len(cells.keys)))
-        self.active: list[int] = []  # relations with at least one unknown
-        for r, (t, parts, _) in enumerate(cells.relations):
-            members = [c for c in (t, *parts) if unknown[c]]
-            if not members:
-                continue
-            self.active.append(r)
-            for other in members[1:]:
-                self._union(members[0], other)
+        rows, cols = cells.incidence()
+        keep = unknown[cols]
+        rows, cols = rows[keep], cols[keep]
+        n_cells = len(cells.keys)
+        n = n_cells + len(cells.relations)
+        graph = coo_matrix((np.ones(len(rows), dtype=np.int8), (cols, n_cells + rows)),
+                           shape=(n, n)).tocsr()
+        _, self.labels = connected_components(graph, directed=False)
+        self.active = np.unique(rows).tolist()  # relations with at least one unknown
+        first = np.unique(rows, return_index=True)[1]  # relation -> one of its unknowns
+        self._member = dict(zip(rows[first].tolist(), cols[first].tolist(), strict=True))
 
     def find(self, x: int) -> int:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
+        """The component of cell x (a label shared by its cells and relations)."""
+        return int(self.labels[x])
 
-    def _union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[ra] = rb
+    def member(self, r: int) -> int:
+        """An unknown cell of active relation r."""
+        return self._member[r]
 
 
 def component_relations(cells: LinkedCells) -> tuple[_Components, dict[int, list[int]]]:
     """The components of today's unknown cells and the relations of each (by root)."""
-    unknown = unknown_cells(cells)
-    comps = _Components(cells, unknown)
+    comps = _Components(cells, unknown_cells(cells))
     by_root: dict[int, list[int]] = {}
     for r in comps.active:
-        t, parts, _ = cells.relations[r]
-        member = next(c for c in (t, *parts) if unknown[c])
-        by_root.setdefault(comps.find(member), []).append(r)
+        by_root.setdefault(comps.find(comps.member(r)), []).append(r)
     return comps, by_root
 
 

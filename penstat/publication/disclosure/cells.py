@@ -51,6 +51,7 @@ class LinkedCells:
     rejected_relations: int = 0
     known: set[int] = field(default_factory=set)  # cells the attacker knows from earlier
     _cell_unit_array: np.ndarray | None = field(default=None, repr=False)
+    _incidence: tuple | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ building
     def unit(self, key: tuple, *, primary: bool = False) -> int:
@@ -115,6 +116,19 @@ class LinkedCells:
         units = np.fromiter((u.withheld for u in self.units), dtype=bool,
                             count=len(self.units))
         return np.append(units, False)[self._cell_units()]
+
+    def incidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """(relation, cell) index pairs of every relation's total and parts, as arrays;
+        rebuilt when relations were added."""
+        cached = self._incidence
+        if cached is None or cached[0] != len(self.relations):
+            sizes = np.fromiter((1 + len(parts) for _, parts, _ in self.relations),
+                                dtype=np.int64, count=len(self.relations))
+            rows = np.repeat(np.arange(len(self.relations), dtype=np.int64), sizes)
+            cols = np.fromiter((c for t, parts, _ in self.relations for c in (t, *parts)),
+                               dtype=np.int64, count=int(sizes.sum()))
+            cached = self._incidence = (len(self.relations), rows, cols)
+        return cached[1], cached[2]
 
     def _cell_units(self) -> np.ndarray:
         """cell_unit as an array (-1: the appended False), rebuilt when cells were added."""

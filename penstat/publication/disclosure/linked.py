@@ -431,8 +431,10 @@ def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -
             cells.cell(f"cohort|{year}|{gt}|{gv}|{n}", values[n], unit=rates_unit, need=need)
     if not _table_exists(con, "intermediate.int_release_outcomes"):
         return
+    windows = _facility_windows(cells, con, t, tiny)
+    by_facility = ", coalesce(facility_id::VARCHAR, 'unknown') AS facility" if windows else ""
     attributions = ", ".join(f"coalesce({col}::VARCHAR, 'unknown') AS {gt}"
-                             for gt, col in GROUP_ATTRIBUTIONS.items())
+                             for gt, col in GROUP_ATTRIBUTIONS.items()) + by_facility
     tallies = ", ".join(
         "count(*)::DOUBLE" if flag is None
         else f"(count(*) FILTER (WHERE {flag}))::DOUBLE" for flag in COHORT_COUNTS.values())
@@ -441,7 +443,7 @@ def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -
         FROM wh.intermediate.int_release_outcomes
         WHERE is_cohort_mature AND coalesce(is_cohort_member, true)
         GROUP BY ALL ORDER BY ALL""").fetchall()
-    n_attr = len(GROUP_ATTRIBUTIONS)
+    n_attr = len(GROUP_ATTRIBUTIONS) + bool(windows)
     members: dict[str, list[str]] = defaultdict(list)
     totals: dict[str, float] = defaultdict(float)
     for row in cross:
@@ -455,14 +457,114 @@ def cohorts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) -
             cells.cell(key, value, unit=hidden)
             totals[f"{year}|{n}"] += value
             members[f"cohort|{year}|total|total|{n}"].append(key)
-            for gt, gv in zip(GROUP_ATTRIBUTIONS, attrs, strict=True):
+            for gt, gv in zip(GROUP_ATTRIBUTIONS, attrs[:len(GROUP_ATTRIBUTIONS)],
+                              strict=True):
                 members[f"cohort|{year}|{gt}|{gv}|{n}"].append(key)
+            if windows and n in FACILITY_COUNTS.values() and year in windows:
+                members[f"frec|{windows[year]}|{attrs[-1]}|{n}"].append(key)
     for year_n, value in totals.items():
         year, n = year_n.split("|")
         cells.cell(f"cohort|{year}|total|total|{n}", value, unit=None)
     for key, parts in members.items():
         if key in cells.index:
             cells.relation(key, parts)
+    if windows:
+        _window_pools(cells, windows, hidden)
+
+
+def _window_pools(cells: LinkedCells, windows: dict[str, str], hidden: int) -> None:
+    """For each window, group and count: a hidden cell, the sum of the group's cohort
+    rows over the window's years and, as well, of its facilities' windows (a facility
+    whose releases in the window fall in more than one group, or that has no window,
+    enters by its cross cells). Implied by the cross table, so they tell the attacker
+    nothing new, but they put the facilities of a group and the group's rows in one
+    relation: the secondary suppression then finds another facility of the group to
+    protect a facility with."""
+    n_attr = len(GROUP_ATTRIBUTIONS)
+    # (window, count) -> facility -> its cross cells in the window's years
+    cross: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for key in cells.keys:
+        if key.startswith("cross|"):
+            _, year, *attrs, facility, n = key.split("|")
+            if len(attrs) == n_attr and year in windows and n in FACILITY_COUNTS.values():
+                cross[(windows[year], n)][facility].append(key)
+    years_of: dict[str, list[str]] = defaultdict(list)
+    for year, w in windows.items():
+        years_of[w].append(year)
+    for (w, n), by_facility in cross.items():
+        for position, gt in enumerate((*GROUP_ATTRIBUTIONS, "total")):
+            def group(x: str, position: int = position) -> str:
+                return "total" if position == n_attr else x.split("|")[2 + position]
+            parts: dict[str, list[str]] = defaultdict(list)
+            for facility, xs in by_facility.items():
+                window = f"frec|{w}|{facility}|{n}"
+                seen = {group(x) for x in xs}
+                if len(seen) == 1 and window in cells.index:
+                    parts[seen.pop()].append(window)
+                else:
+                    for x in xs:
+                        parts[group(x)].append(x)
+            for gv, pool_parts in parts.items():
+                rows = [r for r in (f"cohort|{y}|{gt}|{gv}|{n}" for y in years_of[w])
+                        if r in cells.index]
+                if not rows:
+                    continue
+                key = f"pool|{w}|{gt}|{gv}|{n}"
+                cells.cell(key, sum(cells.values[cells.index[r]] for r in rows), unit=hidden)
+                cells.relation(key, rows)
+                cells.relation(key, pool_parts)
+
+
+# mart_facility_recidivism: its counts, as the cohort counts they pool
+FACILITY_COUNTS = {"releases": "cohort_size", "reoffenders": "reoffenders_2y_general"}
+FACILITY_WINDOWS = "intermediate.int_facility_recidivism_funnel"
+
+
+def _facility_windows(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds,
+                      tiny: set[str]) -> dict[str, str]:
+    """The facility windows of mart_facility_recidivism (releases and two-year general
+    reoffenders of a facility pooled over a window of cohort years): cells
+    `frec|<last year>|<facility>|<cohort count>`, each the sum of the hidden cross
+    table's cells of that facility in the window's years (cohorts adds the facility to
+    the cross table's attributions and the relations). So the facilities of a window add
+    up, year by year, to the cohort mart's groups, as they truly do. The primary rules
+    are the cohort mart's: releases of 1..4, and rates on fewer releases than the
+    cohort or rate minimum or with 1..4 reoffenders or non-reoffenders. A window holding
+    a cohort year too small to protect is withheld whole. Returns cohort year -> the
+    last cohort year of its window (empty when the mart is not built)."""
+    if not _table_exists(con, FACILITY_WINDOWS):
+        return {}
+    pi = t.protection_interval
+    rows = con.execute(f"""
+        SELECT facility_id::VARCHAR, last_cohort_year::VARCHAR, first_cohort_year,
+               last_cohort_year, releases::DOUBLE, reoffenders::DOUBLE
+        FROM wh.{FACILITY_WINDOWS} WHERE facility_id IS NOT NULL
+        ORDER BY 2, 1""").fetchall()
+    window_of: dict[str, str] = {}
+    for f, w, first, last, releases, reoffenders in rows:
+        years = [str(y) for y in range(int(first), int(last) + 1)]
+        key = ("mart_facility_recidivism", (f, w))
+        if any(y in tiny for y in years):
+            size = cells.unit((*key, "size"), primary=True)
+            cells.require(cells.unit((*key, "rates"), primary=True), size)
+            continue
+        window_of.update((y, w) for y in years)
+        small_size = _small(releases, 1, t)
+        size = cells.unit((*key, "size"), primary=small_size)
+        small_counts = reoffenders is not None and (
+            _small(reoffenders, 1, t) or _small(releases - reoffenders, 1, t))
+        rates = cells.unit((*key, "rates"), primary=(
+            releases < t.min_recidivism_cohort or releases < t.min_rate_denominator
+            or small_counts))
+        cells.require(rates, size)
+        cells.cell(f"frec|{w}|{f}|cohort_size", releases, unit=size,
+                   need=pi if small_size else 0.0)
+        if reoffenders is not None:
+            need = pi if small_counts else (
+                t.min_interval if cells.units[rates].primary else 0.0)
+            cells.cell(f"frec|{w}|{f}|reoffenders_2y_general", reoffenders, unit=rates,
+                       need=need)
+    return window_of
 
 
 # The staff and regime rates whose numerator is a count of persons: unit name ->

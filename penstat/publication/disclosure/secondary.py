@@ -77,6 +77,32 @@ def _best_single(cells: LinkedCells, c: int, units: list[int], cost: np.ndarray,
     return best
 
 
+def _near(cells: LinkedCells, c: int, relations_of: list[list[int]],
+          unknown: np.ndarray) -> set[int]:
+    """The relations that hold cell c, and those that hold an unknown cell of them."""
+    near = set(relations_of[c])
+    for r in list(near):
+        t, parts, _ = cells.relations[r]
+        for p in (t, *parts):
+            if p != c and unknown[p]:
+                near.update(relations_of[p])
+    return near
+
+
+def _candidates(cells: LinkedCells, relations, withheld: np.ndarray) -> dict[int, float]:
+    """The units of the published cells of `relations` the attacker has not seen, each
+    with the largest value it would add to the unknowns."""
+    out: dict[int, float] = {}
+    cell_unit, known = cells.cell_unit, cells.known
+    for r in relations:
+        t, parts, _ = cells.relations[r]
+        for p in (t, *parts):
+            u = cell_unit[p]
+            if u >= 0 and not withheld[p] and p not in known:
+                out[u] = max(out.get(u, 0.0), abs(cells.values[p]))
+    return out
+
+
 def protect(cells: LinkedCells, secret: bytes) -> Outcome:
     """Withhold the primary units and enough others that the audit passes."""
     for unit in cells.units:
@@ -110,26 +136,26 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
             missing = cells.needs[c] - iv.width
             stuck = abs(last_width.get(c, -1.0) - iv.width) <= audit.EPS
             last_width[c] = iv.width
-            candidates: dict[int, float] = {}  # unit -> the value it adds
-            for r in by_root.get(comps.find(c), relations_of[c]):
-                t, parts, _ = cells.relations[r]
-                for p in (t, *parts):
-                    u = cell_unit[p]
-                    if p != c and u >= 0 and not withheld[p] and p not in known:
-                        candidates[u] = max(candidates.get(u, 0.0), abs(cells.values[p]))
+            root = comps.find(c)
+            # the cells of its own subtables first (the relations that hold it, and
+            # those of the unknown cells in them), then those of its whole component
+            near = _candidates(cells, _near(cells, c, relations_of, unknown), withheld)
+            candidates = _candidates(cells, by_root.get(root, relations_of[c]), withheld)
             units = sorted(candidates, key=lambda u: cost[u])
             picked = None
-            if units and not stuck:
-                picked = choose(np.array([candidates[u] for u in units]), cost[units],
-                                missing)
-                if picked is not None:
-                    add.update(units[i] for i in picked)
-            root = comps.find(c)
+            for pool in ((sorted(near, key=lambda u: cost[u]), near), (units, candidates)):
+                if pool[0] and not stuck and picked is None:
+                    picked = choose(np.array([pool[1][u] for u in pool[0]]), cost[pool[0]],
+                                    missing)
+                    if picked is not None:
+                        add.update(pool[0][i] for i in picked)
             if picked is None and units and root in tried:
                 continue  # one trial per component and round: the next round sees its effect
             if picked is None and units:
                 tried.add(root)
-                best = _best_single(cells, c, units[:TRIALS], cost, iv.width,
+                trials = sorted(near, key=lambda u: cost[u])[:TRIALS]
+                trials += [u for u in units if u not in near][:TRIALS - len(trials)]
+                best = _best_single(cells, c, trials, cost, iv.width,
                                     relations_of, cells_of, unknown)
                 if best is not None:
                     add.add(best)

@@ -79,6 +79,13 @@ MARTS: tuple[MartSpec, ...] = (
                            "observed_expected_se"), requires=("size",)),
         UnitSpec("frequency", ("reoffences_per_reoffender_1y",), requires=("rates",)),
     )),
+    # the control limits are a function of the releases: they give it back
+    MartSpec("mart_facility_recidivism", "intermediate.int_facility_recidivism_funnel", (
+        UnitSpec("size", ("releases", "limit_95_low", "limit_95_high", "limit_998_low",
+                          "limit_998_high")),
+        UnitSpec("rates", ("reoffenders", "observed_rate", "outside_95", "outside_998"),
+                 requires=("size",)),
+    )),
 )
 SPECS: dict[str, MartSpec] = {s.mart: s for s in MARTS}
 

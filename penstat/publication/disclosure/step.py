@@ -260,7 +260,7 @@ def stage_ledger(con: duckdb.DuckDBPyConnection, catalog: str, cells: LinkedCell
     frame = pd.DataFrame(  # a withheld cell: value NULL (withheld again next time)
         [(k, None if withheld[i] else v)
          for i, (k, v) in enumerate(zip(cells.keys, cells.values, strict=True))
-         if not k.startswith(("earlier|", "cross|"))],
+         if not k.startswith(("earlier|", "cross|", "pool|"))],  # never published
         columns=["key", "value"]).astype({"key": "object", "value": "float64"})
     con.register("published_sums", frame)
     try:
