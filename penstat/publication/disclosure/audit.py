@@ -20,9 +20,12 @@ A cell is *exposed* when its interval is narrower than its protection interval
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import highspy
 import numpy as np
@@ -95,12 +98,67 @@ def component_relations(cells: LinkedCells) -> tuple[_Components, dict[int, list
 Cache = dict[tuple[tuple[int, ...], frozenset[int]], dict[int, Interval]]
 
 
+class Memo:
+    """The components that passed the audit in earlier publications, by fingerprint.
+
+    What the attacker can infer about a component depends only on its relations as he
+    sees them (which cells are unknown, the published values and constants); whether
+    it passes, on that and its cells' protection intervals. A daily publication meets
+    most components again exactly as before (the release cohorts, every month not
+    touched): one that passed then passes now, with no LP. The fingerprint is a keyed
+    hash (the disclosure secret) of exactly those inputs, kept in
+    `$PENSTAT_HOME/disclosure/audited` (one per line; the ones met in this step).
+    A cell of a remembered component gets Interval(0, its protection interval), a
+    lower bound on its width, as the shortcuts give."""
+
+    def __init__(self, key: bytes, passed: Iterable[str] = ()) -> None:
+        self.key = key[:64]
+        self.passed = set(passed)
+        self.met: set[str] = set()  # fingerprints seen in this step that passed
+
+    @classmethod
+    def load(cls, path: Path, key: bytes) -> Memo:
+        try:
+            lines = path.read_text().split()
+        except OSError:
+            lines = []
+        return cls(key, lines)
+
+    def save(self, path: Path) -> None:
+        """Keep the fingerprints met in this step (the others no longer occur)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text("".join(f"{f}\n" for f in sorted(self.met)))
+        os.replace(tmp, path)
+
+    def fingerprint(self, cells: LinkedCells, unknown: np.ndarray, relations: list[int],
+                    wanted: list[int]) -> str:
+        digest = hashlib.blake2b(key=self.key, digest_size=20)
+        keys, values, needs = cells.keys, cells.values, cells.needs
+        rows = []
+        for r in relations:
+            t, parts, constant = cells.relations[r]
+            terms: dict[str, float] = {}
+            rhs = -constant
+            for c, sign in ((t, -1.0), *((p, 1.0) for p in parts)):
+                if unknown[c]:
+                    terms[keys[c]] = terms.get(keys[c], 0.0) + sign
+                else:
+                    rhs -= sign * values[c]
+            rows.append(repr((sorted(terms.items()), round(rhs, 6))))
+        for row in sorted(rows):
+            digest.update(row.encode())
+        digest.update(repr(sorted((keys[c], needs[c]) for c in wanted)).encode())
+        return digest.hexdigest()
+
+
 def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
-              cache: Cache | None = None) -> dict[int, Interval]:
+              cache: Cache | None = None, memo: Memo | None = None) -> dict[int, Interval]:
     """The attacker's interval for each unknown cell among `targets` (default: every
     unknown cell with a protection interval). `cache`: intervals of components solved
     before (secondary suppression audits after every round; most components are as
-    they were in the last round)."""
+    they were in the last round). `memo`: components that passed in earlier
+    publications (Memo)."""
     unknown = unknown_cells(cells)
     needs = np.asarray(cells.needs)
     if targets is None:  # every cell to protect, published or not
@@ -116,10 +174,22 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
     targets_by_root: dict[int, list[int]] = {}
     for t in targets:
         targets_by_root.setdefault(comps.find(t), []).append(t)
+    def solve(relations: list[int], wanted: list[int]) -> dict[int, Interval]:
+        if memo is None or not relations:
+            return _solve(cells, unknown, relations, wanted)
+        print_ = memo.fingerprint(cells, unknown, relations, wanted)
+        if print_ in memo.passed:
+            memo.met.add(print_)
+            return {c: Interval(c, 0.0, cells.needs[c]) for c in wanted}
+        found = _solve(cells, unknown, relations, wanted)
+        if not exposed(cells, found):
+            memo.met.add(print_)
+        return found
+
     for root, wanted in targets_by_root.items():
         relations = relations_by_root.get(root, [])
         if cache is None:
-            out.update(_solve(cells, unknown, relations, wanted))
+            out.update(solve(relations, wanted))
             continue
         members = frozenset(c for r in relations for c in (cells.relations[r][0],
                                                              *cells.relations[r][1])
@@ -127,8 +197,7 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
         key = (tuple(sorted(relations)), members)
         solved = cache.get(key)
         if solved is None or any(c not in solved for c in wanted):
-            solved = cache[key] = {**(solved or {}),
-                                   **_solve(cells, unknown, relations, wanted)}
+            solved = cache[key] = {**(solved or {}), **solve(relations, wanted)}
         out.update({c: solved[c] for c in wanted})
     return out
 

@@ -103,8 +103,9 @@ def _candidates(cells: LinkedCells, relations, withheld: np.ndarray) -> dict[int
     return out
 
 
-def protect(cells: LinkedCells, secret: bytes) -> Outcome:
-    """Withhold the primary units and enough others that the audit passes."""
+def protect(cells: LinkedCells, secret: bytes, memo: audit.Memo | None = None) -> Outcome:
+    """Withhold the primary units and enough others that the audit passes (`memo`:
+    the components that passed in earlier publications, audit.Memo)."""
     for unit in cells.units:
         unit.withheld = unit.withheld or unit.primary
     cells.close_requirements()
@@ -121,7 +122,7 @@ def protect(cells: LinkedCells, secret: bytes) -> Outcome:
     gave_up: set[int] = set()
     solved: audit.Cache = outcome.solved
     for outcome.rounds in range(1, MAX_ROUNDS + 1):
-        found = audit.intervals(cells, cache=solved)
+        found = audit.intervals(cells, cache=solved, memo=memo)
         bad = [iv for iv in audit.exposed(cells, found) if iv.cell not in gave_up]
         if not bad:
             break

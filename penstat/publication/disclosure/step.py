@@ -36,6 +36,7 @@ from penstat.publication.disclosure.spec import MARTS, MartSpec
 log = logging.getLogger(__name__)
 
 PENDING = "published_cells"  # temp table: the cells this publication makes public
+MEMO = "audited"  # beside the ledger: fingerprints of components that passed (audit.Memo)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Report:
     revealed_earlier: list[str] = field(default_factory=list)
     unprotectable: list[str] = field(default_factory=list)
     rounds: int = 0
+    remembered: int = 0  # components that passed before, met again unchanged (no LP)
     regions_withheld: int = 0  # region-months holding a facility-month withheld here
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -87,9 +89,9 @@ def build_cells(con: duckdb.DuckDBPyConnection, t: linked.Thresholds) -> LinkedC
     return cells
 
 
-def audit_cells(cells: LinkedCells, report: Report, cache: audit.Cache | None = None
-                ) -> None:
-    found = audit.intervals(cells, cache=cache)
+def audit_cells(cells: LinkedCells, report: Report, cache: audit.Cache | None = None,
+                memo: audit.Memo | None = None) -> None:
+    found = audit.intervals(cells, cache=cache, memo=memo)
     report.audited = len(found)
     earlier = set(audit.revealed_earlier(cells))
     report.revealed_earlier = [cells.keys[c] for c in sorted(earlier)]
@@ -110,11 +112,15 @@ def run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None = No
     report.known_from_earlier = len(cells.known)
     report.primary_units = sum(u.primary for u in cells.units if u.key != linked.HIDDEN)
     t1 = time.perf_counter()
-    outcome = secondary.protect(cells, ledger.secret(paths))
+    secret = ledger.secret(paths)
+    memo = audit.Memo.load(ledger.folder(paths) / MEMO, secret)
+    outcome = secondary.protect(cells, secret, memo)
     report.secondary_units, report.rounds = outcome.secondary_units, outcome.rounds
     report.unprotectable = outcome.unprotectable
     t2 = time.perf_counter()
-    audit_cells(cells, report, outcome.solved)
+    audit_cells(cells, report, outcome.solved, memo)
+    memo.save(ledger.folder(paths) / MEMO)
+    report.remembered = len(memo.passed & memo.met)
     t3 = time.perf_counter()
     report.withheld_cells = int(cells.withheld_cells().sum()) - sum(
         1 for u in cells.cell_unit if u >= 0 and cells.units[u].key == linked.HIDDEN)
