@@ -318,3 +318,30 @@ def test_each_value_has_its_own_flag(vintages):
                 assert partly > 0, mart  # a row's c no longer hides which value it is
     finally:
         con.close()
+
+
+def test_no_staff_ratio_gives_a_withheld_population_back(vintages):
+    """A staff ratio on a withheld average daily population would give it back: detainees
+    per custodial FTE x custodial_fte, rehab_fte x 100 / rehab staff per 100 (national);
+    a facility's rehab staff per 100 with the national rehab_fte and the other
+    facilities' ratios x ADP. Each is withheld with the population."""
+    paths, manifests, _ = vintages
+    for manifest in manifests:
+        con = _con(paths, manifest["version"])
+        try:
+            national = con.execute("""
+                SELECT month, scale_class FROM marts.mart_national_monthly
+                WHERE average_daily_population IS NULL
+                  AND average_daily_population_flag LIKE '%c%'
+                  AND ((detainees_per_custodial_fte IS NOT NULL AND custodial_fte IS NOT NULL)
+                       OR (rehab_staff_per_100 IS NOT NULL AND rehab_fte IS NOT NULL))
+                """).fetchall()
+            facility = con.execute("""
+                SELECT facility_id, month, rehab_staff_per_100_flag
+                FROM marts.mart_facility_monthly
+                WHERE average_daily_population_flag LIKE '%c%'""").fetchall()
+        finally:
+            con.close()
+        assert national == [], (manifest["version"], national[:5])
+        assert facility, "no facility-month population withheld: the test would be vacuous"
+        assert [f for f in facility if "c" not in (f[2] or "")] == [], facility[:5]

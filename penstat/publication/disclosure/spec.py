@@ -26,6 +26,10 @@ class UnitSpec:
     name: str
     columns: tuple[str, ...]
     requires: tuple[str, ...] = ()
+    # True: the columns keep the mart's own (dbt) value and decision, and are withheld
+    # as well whenever a unit they require is (a staff ratio times the published FTE
+    # gives the population back); such a unit has no cells of its own
+    kept: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,14 @@ class MartSpec:
 
     @property
     def unit_columns(self) -> dict[str, str]:
-        """column -> the unit that carries it."""
-        return {c: u.name for u in self.units for c in u.columns}
+        """column -> the unit that carries it (its value decided here)."""
+        return {c: u.name for u in self.units if not u.kept for c in u.columns}
+
+    @property
+    def kept_columns(self) -> dict[str, str]:
+        """column -> the unit whose withholding withholds it too (its value and other
+        decisions the mart's own)."""
+        return {c: u.name for u in self.units if u.kept for c in u.columns}
 
 
 # the staff and regime rates on a count of persons (linked.REGIME_COUNTS): each its own
@@ -63,6 +73,10 @@ MARTS: tuple[MartSpec, ...] = (
                                 "detainees_per_custodial_fte")),
         *REGIME_UNITS,
         UnitSpec("trained", ("staff_trained_share",)),
+        # rehabilitation FTE per 100 detainees: each facility's FTE is the ratio times
+        # its ADP, and the national rehab_fte their sum: one withheld ADP comes back
+        UnitSpec("staff_ratios", ("rehab_staff_per_100",), requires=("population",),
+                 kept=True),
     )),
     MartSpec("mart_national_monthly", "intermediate.int_national_month_kpis", (
         UnitSpec("population", ("average_daily_population", "density", "occupancy_in_use")),
@@ -71,6 +85,10 @@ MARTS: tuple[MartSpec, ...] = (
         # small row's population unit to its requirements)
         UnitSpec("small_share", ("share_in_small_scale",), requires=("population",)),
         *REGIME_UNITS,
+        # detainees per custodial FTE x custodial_fte, and rehab_fte x 100 / rehab staff
+        # per 100, give the average daily population back
+        UnitSpec("staff_ratios", ("detainees_per_custodial_fte", "rehab_staff_per_100"),
+                 requires=("population",), kept=True),
     )),
     MartSpec("mart_recidivism_cohort", "intermediate.int_recidivism_groups", (
         UnitSpec("size", ("cohort_size",)),
@@ -95,7 +113,7 @@ def check() -> list[str]:
     out = []
     for spec in MARTS:
         flagged = set(VALUE_FLAG_COLUMNS.get(spec.mart, ()))
-        for column in spec.unit_columns:
+        for column in (*spec.unit_columns, *spec.kept_columns):
             if column not in flagged:
                 out.append(f"{spec.mart}.{column}: in a disclosure unit but has no flag column")
     return out

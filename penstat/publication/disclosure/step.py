@@ -86,7 +86,22 @@ def build_cells(con: duckdb.DuckDBPyConnection, t: linked.Thresholds) -> LinkedC
     linked.regime(cells, con, t)
     linked.known_cells(cells, con)
     linked.withheld_before(cells, con)
+    kept_units(cells)
     return cells
+
+
+def kept_units(cells: LinkedCells) -> int:
+    """For every unit a `kept` unit requires (spec.UnitSpec.kept), the kept unit of the
+    same row, withheld with it; how many."""
+    made = 0
+    wanted = {(spec.mart, need): unit.name for spec in MARTS for unit in spec.units
+              if unit.kept for need in unit.requires}
+    for key, i in list(cells.unit_index.items()):
+        name = wanted.get((key[0], key[-1])) if len(key) == 3 else None
+        if name is not None:
+            cells.require(cells.unit((key[0], key[1], name)), i)
+            made += 1
+    return made
 
 
 def audit_cells(cells: LinkedCells, report: Report, cache: audit.Cache | None = None,
@@ -203,20 +218,27 @@ def apply(con: duckdb.DuckDBPyConnection, catalog: str, spec: MartSpec,
         "AND table_schema = ? AND table_name = ?", [schema, name]).fetchall()}
     withheld = _withheld_units(spec, cells)
     con.register("withheld_units", withheld)
-    units = spec.unit_columns
+    units, kept = spec.unit_columns, spec.kept_columns
     flagged = VALUE_FLAG_COLUMNS.get(mart, ())
-    source_cols = sorted((set(units) | set(flagged)) & source_columns)
+    source_cols = sorted((set(units) | set(kept) | set(flagged)) & source_columns)
     keys = spec.keys
     join_w = " AND ".join(f"m.\"{k}\"::VARCHAR = w.k_{k}" for k in keys)
     select_s = ", ".join(f'"{c}"' for c in (*keys, *source_cols))
 
-    def is_withheld(column: str) -> str:
-        if column in units:
-            present = f's."{column}" IS NOT NULL' if column in source_columns else "true"
-            return f"(coalesce(w.w_{units[column]}, false) AND {present})"
+    def by_mart(column: str) -> str:
+        """Withheld by the mart's own rule (dbt)."""
         if column in source_columns:
             return f'(m."{column}" IS NULL AND s."{column}" IS NOT NULL)'
         return f"(m.\"{column}\" IS NULL AND coalesce(m.flag, '') LIKE '%c%')"
+
+    def is_withheld(column: str) -> str:
+        if column in kept:
+            return (f'((coalesce(w.w_{kept[column]}, false) AND m."{column}" IS NOT NULL) '
+                    f"OR {by_mart(column)})")
+        if column in units:
+            present = f's."{column}" IS NOT NULL' if column in source_columns else "true"
+            return f"(coalesce(w.w_{units[column]}, false) AND {present})"
+        return by_mart(column)
 
     letters = "replace(coalesce(m.flag, ''), 'c', '')"
 
@@ -232,6 +254,9 @@ def apply(con: duckdb.DuckDBPyConnection, catalog: str, spec: MartSpec,
         elif column in units:
             out.append(f'CASE WHEN {is_withheld(column)} THEN NULL ELSE m."{column}" END '
                        f'AS "{column}"')
+        elif column in kept:
+            out.append(f'CASE WHEN coalesce(w.w_{kept[column]}, false) THEN NULL '
+                       f'ELSE m."{column}" END AS "{column}"')
         elif column == "flag":
             any_withheld = " OR ".join(is_withheld(c) for c in flagged) or "false"
             out.append(f"{flag_of(any_withheld)} AS flag")
