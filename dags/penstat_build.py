@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import reduce
 
 from airflow.sdk import Param, dag, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from penstat.orchestration import tasks
 from penstat.orchestration.assets import MARTS_BUILT, RAW_ASSETS, WAREHOUSE_POOL
@@ -31,11 +31,14 @@ def penstat_build():
     def dbt_build() -> dict:
         full_refresh = bool(get_current_context()["params"].get("full_refresh", False))
         try:
-            return tasks.build_marts(full_refresh=full_refresh)
+            result = tasks.build_marts(full_refresh=full_refresh, skip_when_current=True)
         except Exception as failed:
             if tasks.is_verdict(failed):  # a failing model or test: no retry changes it
                 raise AirflowFailException(str(failed)) from failed
             raise
+        if result["mode"] == "current":  # no MARTS_BUILT event: nothing to publish
+            raise AirflowSkipException("nothing delivered since the last finished build")
+        return result
 
     @task(pool=WAREHOUSE_POOL, **NO_RETRY)
     def check_delivery_status() -> dict:

@@ -83,13 +83,17 @@ def rejection_report(outcomes: list[dict]) -> str | None:
     return "\n".join(lines)
 
 
-def build_marts(full_refresh: bool = False, as_of_date: str | None = None) -> dict:
+def build_marts(full_refresh: bool = False, as_of_date: str | None = None,
+                skip_when_current: bool = False) -> dict:
     """dbt build of what the deliveries since the last finished build touch.
 
     penstat.transform.increments plans it: incremental (only the models downstream of
     the feeds that delivered, and in the period models only the months those
     deliveries touch) or full (first build, register delivery, changed project,
-    or `full_refresh`, which `make rebuild` asks for). `as_of_date` (default: today)
+    or `full_refresh`, which `make rebuild` asks for). With `skip_when_current` (the
+    DAG), a build with no delivery since the last finished one does nothing and
+    returns mode `current` (a doorbell rung twice for one delivery, a delivery loaded
+    by an earlier run already built). `as_of_date` (default: today)
     is the date lateness and cohort maturity are measured at. dbt unit tests are not
     run here (they test the SQL: `make test` runs them); data tests are.
 
@@ -106,6 +110,11 @@ def build_marts(full_refresh: bool = False, as_of_date: str | None = None) -> di
         seq = con.execute("SELECT coalesce(max(delivery_seq), 0) FROM meta.deliveries"
                           ).fetchone()[0]
         plan = plan_build(con, int(seq), fingerprint, full_refresh=full_refresh)
+        if skip_when_current and plan.mode == "incremental" \
+                and plan.since_delivery_seq >= plan.up_to_delivery_seq:
+            log.info("dbt build: nothing delivered since the last finished build "
+                     "(ledger up to delivery %s): the marts are current", seq)
+            return {"mode": "current", "max_delivery_seq": int(seq)}
         build_id = con.execute("SELECT coalesce(max(build_id), 0) + 1 FROM meta.builds"
                                ).fetchone()[0]
         con.execute(

@@ -243,6 +243,15 @@ def test_incremental_builds_touch_only_their_months_and_equal_a_full_rebuild(pat
     assert validated["mart_facility_daily"] == new_day
     assert validated["mart_recidivism_cohort"] == 0
 
+    # the doorbell rung again for the same day (the DAG's build): nothing to build
+    from penstat.orchestration import tasks
+
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        builds = con.execute("SELECT count(*) FROM meta.builds").fetchone()[0]
+    assert tasks.build_marts(skip_when_current=True)["mode"] == "current"
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM meta.builds").fetchone()[0] == builds
+
     # a correction of one day in an old month: exactly that month is rebuilt
     facility, old, new = _correction(paths, "2024-03-14")
     assert new == old + 3
