@@ -40,14 +40,16 @@ def penstat_build():
             raise AirflowSkipException("nothing delivered since the last finished build")
         return result
 
-    @task(pool=WAREHOUSE_POOL, **NO_RETRY)
-    def check_delivery_status() -> dict:
+    # the lateness the build read (no pool, no warehouse: the publication of the new
+    # marts, triggered by dbt_build's event, does not wait for this report)
+    @task(**NO_RETRY)
+    def check_delivery_status(built: dict) -> dict:
         try:
-            return tasks.check_delivery_status()
+            return tasks.check_delivery_status(built)
         except tasks.FeedsLate as late:
             raise AirflowFailException(str(late)) from None
 
-    dbt_build() >> check_delivery_status()
+    check_delivery_status(dbt_build())
 
 
 penstat_build()

@@ -142,7 +142,19 @@ def build_marts(full_refresh: bool = False, as_of_date: str | None = None,
              report.elapsed_seconds, counts)
     return {"elapsed_seconds": round(report.elapsed_seconds, 1), "nodes": counts,
             "build_id": int(build_id), "max_delivery_seq": int(seq), "mode": plan.mode,
-            "months": [m.isoformat() for m in plan.months]}
+            "months": [m.isoformat() for m in plan.months],
+            **late_summary(late_feeds(paths))}
+
+
+# the late rows a build hands to check_delivery_status (its XCom stays small)
+LATE_ROWS_KEPT = 50
+
+
+def late_summary(late: list[dict]) -> dict:
+    """What check_delivery_status needs of late_feeds(), read by the build in the
+    warehouse pool: the report task then needs neither the pool nor the warehouse, and
+    the publication of the new marts does not wait for it."""
+    return {"late": late[:LATE_ROWS_KEPT], "late_total": len(late)}
 
 
 def alert_days_late() -> int:
@@ -168,24 +180,28 @@ def late_feeds(paths: Paths | None = None, min_days_late: int | None = None) -> 
              "last_delivery_id": did} for f, fid, last, days, did in rows]
 
 
-def lateness_report(late: list[dict], limit: int = 20) -> str | None:
-    """None if every feed is on time, else one line per late feed and facility."""
+def lateness_report(late: list[dict], limit: int = 20, total: int | None = None
+                    ) -> str | None:
+    """None if every feed is on time, else one line per late feed and facility (the
+    first `limit`; `total`: how many are late, when `late` holds only the first)."""
     if not late:
         return None
-    lines = [f"{len(late)} feed/facility pair(s) late (marts.mart_delivery_status):"]
+    total = len(late) if total is None else total
+    lines = [f"{total} feed/facility pair(s) late (marts.mart_delivery_status):"]
     for row in late[:limit]:
         where = f"{row['feed']}/{row['facility_id']}" if row["facility_id"] else row["feed"]
         days = "never delivered" if row["days_late"] is None else f"{row['days_late']} days late"
         lines.append(f"  {where}: {days}, last period {row['last_period_received']}")
-    if len(late) > limit:
-        lines.append(f"  ... and {len(late) - limit} more")
+    if total > min(limit, len(late)):
+        lines.append(f"  ... and {total - min(limit, len(late))} more")
     return "\n".join(lines)
 
 
-def check_delivery_status() -> dict:
-    """Raise FeedsLate if a feed is late, so the failure callback alerts the operator."""
-    late = late_feeds()
-    report = lateness_report(late)
+def check_delivery_status(built: dict | None = None) -> dict:
+    """Raise FeedsLate if a feed is late, so the failure callback alerts the operator.
+    `built`: late_summary() as the build read it (default: read the warehouse now)."""
+    built = late_summary(late_feeds()) if built is None else built
+    report = lateness_report(built["late"], total=built["late_total"])
     if report:
         raise FeedsLate(report)
     return {"late": 0}

@@ -93,6 +93,15 @@ def test_late_feeds_are_reported_with_facility_and_days(home):
 def test_a_late_feed_fails_the_check_task(home):
     with pytest.raises(tasks.FeedsLate, match="occupancy/TS-0001: 67 days late"):
         tasks.check_delivery_status()
+    # as the DAG calls it: with the lateness the build read
+    late = tasks.late_feeds()
+    with pytest.raises(tasks.FeedsLate, match=f"(?s){len(late)} feed/facility pair.*"
+                       "occupancy/TS-0001: 67 days late"):
+        tasks.check_delivery_status(tasks.late_summary(late))
+    few = {"late": late[:1], "late_total": 1000}  # what a build keeps of many
+    with pytest.raises(tasks.FeedsLate, match=r"1000 feed/facility(.|\n)*and 999 more"):
+        tasks.check_delivery_status(few)
+    assert tasks.check_delivery_status(tasks.late_summary([])) == {"late": 0}
 
 
 def _context(dag_id: str, task_id: str, error: Exception) -> dict:
@@ -144,7 +153,9 @@ def test_every_penstat_task_routes_failures_and_the_check_follows_the_build(tmp_
     build = dagbag.dags["penstat_build"]
     check = build.get_task("check_delivery_status")
     assert check.upstream_task_ids == {"dbt_build"}
-    assert check.pool == WAREHOUSE_POOL
+    # it judges the lateness dbt_build read: it holds no pool, so the publication of
+    # the new marts never waits for the report
+    assert check.pool != WAREHOUSE_POOL
     for dag in dagbag.dags.values():
         for task in dag.tasks:
             callback = task.on_failure_callback
