@@ -62,7 +62,12 @@ $(VENV)/.installed-celery: $(CELERY_LOCK) requirements.lock pyproject.toml | $(V
 	  || $(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
 
-setup: $(VENV)/.installed $(CELERY_SETUP)
+# A venv made before installs compiled bytecode (or by pip without it) is compiled once.
+$(VENV)/.compiled: $(VENV)/.installed
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
+	@touch $@
+
+setup: $(VENV)/.installed $(VENV)/.compiled $(CELERY_SETUP)
 
 # Re-resolve requirements.lock from requirements.in after adding a dependency there:
 # uv keeps every version already pinned in the lock (it reads the output file as its
