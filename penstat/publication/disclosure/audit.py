@@ -134,18 +134,9 @@ class Memo:
     def fingerprint(self, cells: LinkedCells, unknown: np.ndarray, relations: list[int],
                     wanted: list[int]) -> str:
         digest = hashlib.blake2b(key=self.key, digest_size=20)
-        keys, values, needs = cells.keys, cells.values, cells.needs
-        rows = []
-        for r in relations:
-            t, parts, constant = cells.relations[r]
-            terms: dict[str, float] = {}
-            rhs = -constant
-            for c, sign in ((t, -1.0), *((p, 1.0) for p in parts)):
-                if unknown[c]:
-                    terms[keys[c]] = terms.get(keys[c], 0.0) + sign
-                else:
-                    rhs -= sign * values[c]
-            rows.append(repr((sorted(terms.items()), round(rhs, 6))))
+        keys, needs = cells.keys, cells.needs
+        rows = [repr((sorted((keys[c], coef) for c, coef in terms.items()), round(rhs, 6)))
+                for terms, rhs in attacker_rows(cells, unknown, relations)]
         for row in sorted(rows):
             digest.update(row.encode())
         digest.update(repr(sorted((keys[c], needs[c]) for c in wanted)).encode())
@@ -232,12 +223,12 @@ def local_interval(cells: LinkedCells, c: int, relations_of: list[list[int]],
     return _solve(cells, unknown, seen_relations, [c])[c]
 
 
-def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
-           wanted: list[int]) -> dict[int, Interval]:
-    if not relations:  # in no relation: only x >= 0 is known
-        return {c: Interval(c, 0.0, math.inf) for c in wanted}
+def attacker_rows(cells: LinkedCells, unknown: np.ndarray, relations: list[int]
+                  ) -> list[tuple[dict[int, float], float]]:
+    """The relations as the attacker sees them: sum(coefficient x unknown cell) = rhs,
+    every published (or earlier known) value and constant moved to the right."""
     values = cells.values
-    rows: list[tuple[dict[int, float], float]] = []
+    rows = []
     for r in relations:
         t, parts, constant = cells.relations[r]
         terms: dict[int, float] = {}
@@ -248,6 +239,14 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
             else:
                 rhs -= sign * values[c]
         rows.append((terms, rhs))
+    return rows
+
+
+def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
+           wanted: list[int]) -> dict[int, Interval]:
+    if not relations:  # in no relation: only x >= 0 is known
+        return {c: Interval(c, 0.0, math.inf) for c in wanted}
+    rows = attacker_rows(cells, unknown, relations)
     if len(rows) == 1 and all(v == 1.0 for v in rows[0][0].values()):
         terms, rhs = rows[0]
         k = max(rhs, 0.0)
