@@ -15,6 +15,8 @@ from penstat.orchestration.assets import RAW_ASSETS, WAREHOUSE_POOL, inbox_asset
 from penstat.orchestration.dag_defaults import NO_RETRY, dag_settings, retry_policy
 from penstat.orchestration.dag_docs import ingest_doc
 
+RETRY = retry_policy()  # read once for every feed's DAG
+
 
 def ingest_dag(feed: str):
     @dag(
@@ -24,7 +26,7 @@ def ingest_dag(feed: str):
         doc_md=ingest_doc(feed),
     )
     def ingest():
-        @task(pool=WAREHOUSE_POOL, **retry_policy())
+        @task(pool=WAREHOUSE_POOL, **RETRY)
         def ingest_deliveries() -> list[dict]:
             return tasks.ingest(feed)
 

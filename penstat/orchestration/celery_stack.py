@@ -124,6 +124,7 @@ class CeleryStack(Stack):
                       creds["redis"]))
 
     def celery_environment(self, port: int, postgres: Postgres, redis: Redis) -> dict[str, str]:
+        settings.heartbeat_timeout(os.environ)  # refused before anything starts
         env = self.environment(port)
         env.update({name: settings.resolve(value, os.environ)
                     for name, value in settings.SHARED_AIRFLOW_SETTINGS.items()})
@@ -140,7 +141,6 @@ class CeleryStack(Stack):
         return env
 
     def concurrency(self) -> int:
-        settings.heartbeat_timeout(os.environ)  # refused before anything starts
         return settings.worker_concurrency(os.environ)
 
     def running(self) -> dict | None:

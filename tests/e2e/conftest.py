@@ -20,6 +20,7 @@ import pytest
 from penstat.contract.layout import Paths
 from penstat.senders.synthetic import generate
 from tests.conftest import TEST_KEY
+from tests.reliability import RunDay
 
 SCALE, SEED = 0.1, 7
 CLI_TIMEOUT = 900
@@ -52,3 +53,9 @@ def in_process_publication(tmp_path_factory) -> Callable[[date], InProcess]:
         return made[until]
 
     return publication
+
+
+@pytest.fixture(scope="module")
+def run_day() -> RunDay:
+    """The module's run day, taken when its first test (its stack) starts."""
+    return RunDay.today()

@@ -37,7 +37,6 @@ from tests.conftest import TEST_KEY
 from tests.e2e.conftest import SCALE, SEED
 from tests.reliability import (
     PublicationReader,
-    RunDay,
     find_identifiers,
     person_refs_in,
     private_modes,
@@ -46,11 +45,6 @@ from tests.reliability import (
 
 pytestmark = pytest.mark.e2e
 TIMEOUT = 900
-
-
-@pytest.fixture(scope="module")
-def run_day() -> RunDay:
-    return RunDay.today()
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ from penstat.publication.publish import current_manifest
 from penstat.senders.synthetic import generate
 from tests.conftest import TEST_KEY
 from tests.e2e.conftest import SCALE, SEED
-from tests.reliability import RunDay, publication_differences
+from tests.reliability import publication_differences
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery]
 TIMEOUT = 1500
@@ -85,11 +85,6 @@ def stack_processes(stack: CeleryStack, state: dict) -> list[int]:
 # in production, still well above a task's heartbeat interval of a few seconds.
 HEARTBEAT_TIMEOUT_SECONDS = "30"
 RETRY_OVERLAY = "[operations]\nretry_delay_seconds = 5\n"
-
-
-@pytest.fixture(scope="module")
-def run_day() -> RunDay:
-    return RunDay.today()
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,8 @@ def protect(cells: LinkedCells, secret: bytes, memo: audit.Memo | None = None) -
         comps, by_root = audit.component_relations(cells)
         add: set[int] = set()
         tried: set[int] = set()
+        # a component's candidates are the same for each of its exposed cells: once a round
+        by_component: dict[int, tuple[dict[int, float], list[int]]] = {}
         for iv in bad:
             c = iv.cell
             missing = cells.needs[c] - iv.width
@@ -141,10 +143,13 @@ def protect(cells: LinkedCells, secret: bytes, memo: audit.Memo | None = None) -
             # the cells of its own subtables first (the relations that hold it, and
             # those of the unknown cells in them), then those of its whole component
             near = _candidates(cells, _near(cells, c, relations_of, unknown), withheld)
-            candidates = _candidates(cells, by_root.get(root, relations_of[c]), withheld)
-            units = sorted(candidates, key=lambda u: cost[u])
+            near_units = sorted(near, key=lambda u: cost[u])
+            if root not in by_component:
+                found = _candidates(cells, by_root.get(root, relations_of[c]), withheld)
+                by_component[root] = found, sorted(found, key=lambda u: cost[u])
+            candidates, units = by_component[root]
             picked = None
-            for pool in ((sorted(near, key=lambda u: cost[u]), near), (units, candidates)):
+            for pool in ((near_units, near), (units, candidates)):
                 if pool[0] and not stuck and picked is None:
                     picked = choose(np.array([pool[1][u] for u in pool[0]]), cost[pool[0]],
                                     missing)
@@ -154,7 +159,7 @@ def protect(cells: LinkedCells, secret: bytes, memo: audit.Memo | None = None) -
                 continue  # one trial per component and round: the next round sees its effect
             if picked is None and units:
                 tried.add(root)
-                trials = sorted(near, key=lambda u: cost[u])[:TRIALS]
+                trials = near_units[:TRIALS]
                 trials += [u for u in units if u not in near][:TRIALS - len(trials)]
                 best = _best_single(cells, c, trials, cost, iv.width,
                                     relations_of, cells_of, unknown)

@@ -124,7 +124,8 @@ def test_the_heartbeat_timeout_is_configured_in_one_place(compose_env, tmp_path,
     for bad in ("5", "sixty", "-1"):
         monkeypatch.setenv(settings.HEARTBEAT_TIMEOUT_ENV, bad)
         with pytest.raises(ConfigError, match=settings.HEARTBEAT_TIMEOUT_ENV):
-            CeleryStack(Paths(tmp_path)).concurrency()
+            CeleryStack(Paths(tmp_path / "home")).celery_environment(
+                8080, Postgres(tmp_path / "pg", 5432, "pw"), Redis(tmp_path / "redis", 6379, "pw"))
 
 
 def test_the_executor_is_chosen_by_flag_or_environment(tmp_path, monkeypatch):
