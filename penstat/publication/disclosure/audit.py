@@ -29,7 +29,7 @@ from pathlib import Path
 
 import highspy
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix, hstack, identity, vstack
 from scipy.sparse.csgraph import connected_components
 
 from penstat.publication.disclosure.cells import LinkedCells
@@ -75,6 +75,17 @@ class _Components:
         first = np.unique(rows, return_index=True)[1]  # relation -> one of its unknowns
         self._member = dict(zip(rows[first].tolist(), cols[first].tolist(), strict=True))
 
+    def members(self, unknown: np.ndarray) -> dict[int, bytes]:
+        """Each component's unknown cells (ascending, as bytes: a cache key)."""
+        cells = np.flatnonzero(unknown)
+        labels = self.labels[cells]
+        order = np.argsort(labels, kind="stable")
+        cells, labels = cells[order], labels[order]
+        roots, starts = np.unique(labels, return_index=True)
+        ends = np.append(starts[1:], len(cells))
+        return {int(r): cells[a:b].tobytes()
+                for r, a, b in zip(roots, starts, ends, strict=True)}
+
     def find(self, x: int) -> int:
         """The component of cell x (a label shared by its cells and relations)."""
         return int(self.labels[x])
@@ -95,7 +106,7 @@ def component_relations(cells: LinkedCells) -> tuple[_Components, dict[int, list
 
 # A component's intervals, keyed by its relations and unknown cells: what the attacker
 # can infer depends on nothing else (the published values do not change within a step).
-Cache = dict[tuple[tuple[int, ...], frozenset[int]], dict[int, Interval]]
+Cache = dict[tuple[bytes, bytes], dict[int, Interval]]
 
 
 class Memo:
@@ -154,11 +165,12 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
     needs = np.asarray(cells.needs)
     if targets is None:  # every cell to protect, published or not
         targets = np.flatnonzero(needs > 0).tolist()
+    targets = np.asarray(list(targets), dtype=np.int64)
     out: dict[int, Interval] = {}
-    for t in targets:
-        if not unknown[t]:  # published (now or before): the attacker has it exactly
-            out[t] = Interval(t, cells.values[t], cells.values[t])
-    targets = [t for t in targets if unknown[t]]
+    for t in targets[~unknown[targets]].tolist():
+        # published (now or before): the attacker has it exactly
+        out[t] = Interval(t, cells.values[t], cells.values[t])
+    targets = targets[unknown[targets]].tolist()
     if not targets:
         return out
     comps, relations_by_root = component_relations(cells)
@@ -177,15 +189,13 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
             memo.met.add(print_)
         return found
 
+    members = comps.members(unknown) if cache is not None else {}
     for root, wanted in targets_by_root.items():
         relations = relations_by_root.get(root, [])
         if cache is None:
             out.update(solve(relations, wanted))
             continue
-        members = frozenset(c for r in relations for c in (cells.relations[r][0],
-                                                             *cells.relations[r][1])
-                            if unknown[c]) | frozenset(wanted)
-        key = (tuple(sorted(relations)), members)
+        key = (np.sort(np.asarray(relations, dtype=np.int64)).tobytes(), members[root])
         solved = cache.get(key)
         if solved is None or any(c not in solved for c in wanted):
             solved = cache[key] = {**(solved or {}), **solve(relations, wanted)}
@@ -193,17 +203,9 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
     return out
 
 
-def local_interval(cells: LinkedCells, c: int, relations_of: list[list[int]],
-                   also_unknown: Iterable[int] = (), unknown: np.ndarray | None = None
-                   ) -> Interval:
-    """Cell c's interval from its own component only (found by walking the relations
-    through unknown cells), with the cells `also_unknown` taken as withheld: what
-    withholding them would do, without auditing everything. `unknown`: today's
-    unknown_cells, when the caller has them."""
-    unknown = unknown_cells(cells) if unknown is None else unknown.copy()
-    for extra in also_unknown:
-        if extra not in cells.known:
-            unknown[extra] = True
+def _relations_around(cells: LinkedCells, c: int, relations_of: list[list[int]],
+                      unknown: np.ndarray) -> list[int]:
+    """The relations of cell c's component, found by walking through unknown cells."""
     seen_cells, seen_relations, todo = {c}, [], [c]
     visited: set[int] = set()
     while todo:
@@ -218,9 +220,95 @@ def local_interval(cells: LinkedCells, c: int, relations_of: list[list[int]],
                 if unknown[y] and y not in seen_cells:
                     seen_cells.add(y)
                     todo.append(y)
+    return seen_relations
+
+
+def _with_unknown(cells: LinkedCells, unknown: np.ndarray | None,
+                  extra: Iterable[int]) -> np.ndarray:
+    unknown = unknown_cells(cells) if unknown is None else unknown.copy()
+    for x in extra:
+        if x not in cells.known:
+            unknown[x] = True
+    return unknown
+
+
+def local_interval(cells: LinkedCells, c: int, relations_of: list[list[int]],
+                   also_unknown: Iterable[int] = (), unknown: np.ndarray | None = None
+                   ) -> Interval:
+    """Cell c's interval from its own component only (found by walking the relations
+    through unknown cells), with the cells `also_unknown` taken as withheld: what
+    withholding them would do, without auditing everything. `unknown`: today's
+    unknown_cells, when the caller has them."""
+    unknown = _with_unknown(cells, unknown, also_unknown)
     if not unknown[c]:
         return Interval(c, cells.values[c], cells.values[c])
-    return _solve(cells, unknown, seen_relations, [c])[c]
+    return _solve(cells, unknown, _relations_around(cells, c, relations_of, unknown), [c])[c]
+
+
+def trial_widths(cells: LinkedCells, c: int, relations_of: list[list[int]],
+                 trials: list[list[int]], unknown: np.ndarray | None = None
+                 ) -> list[float]:
+    """For each trial (a list of cells), the width of cell c's interval were those
+    cells withheld as well: local_interval for each trial, from one LP model.
+
+    Every trial's cells are variables of the model, each held at its published value
+    (lower = upper bound) except those of the trial being solved, freed to [0, inf):
+    a fixed variable is a constant, so each trial's LP is local_interval's, and each
+    re-solve starts from the last basis instead of building a model."""
+    unknown_now = unknown_cells(cells) if unknown is None else unknown
+    if not unknown_now[c]:
+        return [local_interval(cells, c, relations_of, t, unknown_now).width
+                for t in trials]
+    extra = sorted({x for t in trials for x in t
+                    if x not in cells.known and not unknown_now[x]})
+    unknown_all = _with_unknown(cells, unknown_now, extra)
+    relations = _relations_around(cells, c, relations_of, unknown_all)
+    if not relations:
+        return [math.inf] * len(trials)
+    rows = attacker_rows(cells, unknown_all, relations)
+    variables = sorted({x for terms, _ in rows for x in terms} | {c})
+    col = {x: j for j, x in enumerate(variables)}
+    i_idx, j_idx, data = [], [], []
+    for i, (terms, _) in enumerate(rows):
+        for x, coef in terms.items():
+            i_idx.append(i)
+            j_idx.append(col[x])
+            data.append(coef)
+    a_eq = coo_matrix((data, (i_idx, j_idx)), shape=(len(rows), len(variables))).tocsc()
+    highs = _model(a_eq, np.array([rhs for _, rhs in rows]))
+    fixed = [col[x] for x in extra if x in col]
+    value_of = np.array([cells.values[variables[j]] for j in fixed])
+    if fixed:
+        highs.changeColsBounds(len(fixed), np.array(fixed, dtype=np.int32), value_of,
+                               value_of)
+    widths = []
+    j = col[c]
+    highs.changeColCost(j, 1.0)
+    extra_set = set(extra)
+    for trial in trials:
+        free = [col[x] for x in trial if x in col and x in extra_set]
+        free_idx = np.array(free, dtype=np.int32)
+        if free:
+            highs.changeColsBounds(len(free), free_idx, np.zeros(len(free)),
+                                   np.full(len(free), highspy.kHighsInf))
+        ends = []
+        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+            highs.changeObjectiveSense(sense)
+            highs.run()
+            status = highs.getModelStatus()
+            if status == highspy.HighsModelStatus.kOptimal:
+                ends.append(highs.getInfo().objective_function_value)
+            elif status == highspy.HighsModelStatus.kUnbounded \
+                    and sense == highspy.ObjSense.kMaximize:
+                ends.append(math.inf)
+            else:
+                raise RuntimeError(f"disclosure audit: LP for {cells.keys[c]} failed: "
+                                   f"{highs.modelStatusToString(status)}")
+        widths.append(ends[1] - ends[0])
+        if free:
+            fixed_values = np.array([cells.values[variables[k]] for k in free])
+            highs.changeColsBounds(len(free), free_idx, fixed_values, fixed_values)
+    return widths
 
 
 def attacker_rows(cells: LinkedCells, unknown: np.ndarray, relations: list[int]
@@ -272,6 +360,10 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
     # (its Interval is then that range, a lower bound on the width).
     seen_low = np.full(len(variables), math.inf)
     seen_high = np.full(len(variables), -math.inf)
+    if len(wanted) >= PROBE_MIN:
+        _certify(a_eq, np.array([rhs for _, rhs in rows]),
+                 np.array([col[c] for c in wanted], dtype=np.int64),
+                 np.array([cells.needs[c] for c in wanted]), seen_low, seen_high)
     for c in wanted:
         j = col[c]
         if cells.needs[c] > 0 and seen_high[j] - seen_low[j] >= cells.needs[c] + EPS:
@@ -299,6 +391,92 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
     return out
 
 
+# Components with at least this many cells to audit are certified together first.
+PROBE_MIN = 8
+CERTIFY_ROUNDS = 12  # most LPs of the joint phase (_certify)
+CAP_SLACK = 1e-4  # a cell's gain may pass its need by this: LP values are inexact
+
+
+def _certify(a_eq, b_eq: np.ndarray, columns: np.ndarray, needs: np.ndarray,
+             seen_low: np.ndarray, seen_high: np.ndarray) -> None:
+    """Show many cells of a large component protected with a few LPs, not two each.
+
+    A cell is protected once two points the attacker cannot rule out set it at least
+    its protection interval apart. One LP pushes all cells down at once (min of their
+    sum); then each LP looks for one point moving as many of the cells not yet shown
+    protected as far as they need from the lowest (or highest) value seen: max sum t_c
+    with t_c <= x_c - low_c (or high_c - x_c) and t_c <= need_c, the gain of each cell
+    capped so that cells sharing a relation share it rather than one taking all.
+    Directions alternate; the phase stops when two LPs in a row show no new cell.
+
+    Exactness is kept: the ranges seen are lower bounds on the true intervals, and a
+    cell not shown protected here gets its own two LPs (_solve). The ranges found go
+    into seen_low/seen_high (by column)."""
+    n_rows, n_vars = a_eq.shape
+    k = len(columns)
+    pick = csr_matrix((np.ones(k), (np.arange(k), columns)), shape=(k, n_vars))
+    eye = identity(k, format="csr")
+    # rows: A x = b; up: t - x_c <= -low_c; down: t + x_c <= high_c
+    a = vstack([hstack([a_eq, csr_matrix((n_rows, k))]), hstack([-pick, eye]),
+                hstack([pick, eye])]).tocsc()
+    inf = highspy.kHighsInf
+    highs = highspy.Highs()
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("presolve", "off")  # 10x slower with it on such models
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n_vars + k, n_rows + 2 * k
+    lp.col_cost_ = np.concatenate([np.zeros(n_vars), np.zeros(k)])
+    lp.col_lower_ = np.concatenate([np.zeros(n_vars), np.full(k, -inf)])
+    lp.col_upper_ = np.full(n_vars + k, inf)
+    lp.row_lower_ = np.concatenate([b_eq, np.full(2 * k, -inf)])
+    lp.row_upper_ = np.concatenate([b_eq, np.full(2 * k, inf)])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
+    highs.passModel(lp)
+
+    def run(sense) -> bool:
+        highs.changeObjectiveSense(sense)
+        highs.run()
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return False
+        x = np.asarray(highs.getSolution().col_value)[:n_vars]
+        np.minimum(seen_low, x, out=seen_low)
+        np.maximum(seen_high, x, out=seen_high)
+        return True
+
+    x_cols = columns.astype(np.int32)
+    t_cols = np.arange(n_vars, n_vars + k, dtype=np.int32)
+    up_rows = np.arange(n_rows, n_rows + k, dtype=np.int32)
+    down_rows = up_rows + k
+    free = np.full(k, inf)
+    highs.changeColsCost(k, x_cols, np.ones(k))
+    if not run(highspy.ObjSense.kMinimize):
+        return
+    highs.changeColsCost(k, x_cols, np.zeros(k))
+    shown = 0
+    idle = 0
+    for step in range(CERTIFY_ROUNDS):
+        pending = seen_high[columns] - seen_low[columns] < needs + EPS
+        if not pending.any():
+            return
+        up = step % 2 == 0
+        upper_up = np.where(pending, -seen_low[columns], inf) if up else free
+        upper_down = free if up else np.where(pending, seen_high[columns], inf)
+        highs.changeRowsBounds(k, up_rows, np.full(k, -inf), upper_up)
+        highs.changeRowsBounds(k, down_rows, np.full(k, -inf), upper_down)
+        highs.changeColsBounds(k, t_cols, np.full(k, -inf), np.where(pending, needs + CAP_SLACK, inf))
+        highs.changeColsCost(k, t_cols, pending.astype(float))
+        if not run(highspy.ObjSense.kMaximize):
+            return
+        now = int((seen_high[columns] - seen_low[columns] >= needs + EPS).sum())
+        idle = idle + 1 if now == shown else 0
+        shown = now
+        if idle >= 2:
+            return
+
+
 def _twins(cells: LinkedCells, rows: list[tuple[dict[int, float], float]],
            wanted: list[int]) -> tuple[dict[int, Interval], list[int]]:
     """The cells shown protected without an LP, and the others.
@@ -316,12 +494,14 @@ def _twins(cells: LinkedCells, rows: list[tuple[dict[int, float], float]],
     groups: dict[tuple, list[int]] = {}
     for c, sig in signature.items():
         groups.setdefault(tuple(sig), []).append(c)
+    values = cells.values
+    mass_of = {sig: sum(values[g] for g in group) for sig, group in groups.items()
+               if len(group) >= 2}
     out: dict[int, Interval] = {}
     rest = []
     for c in wanted:
-        group = groups.get(tuple(signature.get(c, ())), [])
-        mass = sum(cells.values[g] for g in group)
-        if len(group) >= 2 and cells.needs[c] > 0 and mass >= cells.needs[c] + EPS:
+        mass = mass_of.get(tuple(signature.get(c, ())), 0.0)
+        if mass and cells.needs[c] > 0 and mass >= cells.needs[c] + EPS:
             out[c] = Interval(c, 0.0, mass)
         else:
             rest.append(c)

@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import numpy as np
 
 # A relation holds when |total - sum(parts)| is at most this (values are whole persons
 # or person-days, computed in double precision).
 RELATION_TOLERANCE = 1e-6
+
+_WITHHELD = attrgetter("withheld")
 
 
 @dataclass
@@ -105,16 +108,16 @@ class LinkedCells:
     # ------------------------------------------------------------------ state
     def close_requirements(self) -> None:
         """Withhold every unit that requires a withheld one (to a fixed point)."""
+        dependent = [u for u in self.units if u.requires]
         changed = True
         while changed:
             changed = False
-            for u in self.units:
+            for u in dependent:
                 if not u.withheld and any(self.units[r].withheld for r in u.requires):
                     u.withheld = changed = True
 
     def withheld_cells(self) -> np.ndarray:
-        units = np.fromiter((u.withheld for u in self.units), dtype=bool,
-                            count=len(self.units))
+        units = np.array(list(map(_WITHHELD, self.units)), dtype=bool)
         return np.append(units, False)[self._cell_units()]
 
     def incidence(self) -> tuple[np.ndarray, np.ndarray]:

@@ -69,9 +69,10 @@ def _best_single(cells: LinkedCells, c: int, units: list[int], cost: np.ndarray,
                  cells_of: dict[int, list[int]], unknown: np.ndarray) -> int | None:
     """The candidate unit that widens cell c most per unit of cost (None: none does)."""
     best, best_gain = None, 0.0
-    for u in units:
-        found = audit.local_interval(cells, c, relations_of, cells_of.get(u, []), unknown)
-        gain = (found.width - width) / cost[u]
+    widths = audit.trial_widths(cells, c, relations_of, [cells_of.get(u, []) for u in units],
+                                unknown)
+    for u, found in zip(units, widths, strict=True):
+        gain = (found - width) / cost[u]
         if gain > best_gain + audit.EPS:
             best, best_gain = u, gain
     return best
