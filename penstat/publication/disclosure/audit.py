@@ -466,7 +466,8 @@ def _certify(a_eq, b_eq: np.ndarray, columns: np.ndarray, needs: np.ndarray,
         upper_down = free if up else np.where(pending, seen_high[columns], inf)
         highs.changeRowsBounds(k, up_rows, np.full(k, -inf), upper_up)
         highs.changeRowsBounds(k, down_rows, np.full(k, -inf), upper_down)
-        highs.changeColsBounds(k, t_cols, np.full(k, -inf), np.where(pending, needs + CAP_SLACK, inf))
+        highs.changeColsBounds(k, t_cols, np.full(k, -inf),
+                               np.where(pending, needs + CAP_SLACK, inf))
         highs.changeColsCost(k, t_cols, pending.astype(float))
         if not run(highspy.ObjSense.kMaximize):
             return
