@@ -77,14 +77,8 @@ class _Components:
 
     def members(self, unknown: np.ndarray) -> dict[int, bytes]:
         """Each component's unknown cells (ascending, as bytes: a cache key)."""
-        cells = np.flatnonzero(unknown)
-        labels = self.labels[cells]
-        order = np.argsort(labels, kind="stable")
-        cells, labels = cells[order], labels[order]
-        roots, starts = np.unique(labels, return_index=True)
-        ends = np.append(starts[1:], len(cells))
-        return {int(r): cells[a:b].tobytes()
-                for r, a, b in zip(roots, starts, ends, strict=True)}
+        groups = _group_by(self.labels, np.flatnonzero(unknown))
+        return {r: np.asarray(cs, dtype=np.int64).tobytes() for r, cs in groups.items()}
 
     def find(self, x: int) -> int:
         """The component of cell x (a label shared by its cells and relations)."""
@@ -93,6 +87,17 @@ class _Components:
     def member(self, r: int) -> int:
         """An unknown cell of active relation r."""
         return self._member[r]
+
+
+def _group_by(labels: np.ndarray, items: np.ndarray) -> dict[int, list[int]]:
+    """The items by their label (each group in the items' order)."""
+    if not len(items):
+        return {}
+    order = np.argsort(labels[items], kind="stable")
+    items, keys = items[order], labels[items][order]
+    roots, starts = np.unique(keys, return_index=True)
+    ends = np.append(starts[1:], len(items))
+    return {int(r): items[a:b].tolist() for r, a, b in zip(roots, starts, ends, strict=True)}
 
 
 def component_relations(cells: LinkedCells) -> tuple[_Components, dict[int, list[int]]]:
@@ -174,9 +179,8 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
     if not targets:
         return out
     comps, relations_by_root = component_relations(cells)
-    targets_by_root: dict[int, list[int]] = {}
-    for t in targets:
-        targets_by_root.setdefault(comps.find(t), []).append(t)
+    targets_by_root = _group_by(comps.labels, np.asarray(targets, dtype=np.int64))
+
     def solve(relations: list[int], wanted: list[int]) -> dict[int, Interval]:
         if memo is None or not relations:
             return _solve(cells, unknown, relations, wanted)
