@@ -10,9 +10,10 @@ repeat until no cell is exposed; a cell that no subtable can protect makes its r
 totals withheld in turn (the next level of the hierarchy).
 
 The cost of withholding a unit is the information it carries (its person-days or
-persons, plus one) times a factor in [1, 1.05) drawn from a keyed hash of the cell (the
-key is secret, kept beside the ledger): the choice minimises the information lost, and no
-published rule ("the smallest other cell") lets an attacker say which value was chosen.
+persons, plus one, and the same for each unit withheld with it) times a factor in
+[1, 1.05) drawn from a keyed hash of the cell (the key is secret, kept beside the
+ledger): the choice minimises the information lost, and no published rule ("the
+smallest other cell") lets an attacker say which value was chosen.
 """
 
 from __future__ import annotations
@@ -41,11 +42,26 @@ class Outcome:
 
 
 def unit_costs(cells: LinkedCells, secret: bytes) -> np.ndarray:
-    """Information lost by withholding each unit, with a keyed jitter."""
-    cost = np.ones(len(cells.units))
+    """Information lost by withholding each unit, with a keyed jitter: its own, and
+    that of every unit withheld with it (Unit.requires: a cohort's rates go with its
+    size), so that a unit taking others with it is not chosen as if it went alone."""
+    own = np.ones(len(cells.units))
     for c, u in enumerate(cells.cell_unit):
         if u >= 0:
-            cost[u] += abs(cells.values[c])
+            own[u] += abs(cells.values[c])
+    dependents: dict[int, list[int]] = {}
+    for u, unit in enumerate(cells.units):
+        for r in unit.requires:
+            dependents.setdefault(r, []).append(u)
+    cost = own.copy()
+    for u in dependents:
+        seen, todo = {u}, [u]
+        while todo:
+            for d in dependents.get(todo.pop(), ()):
+                if d not in seen and not cells.units[d].withheld:
+                    seen.add(d)
+                    todo.append(d)
+        cost[u] = own[sorted(seen)].sum()
     for u, unit in enumerate(cells.units):
         digest = hashlib.blake2b(repr(unit.key).encode(), key=secret[:64], digest_size=8)
         cost[u] *= 1.0 + 0.05 * int.from_bytes(digest.digest(), "big") / 2**64

@@ -248,3 +248,24 @@ def test_the_audit_agrees_with_an_independent_lp_on_random_nested_tables(seed):
         exposed_exact = high - low + audit.EPS < cells.needs[c]
         exposed_audit = iv.width + audit.EPS < cells.needs[c]
         assert exposed_exact == exposed_audit, (cells.keys[c], iv, low, high)
+
+
+def test_a_unit_costs_the_information_of_the_units_withheld_with_it():
+    """A cohort's size takes its rates with it: choosing it loses both, so its cost is
+    both (and a dependent already withheld costs nothing more)."""
+    cells = LinkedCells()
+    size = cells.unit(("c", "2020", "size"))
+    rates = cells.unit(("c", "2020", "rates"))
+    frequency = cells.unit(("c", "2020", "frequency"))
+    cells.require(rates, size)
+    cells.require(frequency, rates)
+    cells.cell("size", 40, unit=size)
+    cells.cell("reoffenders", 12, unit=rates)
+    cost = secondary.unit_costs(cells, SECRET)
+    jitter = 1.05
+    assert 41 + 13 + 1 <= cost[size] < (41 + 13 + 1) * jitter
+    assert 13 + 1 <= cost[rates] < (13 + 1) * jitter
+    assert 1 <= cost[frequency] < jitter
+    cells.units[rates].withheld = True
+    cost = secondary.unit_costs(cells, SECRET)
+    assert 41 <= cost[size] < 41 * jitter  # its rates are withheld anyway
