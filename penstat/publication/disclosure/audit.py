@@ -29,13 +29,21 @@ from pathlib import Path
 
 import highspy
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix, hstack, identity, vstack
+from scipy.sparse import coo_matrix, csc_matrix, csr_matrix, hstack, identity, vstack
 from scipy.sparse.csgraph import connected_components
 
-from penstat.publication.disclosure.cells import LinkedCells
+from penstat.publication.disclosure.cells import RELATION_TOLERANCE, LinkedCells
 
 # Slack on the protection check (the LP works in floating point).
 EPS = 1e-6
+# Components with at least this many cells to audit are certified together first.
+PROBE_MIN = 8
+CERTIFY_ROUNDS = 12  # most LPs of the joint phase (_certify)
+CAP_SLACK = 1e-4  # a cell's gain may pass its need by this: LP values are inexact
+# HiGHS's primal feasibility tolerance: a relation is kept when it holds within
+# RELATION_TOLERANCE (cells.py), so the models must accept that much (HiGHS's default,
+# 1e-7, made a relation off by 5e-7 an infeasible model and failed the step).
+FEASIBILITY_TOLERANCE = 2 * RELATION_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -229,6 +237,8 @@ def _relations_around(cells: LinkedCells, c: int, relations_of: list[list[int]],
 
 def _with_unknown(cells: LinkedCells, unknown: np.ndarray | None,
                   extra: Iterable[int]) -> np.ndarray:
+    """The unknown cells, with `extra` taken as withheld (those known from earlier
+    publications stay known)."""
     unknown = unknown_cells(cells) if unknown is None else unknown.copy()
     for x in extra:
         if x not in cells.known:
@@ -253,12 +263,14 @@ def trial_widths(cells: LinkedCells, c: int, relations_of: list[list[int]],
                  trials: list[list[int]], unknown: np.ndarray | None = None
                  ) -> list[float]:
     """For each trial (a list of cells), the width of cell c's interval were those
-    cells withheld as well: local_interval for each trial, from one LP model.
+    cells withheld as well, by the exact LP over c's component, from one LP model.
 
     Every trial's cells are variables of the model, each held at its published value
     (lower = upper bound) except those of the trial being solved, freed to [0, inf):
-    a fixed variable is a constant, so each trial's LP is local_interval's, and each
-    re-solve starts from the last basis instead of building a model."""
+    a fixed variable is a constant, so each trial's LP is the one of c's component with
+    that trial withheld, and each re-solve starts from the last basis instead of
+    building a model. The width is exact; local_interval may return less (a lower
+    bound, where the twin rule shows a cell protected without an LP)."""
     unknown_now = unknown_cells(cells) if unknown is None else unknown
     if not unknown_now[c]:
         return [local_interval(cells, c, relations_of, t, unknown_now).width
@@ -269,20 +281,11 @@ def trial_widths(cells: LinkedCells, c: int, relations_of: list[list[int]],
     relations = _relations_around(cells, c, relations_of, unknown_all)
     if not relations:
         return [math.inf] * len(trials)
-    rows = attacker_rows(cells, unknown_all, relations)
-    variables = sorted({x for terms, _ in rows for x in terms} | {c})
-    col = {x: j for j, x in enumerate(variables)}
-    i_idx, j_idx, data = [], [], []
-    for i, (terms, _) in enumerate(rows):
-        for x, coef in terms.items():
-            i_idx.append(i)
-            j_idx.append(col[x])
-            data.append(coef)
-    a_eq = coo_matrix((data, (i_idx, j_idx)), shape=(len(rows), len(variables))).tocsc()
-    highs = _model(a_eq, np.array([rhs for _, rhs in rows]))
+    variables, col, a_eq, b_eq = _matrix(attacker_rows(cells, unknown_all, relations), [c])
+    highs = _model(a_eq, b_eq)
     fixed = [col[x] for x in extra if x in col]
-    value_of = np.array([cells.values[variables[j]] for j in fixed])
     if fixed:
+        value_of = np.array([cells.values[variables[j]] for j in fixed])
         highs.changeColsBounds(len(fixed), np.array(fixed, dtype=np.int32), value_of,
                                value_of)
     widths = []
@@ -290,25 +293,18 @@ def trial_widths(cells: LinkedCells, c: int, relations_of: list[list[int]],
     highs.changeColCost(j, 1.0)
     extra_set = set(extra)
     for trial in trials:
-        free = [col[x] for x in trial if x in col and x in extra_set]
+        free = sorted({col[x] for x in trial if x in col and x in extra_set})
         free_idx = np.array(free, dtype=np.int32)
         if free:
             highs.changeColsBounds(len(free), free_idx, np.zeros(len(free)),
                                    np.full(len(free), highspy.kHighsInf))
-        ends = []
-        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            highs.changeObjectiveSense(sense)
-            highs.run()
-            status = highs.getModelStatus()
-            if status == highspy.HighsModelStatus.kOptimal:
-                ends.append(highs.getInfo().objective_function_value)
-            elif status == highspy.HighsModelStatus.kUnbounded \
-                    and sense == highspy.ObjSense.kMaximize:
-                ends.append(math.inf)
-            else:
-                raise RuntimeError(f"disclosure audit: LP for {cells.keys[c]} failed: "
-                                   f"{highs.modelStatusToString(status)}")
-        widths.append(ends[1] - ends[0])
+        ends = _ends(highs, j)
+        if ends is None:
+            # a relation within RELATION_TOLERANCE but not within HiGHS's own, among
+            # cells fixed here and left out of local_interval's model: solve it alone
+            widths.append(local_interval(cells, c, relations_of, trial, unknown_now).width)
+        else:
+            widths.append(ends[1] - ends[0])
         if free:
             fixed_values = np.array([cells.values[variables[k]] for k in free])
             highs.changeColsBounds(len(free), free_idx, fixed_values, fixed_values)
@@ -348,7 +344,38 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
     out, wanted = _twins(cells, rows, wanted)
     if not wanted:
         return out
-    variables = sorted({c for terms, _ in rows for c in terms} | set(wanted))
+    variables, col, a_eq, b_eq = _matrix(rows, wanted)
+    highs = _model(a_eq, b_eq)
+    # Every solution found is a point the attacker cannot rule out, so each variable's
+    # true interval holds the range of values it took in them. A cell whose range is
+    # already its protection interval wide is protected: no LP of its own is needed
+    # (its Interval is then that range, a lower bound on the width).
+    seen_low = np.full(len(variables), math.inf)
+    seen_high = np.full(len(variables), -math.inf)
+    probed = [c for c in wanted if cells.needs[c] > 0]
+    if len(probed) >= PROBE_MIN:
+        _certify(a_eq, b_eq, np.array([col[c] for c in probed], dtype=np.int64),
+                 np.array([cells.needs[c] for c in probed]), seen_low, seen_high)
+    for c in wanted:
+        j = col[c]
+        if cells.needs[c] > 0 and seen_high[j] - seen_low[j] >= cells.needs[c] + EPS:
+            out[c] = Interval(c, float(seen_low[j]), float(seen_high[j]))
+            continue
+        highs.changeColCost(j, 1.0)
+        ends = _ends(highs, j, seen_low, seen_high)
+        highs.changeColCost(j, 0.0)
+        if ends is None:
+            raise RuntimeError(f"disclosure audit: LP for {cells.keys[c]} failed: "
+                               f"{highs.modelStatusToString(highs.getModelStatus())}")
+        out[c] = Interval(c, *ends)
+    return out
+
+
+def _matrix(rows: list[tuple[dict[int, float], float]], also: Iterable[int] = ()
+            ) -> tuple[list[int], dict[int, int], csc_matrix, np.ndarray]:
+    """The attacker's rows as A_eq x = b_eq: (the variables, cell -> column, A_eq,
+    b_eq); the cells `also` are variables even where no row holds them."""
+    variables = sorted({c for terms, _ in rows for c in terms} | set(also))
     col = {c: j for j, c in enumerate(variables)}
     i_idx, j_idx, data = [], [], []
     for i, (terms, _) in enumerate(rows):
@@ -357,51 +384,34 @@ def _solve(cells: LinkedCells, unknown: np.ndarray, relations: list[int],
             j_idx.append(col[c])
             data.append(coef)
     a_eq = coo_matrix((data, (i_idx, j_idx)), shape=(len(rows), len(variables))).tocsc()
-    highs = _model(a_eq, np.array([rhs for _, rhs in rows]))
-    # Every solution found is a point the attacker cannot rule out, so each variable's
-    # true interval holds the range of values it took in them. A cell whose range is
-    # already its protection interval wide is protected: no LP of its own is needed
-    # (its Interval is then that range, a lower bound on the width).
-    seen_low = np.full(len(variables), math.inf)
-    seen_high = np.full(len(variables), -math.inf)
-    if len(wanted) >= PROBE_MIN:
-        _certify(a_eq, np.array([rhs for _, rhs in rows]),
-                 np.array([col[c] for c in wanted], dtype=np.int64),
-                 np.array([cells.needs[c] for c in wanted]), seen_low, seen_high)
-    for c in wanted:
-        j = col[c]
-        if cells.needs[c] > 0 and seen_high[j] - seen_low[j] >= cells.needs[c] + EPS:
-            out[c] = Interval(c, float(seen_low[j]), float(seen_high[j]))
-            continue
-        ends = []
-        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            highs.changeObjectiveSense(sense)
-            highs.changeColCost(j, 1.0)
-            highs.run()
-            status = highs.getModelStatus()
-            if status == highspy.HighsModelStatus.kOptimal:
-                ends.append(highs.getInfo().objective_function_value)
+    return variables, col, a_eq, np.array([rhs for _, rhs in rows], dtype=float)
+
+
+def _ends(highs: highspy.Highs, j: int, seen_low: np.ndarray | None = None,
+          seen_high: np.ndarray | None = None) -> tuple[float, float] | None:
+    """The smallest and largest value of column j (its cost must be 1), each solution
+    widening seen_low/seen_high; None when an LP ends neither optimal nor (for the
+    maximum) unbounded."""
+    ends = []
+    for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
+        highs.changeObjectiveSense(sense)
+        highs.run()
+        status = highs.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            ends.append(highs.getInfo().objective_function_value)
+            if seen_low is not None and seen_high is not None:
                 x = np.asarray(highs.getSolution().col_value)
                 np.minimum(seen_low, x, out=seen_low)
                 np.maximum(seen_high, x, out=seen_high)
-            elif status == highspy.HighsModelStatus.kUnbounded \
-                    and sense == highspy.ObjSense.kMaximize:
-                ends.append(math.inf)
-            else:
-                raise RuntimeError(f"disclosure audit: LP for {cells.keys[c]} failed: "
-                                   f"{highs.modelStatusToString(status)}")
-            highs.changeColCost(j, 0.0)
-        out[c] = Interval(c, ends[0], ends[1])
-    return out
+        elif status == highspy.HighsModelStatus.kUnbounded \
+                and sense == highspy.ObjSense.kMaximize:
+            ends.append(math.inf)
+        else:
+            return None
+    return ends[0], ends[1]
 
 
-# Components with at least this many cells to audit are certified together first.
-PROBE_MIN = 8
-CERTIFY_ROUNDS = 12  # most LPs of the joint phase (_certify)
-CAP_SLACK = 1e-4  # a cell's gain may pass its need by this: LP values are inexact
-
-
-def _certify(a_eq, b_eq: np.ndarray, columns: np.ndarray, needs: np.ndarray,
+def _certify(a_eq: csc_matrix, b_eq: np.ndarray, columns: np.ndarray, needs: np.ndarray,
              seen_low: np.ndarray, seen_high: np.ndarray) -> None:
     """Show many cells of a large component protected with a few LPs, not two each.
 
@@ -427,9 +437,10 @@ def _certify(a_eq, b_eq: np.ndarray, columns: np.ndarray, needs: np.ndarray,
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("presolve", "off")  # 10x slower with it on such models
+    highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_vars + k, n_rows + 2 * k
-    lp.col_cost_ = np.concatenate([np.zeros(n_vars), np.zeros(k)])
+    lp.col_cost_ = np.zeros(n_vars + k)
     lp.col_lower_ = np.concatenate([np.zeros(n_vars), np.full(k, -inf)])
     lp.col_upper_ = np.full(n_vars + k, inf)
     lp.row_lower_ = np.concatenate([b_eq, np.full(2 * k, -inf)])
@@ -440,7 +451,7 @@ def _certify(a_eq, b_eq: np.ndarray, columns: np.ndarray, needs: np.ndarray,
     lp.a_matrix_.value_ = a.data
     highs.passModel(lp)
 
-    def run(sense) -> bool:
+    def run(sense: highspy.ObjSense) -> bool:
         highs.changeObjectiveSense(sense)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -521,6 +532,7 @@ def _model(a_eq, b_eq: np.ndarray) -> highspy.Highs:
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("presolve", "off")
+    highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE)
     n_rows, n_cols = a_eq.shape
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_cols, n_rows

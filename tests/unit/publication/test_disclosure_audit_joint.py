@@ -118,3 +118,33 @@ def test_trial_widths_are_the_full_lp_with_the_trial_withheld(seed):
         for u in units:
             cells.units[u].withheld = False
         assert width == pytest.approx(high - low), ([cells.keys[x] for x in trial], width)
+
+
+def near_tolerance_table() -> LinkedCells:
+    """c withheld; T1 = c + a, S = a (off by 5e-7: within the relations' tolerance,
+    not HiGHS's) and T3 = c + x published."""
+    cells = LinkedCells()
+    c = cells.unit(("t", "c", "x"), primary=True)
+    cells.cell("c", 3, unit=c, need=PI)
+    for key, value in (("a", 10.0), ("x", 7.0), ("T1", 13.0), ("S", 10.0 + 5e-7),
+                       ("T3", 10.0)):
+        cells.cell(key, value, unit=cells.unit(("t", key, "x")))
+    assert cells.relation("T1", ["c", "a"]) and cells.relation("S", ["a"])
+    assert cells.relation("T3", ["c", "x"])
+    primary_only(cells)
+    return cells
+
+
+def test_a_relation_off_by_less_than_its_tolerance_fails_no_lp():
+    """S is off by 5e-7: kept (RELATION_TOLERANCE 1e-6), and more than HiGHS's default
+    feasibility tolerance (1e-7), with which withholding a made the model infeasible
+    and failed the step. The trials (a held at its value in one model, and a trial
+    listing a twice) agree with each trial's own model."""
+    cells = near_tolerance_table()
+    c, a, x = (cells.index[k] for k in ("c", "a", "x"))
+    relations_of = cells.relations_of()
+    trials = [[a], [x], [a, a], []]
+    widths = audit.trial_widths(cells, c, relations_of, trials)
+    expected = [audit.local_interval(cells, c, relations_of, t).width for t in trials]
+    assert widths == pytest.approx(expected)
+    assert widths[0] == pytest.approx(0.0) and widths[1] == pytest.approx(0.0)  # T1 pins c
