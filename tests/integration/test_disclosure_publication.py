@@ -345,3 +345,30 @@ def test_no_staff_ratio_gives_a_withheld_population_back(vintages):
         assert national == [], (manifest["version"], national[:5])
         assert facility, "no facility-month population withheld: the test would be vacuous"
         assert [f for f in facility if "c" not in (f[2] or "")] == [], facility[:5]
+
+
+def test_no_provisional_month_publishes_its_flows(vintages):
+    """Turnover and length of stay are the month's flows over its population: published
+    day after day while the month is open, consecutive values would give one day's
+    admissions and releases back (often 1..4 persons). Both are withheld (flag c) while
+    the month is provisional, and published once it is complete."""
+    paths, manifests, _ = vintages
+    for manifest in manifests[1:3]:  # the two daily deliveries: 2024-01 is open
+        con = _con(paths, manifest["version"])
+        rows, turnover, stay, flagged = con.execute("""
+            SELECT count(*), count(m.turnover), count(m.avg_length_of_stay_days),
+                   count(*) FILTER (WHERE coalesce(m.turnover_flag, '') LIKE '%c%')
+            FROM marts.mart_facility_monthly m
+            JOIN intermediate.int_facility_month_kpis k USING (facility_id, month)
+            WHERE k.is_provisional AND k.turnover IS NOT NULL""").fetchone()
+        assert rows > 0, "no provisional month with flows: the check would be vacuous"
+        assert (turnover, stay) == (0, 0) and flagged == rows
+        assert con.execute("""
+            SELECT count(*) FROM marts.mart_facility_monthly m
+            JOIN intermediate.int_facility_month_kpis k USING (facility_id, month)
+            WHERE k.is_provisional AND coalesce(m.flag, '') NOT LIKE '%p%'""").fetchone()[0] == 0
+        complete = con.execute("""
+            SELECT count(m.turnover) FROM marts.mart_facility_monthly m
+            JOIN intermediate.int_facility_month_kpis k USING (facility_id, month)
+            WHERE NOT k.is_provisional""").fetchone()[0]
+        assert complete > 0, "complete months publish their turnover"

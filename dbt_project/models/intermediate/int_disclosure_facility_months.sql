@@ -12,12 +12,19 @@
 --       where exactly one contributing facility-month of a (month, class)
 --       is withheld, the contributing one with the smallest base is
 --       withheld too, so the national total cannot give it back.
+--   flow values (turnover, avg_length_of_stay_days): also withheld while
+--       the month is provisional. Published day after day, a month-to-date
+--       flow would give each day's admissions and releases back (turnover x
+--       average daily population x days is the month's flows so far; the
+--       next day's value minus it is one day's, often 1..4 persons). The
+--       month's flows are published once, when it is complete.
 -- out_of_use_share (places, not persons) is never withheld.
 {%- set kpis = [
     {'name': 'turnover', 'base': 'average_daily_population',
-     'count': 'admissions + releases', 'census': true, 'paired': false},
+     'count': 'admissions + releases', 'census': true, 'paired': false,
+     'flow': true},
     {'name': 'avg_length_of_stay_days', 'base': 'releases',
-     'count': none, 'census': true, 'paired': false},
+     'count': none, 'census': true, 'paired': false, 'flow': true},
     {'name': 'detainees_per_custodial_fte', 'base': 'avg_population',
      'count': none, 'census': false, 'paired': true},
     {'name': 'rehab_staff_per_100', 'base': 'avg_population',
@@ -62,6 +69,9 @@ primaries as (
             {%- endif %}
             {%- if k.census %}
             or coalesce(census_withheld.census_withheld, false)
+            {%- endif %}
+            {%- if k.flow %}
+            or coalesce(kpis.is_provisional, true)
             {%- endif %}
         ) as {{ k.name }}_primary,
         kpis.{{ k.name }} is not null as {{ k.name }}_present
