@@ -416,12 +416,13 @@ SELECT facility_id, month, facility_type, scale_class, is_detention_house,
 FROM k;
 
 -- Facility-month disclosure, one row per (facility-month, KPI): primary = base < 30
--- persons, or a person count 1..4, or (census KPIs) the census values withheld; the
+-- persons, or a person count 1..4, or (census KPIs) the census values withheld, or
+-- (turnover, length of stay) the month still provisional; the
 -- KPIs rolled up nationally (paired) by (month, class): where exactly one contributing
 -- facility-month is withheld, also the contributing one with the smallest base.
 CREATE TEMP TABLE month_withheld AS
 WITH long AS (
-    SELECT facility_id, month, class_key, census_withheld, UNNEST([
+    SELECT facility_id, month, class_key, census_withheld, is_provisional, UNNEST([
         {kpi: 'turnover', base: average_daily_population,
          cnt: CAST(admissions + releases AS DOUBLE), census: true, paired: false,
          present: turnover IS NOT NULL},
@@ -454,7 +455,10 @@ WITH long AS (
 flat AS (
     SELECT facility_id, month, class_key, k.kpi, k.base, k.paired, k.present,
            coalesce(k.base < 30, false) OR coalesce(k.cnt > 0 AND k.cnt < 5, false)
-               OR (k.census AND census_withheld) AS is_primary
+               OR (k.census AND census_withheld)
+               -- the flows of a month still open (day after day: a day's flows)
+               OR (k.kpi IN ('turnover', 'avg_length_of_stay_days')
+                   AND coalesce(is_provisional, true)) AS is_primary
     FROM long
 ),
 ranked AS (
