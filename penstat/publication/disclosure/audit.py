@@ -176,9 +176,9 @@ def intervals(cells: LinkedCells, targets: Iterable[int] | None = None,
     publications (Memo)."""
     unknown = unknown_cells(cells)
     needs = np.asarray(cells.needs)
-    if targets is None:  # every cell to protect, published or not
-        targets = np.flatnonzero(needs > 0).tolist()
-    targets = np.asarray(list(targets), dtype=np.int64)
+    # default: every cell to protect, published or not
+    targets = np.flatnonzero(needs > 0) if targets is None \
+        else np.asarray(list(targets), dtype=np.int64)
     out: dict[int, Interval] = {}
     for t in targets[~unknown[targets]].tolist():
         # published (now or before): the attacker has it exactly
@@ -434,22 +434,9 @@ def _certify(a_eq: csc_matrix, b_eq: np.ndarray, columns: np.ndarray, needs: np.
     a = vstack([hstack([a_eq, csr_matrix((n_rows, k))]), hstack([-pick, eye]),
                 hstack([pick, eye])]).tocsc()
     inf = highspy.kHighsInf
-    highs = highspy.Highs()
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("presolve", "off")  # 10x slower with it on such models
-    highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE)
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n_vars + k, n_rows + 2 * k
-    lp.col_cost_ = np.zeros(n_vars + k)
-    lp.col_lower_ = np.concatenate([np.zeros(n_vars), np.full(k, -inf)])
-    lp.col_upper_ = np.full(n_vars + k, inf)
-    lp.row_lower_ = np.concatenate([b_eq, np.full(2 * k, -inf)])
-    lp.row_upper_ = np.concatenate([b_eq, np.full(2 * k, inf)])
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a.indptr
-    lp.a_matrix_.index_ = a.indices
-    lp.a_matrix_.value_ = a.data
-    highs.passModel(lp)
+    highs = _model(a, np.concatenate([b_eq, np.full(2 * k, -inf)]),
+                   np.concatenate([b_eq, np.full(2 * k, inf)]),
+                   np.concatenate([np.zeros(n_vars), np.full(k, -inf)]))
 
     def run(sense: highspy.ObjSense) -> bool:
         highs.changeObjectiveSense(sense)
@@ -524,26 +511,28 @@ def _twins(cells: LinkedCells, rows: list[tuple[dict[int, float], float]],
     return out, rest
 
 
-def _model(a_eq, b_eq: np.ndarray) -> highspy.Highs:
-    """A_eq x = b_eq, x >= 0, as a HiGHS model without presolve (the components are
-    small; re-solving from the last basis is what makes one LP per cell end cheap, and
-    without presolve an unbounded maximum is reported as unbounded, never as
-    "unbounded or infeasible")."""
+def _model(a: csc_matrix, row_lower: np.ndarray, row_upper: np.ndarray | None = None,
+           col_lower: np.ndarray | None = None) -> highspy.Highs:
+    """row_lower <= A x <= row_upper (default: A x = row_lower), x >= col_lower (default
+    0), as a HiGHS model without presolve (re-solving from the last basis is what makes
+    one LP per cell end cheap; with presolve the first LP of a large component took 10x
+    longer, and an unbounded maximum can be reported as "unbounded or infeasible")."""
     highs = highspy.Highs()
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("presolve", "off")
     highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY_TOLERANCE)
-    n_rows, n_cols = a_eq.shape
+    n_rows, n_cols = a.shape
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = n_cols, n_rows
     lp.col_cost_ = np.zeros(n_cols)
-    lp.col_lower_ = np.zeros(n_cols)
+    lp.col_lower_ = np.zeros(n_cols) if col_lower is None else col_lower
     lp.col_upper_ = np.full(n_cols, highspy.kHighsInf)
-    lp.row_lower_ = lp.row_upper_ = b_eq
+    lp.row_lower_ = row_lower
+    lp.row_upper_ = row_lower if row_upper is None else row_upper
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = a_eq.indptr
-    lp.a_matrix_.index_ = a_eq.indices
-    lp.a_matrix_.value_ = a_eq.data
+    lp.a_matrix_.start_ = a.indptr
+    lp.a_matrix_.index_ = a.indices
+    lp.a_matrix_.value_ = a.data
     highs.passModel(lp)
     return highs
 
