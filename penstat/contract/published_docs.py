@@ -58,11 +58,15 @@ class ModelDoc:
     path: Path | None = None
 
 
+# libyaml's loader where PyYAML was built with it: the same documents, ten times faster
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def dbt_model_docs(directory: Path = MARTS_YAML_DIR) -> dict[str, ModelDoc]:
     """Every model described in the YAML files under `directory`, by name."""
     docs: dict[str, ModelDoc] = {}
     for path in sorted(directory.rglob("*.yml")):
-        for model in (yaml.safe_load(path.read_text()) or {}).get("models") or []:
+        for model in (yaml.load(path.read_text(), Loader=_LOADER) or {}).get("models") or []:
             columns = {c["name"]: (str(c.get("data_type", "")), str(c.get("description", "")))
                        for c in model.get("columns") or []}
             for value in VALUE_FLAG_COLUMNS.get(model["name"], ()):

@@ -18,7 +18,9 @@ from penstat.contract.layout import Paths
 from penstat.orchestration.doorbell import DoorbellTrigger
 
 WAREHOUSE_POOL = "penstat_warehouse"
-DOORBELL_POKE_SECONDS = 2.0
+# how often the triggerer looks for `_READY` (one directory scan per inbox): a ring
+# waits half of it on average before its DAG run is asked for
+DOORBELL_POKE_SECONDS = 0.5
 
 
 def inbox_asset(feed: str, paths: Paths | None = None) -> Asset:

@@ -43,6 +43,9 @@ API_HOST = "127.0.0.1"
 AIRFLOW_HOME_MODE = 0o700
 # airflow_local_settings.py: preloads the task code in the scheduler (see its docstring)
 AIRFLOW_SETTINGS = Path(__file__).resolve().parent / "airflow_settings"
+# the scheduler's sleep when a loop found nothing to do (see `environment`)
+IDLE_SLEEP_ENV = "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
+IDLE_SLEEP_SECONDS = "0.25"
 HEALTH_COMPONENTS = ("metadatabase", "scheduler", "dag_processor", "triggerer")
 
 
@@ -95,6 +98,10 @@ class Stack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # an idle scheduler loop sleeps this long (Airflow's default 1 s): each hop of a
+            # delivery (asset event -> DAG run, task -> next task) waits about half of it;
+            # an operator's own setting wins (docs/operations.md "Day to day")
+            IDLE_SLEEP_ENV: env.get(IDLE_SLEEP_ENV, IDLE_SLEEP_SECONDS),
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",

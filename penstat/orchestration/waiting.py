@@ -32,8 +32,9 @@ def wait_until(condition: Callable[[], object], timeout: float, what: str,
 
 
 def publication_with(paths: Paths, deliveries: Iterable[str], timeout: float,
-                     newer_than: str | None = None) -> dict:
-    """Wait until `current` is a publication containing every `feed/delivery_id` given."""
+                     newer_than: str | None = None, interval: float = 1.0) -> dict:
+    """Wait until `current` is a publication containing every `feed/delivery_id` given
+    (looked at every `interval` seconds: a benchmark passes a short one)."""
     wanted = set(deliveries)
 
     def ready() -> dict | None:
@@ -51,7 +52,7 @@ def publication_with(paths: Paths, deliveries: Iterable[str], timeout: float,
                 f"quarantined {quarantined[:10]}")
 
     return wait_until(ready, timeout, f"a publication with {len(wanted)} deliveries",
-                      on_timeout=explain)
+                      interval=interval, on_timeout=explain)
 
 
 def dashboard_of(paths: Paths, version: str, timeout: float) -> str:
