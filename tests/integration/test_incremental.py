@@ -300,6 +300,42 @@ def test_the_gate_sees_new_changed_and_duplicated_keys_but_not_unchanged_rows(tm
     assert len(con.execute(_changed_rows(con, "mart_facility_daily", new, None)).fetchall()) == 5
 
 
+def _parquet(con, path, rows: str, columns: str = "facility_id, census_date, population"):
+    con.execute(f"COPY (SELECT * FROM (VALUES {rows}) t({columns})) TO '{path}' "
+                "(FORMAT parquet)")
+
+
+def test_the_gate_sees_what_the_key_join_could_hide(tmp_path):
+    """The hostile cases of a join on the key: a row duplicated exactly (equal to the
+    current row of its key), a NULL in the key, a NULL value that became a number, a
+    file whose columns changed, and rows only removed."""
+    from penstat.publication.publish import _changed_rows
+
+    con = duckdb.connect()
+    old, new = tmp_path / "old.parquet", tmp_path / "new.parquet"
+    _parquet(con, old, "('F1', DATE '2024-01-01', 10), ('F2', DATE '2024-01-01', NULL), "
+                       "(NULL, DATE '2024-01-01', 5), ('F3', DATE '2024-01-01', 7)")
+    _parquet(con, new, "('F1', DATE '2024-01-01', 10), ('F1', DATE '2024-01-01', 10), "
+                       "('F2', DATE '2024-01-01', 0), (NULL, DATE '2024-01-01', 5), "
+                       "('F3', DATE '2024-01-01', 7)")
+    rows = sorted(con.execute(_changed_rows(con, "mart_facility_daily", new, old)).fetchall(),
+                  key=str)
+    # both copies of the duplicated F1 row; F2's NULL -> 0; the NULL-keyed row is
+    # unchanged (NULL keys match NULL keys), and so is F3
+    assert [(r[0], r[2]) for r in rows] == [("F1", 10), ("F1", 10), ("F2", 0)]
+
+    # another column set than the current file: the staged rows are judged whole
+    _parquet(con, old, "('F1', DATE '2024-01-01', 10, 'x')",
+             "facility_id, census_date, population, flag")
+    assert len(con.execute(_changed_rows(con, "mart_facility_daily", new, old)).fetchall()) == 5
+
+    # nothing new or changed, one row removed: whole
+    _parquet(con, old, "('F1', DATE '2024-01-01', 10), ('F3', DATE '2024-01-01', 7), "
+                       "('F4', DATE '2024-01-01', 1)")
+    _parquet(con, new, "('F1', DATE '2024-01-01', 10), ('F3', DATE '2024-01-01', 7)")
+    assert len(con.execute(_changed_rows(con, "mart_facility_daily", new, old)).fetchall()) == 2
+
+
 def test_large_gate_batches_keep_every_row_of_a_key_together():
     from penstat.validation.runner import batches
 

@@ -627,7 +627,8 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
         # withheld before; 1: published with today's value; 2: published, another value)
         ledger_state = """CASE WHEN l.key IS NULL THEN NULL WHEN l.value IS NULL THEN 0
                           WHEN abs(l.value - r.value) <= 1e-6 THEN 1 ELSE 2 END"""
-        facility_rows = con.execute(f"""
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE regime_facility AS
             WITH r AS (
                 SELECT {regime_keys(name, True)} AS key, facility_id,
                        strftime(month, '%Y-%m') AS m, coalesce(scale_class, 'unknown') AS c,
@@ -636,9 +637,13 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 FROM wh.intermediate.int_facility_month_kpis
                 WHERE {count} IS NOT NULL AND {base} IS NOT NULL AND {base} > 0)
             SELECT r.key, r.facility_id, r.m, r.c, r.optimal, r.value, r.base,
-                   {ledger_state}
-            FROM r LEFT JOIN ledger l USING (key)""").fetchall()
-        national_rows = [] if national_base is None else con.execute(f"""
+                   {ledger_state} AS state
+            FROM r LEFT JOIN ledger l USING (key)""")
+        national = "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS m, NULL::VARCHAR AS c, " \
+                   "NULL::DOUBLE AS value, NULL::DOUBLE AS base, NULL::INTEGER AS state " \
+                   "WHERE false"
+        if national_base is not None:
+            national = f"""
             WITH r AS (
                 SELECT {regime_keys(name, False)} AS key, strftime(month, '%Y-%m') AS m,
                        scale_class AS c, {count}::DOUBLE AS value,
@@ -646,13 +651,30 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 FROM wh.intermediate.int_national_month_kpis
                 WHERE {count} IS NOT NULL AND {national_base} IS NOT NULL
                   AND {national_base} > 0)
-            SELECT r.key, r.m, r.c, r.value, r.base, {ledger_state}
-            FROM r LEFT JOIN ledger l USING (key)""").fetchall()
-        primary_months = {r[2] for r in facility_rows if _rate_primary(r[5], r[6], t)[0]}
-        primary_months |= {r[1] for r in national_rows if _rate_primary(r[3], r[4], t)[0]}
-        new_months = {r[2] for r in facility_rows if r[7] in (None, 2)}
-        new_months |= {r[1] for r in national_rows if r[5] in (None, 2)}
-        active = primary_months & new_months
+            SELECT r.key, r.m, r.c, r.value, r.base, {ledger_state} AS state
+            FROM r LEFT JOIN ledger l USING (key)"""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE regime_national AS {national}")
+        # the months built as linked tables (docstring): a primary cell (_rate_primary,
+        # in SQL) and a cell the attacker has not seen with today's value (state NULL or 2)
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE regime_active AS
+            SELECT m FROM (SELECT m, value, base, state FROM regime_facility
+                           UNION ALL SELECT m, value, base, state FROM regime_national)
+            GROUP BY m
+            HAVING bool_or((value > 0 AND value < $k) OR (base - value > 0
+                            AND base - value < $k) OR base < $d)
+               AND bool_or(state IS NULL OR state = 2)""",
+                    {"k": float(t.min_person_count), "d": float(t.min_rate_denominator)})
+        active = {r[0] for r in con.execute("SELECT m FROM regime_active").fetchall()}
+        # outside those months only the cells withheld before matter (withheld again)
+        facility_rows = con.execute("""
+            SELECT key, facility_id, m, c, optimal, value, base, state FROM regime_facility
+            WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
+        national_rows = con.execute("""
+            SELECT key, m, c, value, base, state FROM regime_national
+            WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
+        con.execute("DROP TABLE regime_facility; DROP TABLE regime_national; "
+                    "DROP TABLE regime_active")
         parts: dict[tuple[str, str], list[str]] = defaultdict(list)
         constant: dict[tuple[str, str], float] = defaultdict(float)
         pooled: dict[tuple[str, str, bool], float] = defaultdict(float)

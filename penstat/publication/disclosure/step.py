@@ -222,7 +222,8 @@ def apply(con: duckdb.DuckDBPyConnection, catalog: str, spec: MartSpec,
     flagged = VALUE_FLAG_COLUMNS.get(mart, ())
     source_cols = sorted((set(units) | set(kept) | set(flagged)) & source_columns)
     keys = spec.keys
-    join_w = " AND ".join(f"m.\"{k}\"::VARCHAR = w.k_{k}" for k in keys)
+    # the units' keys are text: cast to the mart's types on the small side of the join
+    join_w = " AND ".join(f'm."{k}" = CAST(w.k_{k} AS {types[k]})' for k in keys)
     select_s = ", ".join(f'"{c}"' for c in (*keys, *source_cols))
 
     def by_mart(column: str) -> str:
