@@ -9,6 +9,9 @@ its heavy libraries here, once, takes their start-up cost off every task on
 the path from `_READY` to a publication: Great Expectations takes about 6 s to
 import and dbt about 2.5 s (docs/benchmarks.md).
 
+The preloaded objects are then frozen (`gc.freeze`), out of the cyclic collector's
+walks in the scheduler and in every task process forked from it.
+
 Only the processes that fork task processes preload: the scheduler (with the
 LocalExecutor of the local stack) and a Celery worker (docker-compose.yml).
 The api-server, dag-processor and triggerer do not need the task code.
@@ -17,6 +20,7 @@ PENSTAT_PRELOAD_TASK_MODULES=0 turns it off.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import sys
@@ -45,6 +49,12 @@ def preload(argv: list[str] | None = None) -> list[str]:
         return []
     for name in TASK_MODULES:
         importlib.import_module(name)
+    # The imported modules live as long as the process: move their objects out of the
+    # cyclic collector's reach (Python's advice for a process that forks). A task's
+    # collections then walk only what the task made, not the millions of objects of
+    # Great Expectations, dbt and Airflow, and the forked processes do not copy those
+    # pages by touching them.
+    gc.freeze()
     return list(TASK_MODULES)
 
 

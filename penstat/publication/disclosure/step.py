@@ -28,6 +28,7 @@ import pandas as pd
 
 from penstat.contract.layout import Paths
 from penstat.contract.published import MART_COLUMNS, VALUE_FLAG_COLUMNS
+from penstat.core.collector import collector_paused
 from penstat.core.config import Config
 from penstat.publication.disclosure import audit, ledger, linked, secondary
 from penstat.publication.disclosure.cells import LinkedCells
@@ -117,6 +118,12 @@ def run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None = No
         catalog: str = "pub") -> Report:
     """Protect, apply and audit the marts of `catalog` (the draft's published.duckdb,
     holding the warehouse's columns) from the warehouse attached as `wh`."""
+    with collector_paused():  # the cells are many small objects without cycles
+        return _run(con, paths, config, catalog)
+
+
+def _run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None,
+         catalog: str) -> Report:
     report = Report()
     t0 = time.perf_counter()
     ledger.read(con, paths)

@@ -45,8 +45,10 @@ def test_a_scheduler_process_has_the_task_code_and_great_expectations_loaded():
         "import airflow_local_settings as s; "
         "print(sorted(m for m in ('great_expectations', 'dbt.cli.main', "
         "'penstat.orchestration.tasks') "
-        "if m in sys.modules))")
+        "if m in sys.modules)); "
+        "import gc; print(gc.get_freeze_count() > 100_000)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300, check=True)
-    assert out.stdout.strip() == ("['dbt.cli.main', 'great_expectations', "
-                                  "'penstat.orchestration.tasks']")
+    loaded, frozen = out.stdout.strip().splitlines()
+    assert loaded == "['dbt.cli.main', 'great_expectations', 'penstat.orchestration.tasks']"
+    assert frozen == "True", "the preloaded objects are not frozen out of the collector"
