@@ -637,11 +637,11 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 FROM wh.intermediate.int_facility_month_kpis
                 WHERE {count} IS NOT NULL AND {base} IS NOT NULL AND {base} > 0)
             SELECT r.key, r.facility_id, r.m, r.c, r.optimal, r.value, r.base,
-                   {ledger_state} AS state
+                   {ledger_state} AS state, l.value AS earlier_value
             FROM r LEFT JOIN ledger l USING (key)""")
         national = "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS m, NULL::VARCHAR AS c, " \
-                   "NULL::DOUBLE AS value, NULL::DOUBLE AS base, NULL::INTEGER AS state " \
-                   "WHERE false"
+                   "NULL::DOUBLE AS value, NULL::DOUBLE AS base, NULL::INTEGER AS state, " \
+                   "NULL::DOUBLE AS earlier_value WHERE false"
         if national_base is not None:
             national = f"""
             WITH r AS (
@@ -651,7 +651,8 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 FROM wh.intermediate.int_national_month_kpis
                 WHERE {count} IS NOT NULL AND {national_base} IS NOT NULL
                   AND {national_base} > 0)
-            SELECT r.key, r.m, r.c, r.value, r.base, {ledger_state} AS state
+            SELECT r.key, r.m, r.c, r.value, r.base, {ledger_state} AS state,
+                   l.value AS earlier_value
             FROM r LEFT JOIN ledger l USING (key)"""
         con.execute(f"CREATE OR REPLACE TEMP TABLE regime_national AS {national}")
         # the months built as linked tables (docstring): a primary cell (_rate_primary,
@@ -668,31 +669,40 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
         active = {r[0] for r in con.execute("SELECT m FROM regime_active").fetchall()}
         # outside those months only the cells withheld before matter (withheld again)
         facility_rows = con.execute("""
-            SELECT key, facility_id, m, c, optimal, value, base, state FROM regime_facility
+            SELECT key, facility_id, m, c, optimal, value, base, state, earlier_value
+            FROM regime_facility
             WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
         national_rows = con.execute("""
-            SELECT key, m, c, value, base, state FROM regime_national
+            SELECT key, m, c, value, base, state, earlier_value FROM regime_national
             WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
         con.execute("DROP TABLE regime_facility; DROP TABLE regime_national; "
                     "DROP TABLE regime_active")
         parts: dict[tuple[str, str], list[str]] = defaultdict(list)
         constant: dict[tuple[str, str], float] = defaultdict(float)
-        pooled: dict[tuple[str, str, bool], float] = defaultdict(float)
+        # pooled twins withheld for their small base: (group, withheld before) -> sum
+        pooled: dict[tuple[str, str, bool, bool], float] = defaultdict(float)
+        # the national rows as the last publication had them (earlier facts, below):
+        # its withheld facility-months are today's unknowns; its published ones, the
+        # values it published
+        then_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
+        then_constant: dict[tuple[str, str], float] = defaultdict(float)
         candidates: dict[tuple[str, str, bool], list[tuple[float, str, tuple]]] = \
             defaultdict(list)
-        for key, f, m, c, optimal, value, b, state in facility_rows:
+        for key, f, m, c, optimal, value, b, state, then in facility_rows:
             unit_key = ("mart_facility_monthly", (f, f"{m}-01"), name)
             if m not in active:
                 if state == 0:  # withheld before: withheld again
                     cells.units[cells.unit(unit_key)].withheld = True
                 continue
+            if state in (1, 2):  # published by the last publication: a known value then
+                _fold(then_constant, m, c, optimal, then)
             primary, need = _rate_primary(value, b, t)
             group = (m, c, optimal)
             if primary and need <= t.min_interval and state != 1:
                 # withheld for its small base, unknown to the attacker: pooled with its
-                # twins (below)
+                # twins (below), those withheld before apart from the others
                 cells.units[cells.unit(unit_key, primary=True)].withheld = True
-                pooled[group] += value
+                pooled[(*group, state == 0)] += value
                 continue
             if not primary and state == 1:  # published before with this value: a constant
                 _fold(constant, m, c, optimal, value)
@@ -702,6 +712,8 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 continue
             cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             _add_part(parts, m, c, optimal, key)
+            if state == 0:
+                _add_part(then_parts, m, c, optimal, key)
         for (m, c, optimal), listed in candidates.items():
             listed.sort()
             for value, key, unit_key in listed[:REGIME_CANDIDATES]:
@@ -709,20 +721,24 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 _add_part(parts, m, c, optimal, key)
             for value, *_ in listed[REGIME_CANDIDATES:]:
                 _fold(constant, m, c, optimal, value)
-        for (m, c, optimal), value in pooled.items():
+        for (m, c, optimal, before), value in pooled.items():
             hidden = cells.unit(HIDDEN)
             cells.units[hidden].withheld = True
-            key = f"regimepool|{name}|{m}|{c}|{optimal}"
+            key = f"regimepool|{name}|{m}|{c}|{optimal}" + ("|before" if before else "")
             cells.cell(key, value, unit=hidden, need=t.min_interval)
             _add_part(parts, m, c, optimal, key)
+            if before:
+                _add_part(then_parts, m, c, optimal, key)
         by_month: dict[str, list[str]] = defaultdict(list)
         totals: dict[str, str] = {}
-        for key, m, c, value, b, state in national_rows:
+        for key, m, c, value, b, state, then in national_rows:
             unit_key = ("mart_national_monthly", (f"{m}-01", c), name)
             if m not in active:
                 if state == 0:
                     cells.units[cells.unit(unit_key)].withheld = True
                 continue
+            if state in (1, 2):  # published before (revised or not): a fact as it was
+                _earlier_national(cells, key, then, m, c, then_parts, then_constant)
             primary, need = _rate_primary(value, b, t)
             cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             if c == "all":
@@ -733,6 +749,24 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                     by_month[m].append(key)
         for m, key in totals.items():  # facility-months of no class are in 'all' only
             cells.relation(key, by_month[m] + parts[(m, "unknown")], constant[(m, "unknown")])
+
+
+def _earlier_national(cells: LinkedCells, key: str, then: float, m: str, c: str,
+                      parts: dict[tuple[str, str], list[str]],
+                      constant: dict[tuple[str, str], float]) -> None:
+    """The national row `key` as the last publication published it (`then`), a fact the
+    attacker keeps: the sum of the facility-months of its class as they were then (the
+    ones withheld then are today's unknowns, the published ones their values then).
+    Without it, a facility-month published then and revised today into a small count
+    is the difference of today's sum and that one. Kept only if it holds on the true
+    values (a facility-month withheld then and revised since, or moved to another
+    class, makes it another sum); 'all' sums every class."""
+    if c == "all":
+        groups = [g for g in {*parts, *constant} if g[0] == m and g[1] != OPTIMAL]
+    else:
+        groups = [(m, c)]
+    cells.earlier_fact(key, then, [k for g in groups for k in parts.get(g, [])],
+                       sum(constant.get(g, 0.0) for g in groups))
 
 
 # Published facility-months kept as candidates for secondary suppression in each group

@@ -128,3 +128,46 @@ def test_a_month_as_published_before_is_not_built_again_and_keeps_its_pattern():
     assert "regime|work|F1|2024-03" in cells.index
     secondary.protect(cells, SECRET)
     assert exposed(cells) == []
+
+
+# The last publication of March: F1 (3) and F2 (20) withheld, F3 25 and F5 40 published,
+# the small class 88 and all 388.
+EARLIER = [("regime|work|F1|2024-03", None), ("regime|work|F2|2024-03", None),
+           ("regime|work|F3|2024-03", 25.0), ("regime|work|F5|2024-03", 40.0),
+           ("regime|work|F4|2024-03", 300.0), ("regimenat|work|2024-03|small", 88.0),
+           ("regimenat|work|2024-03|large", 300.0), ("regimenat|work|2024-03|all", 388.0)]
+
+
+@pytest.mark.parametrize("total_moves", [True, False])
+def test_a_count_revised_into_a_small_one_is_not_the_difference_of_two_sums(total_moves):
+    """F5's 40 is revised to 2. Today the small class is F1 + F2 + F5 + 25, and the
+    last publication's small row said F1 + F2 = 88 - 25 - 40 = 23: F5 = today's sum -
+    25 - 23. With F3 revised the other way (25 -> 63) the small row does not even move,
+    and the difference is still there."""
+    f3 = 25.0 if total_moves else 63.0
+    month = [("F1", "2024-03", "small", 3.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", f3, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    cells = build(warehouse(month, EARLIER))
+    for unit in cells.units:
+        unit.withheld = unit.withheld or unit.primary
+    # F1 and F2 withheld again, F5 primary: only the earlier sum gives F5 back
+    assert "regime|work|F5|2024-03" in exposed(cells)
+    assert "earlier|regimenat|work|2024-03|small" in cells.index
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
+    iv = audit.intervals(cells)[cells.index["regime|work|F5|2024-03"]]
+    assert iv.low <= 2 <= iv.high and iv.width >= T.protection_interval
+
+
+def test_an_earlier_sum_that_no_longer_holds_is_not_a_fact():
+    """F1 was withheld and has been revised since (3 -> 4): the last publication's small
+    row is a sum of other values than today's, so it is not put to the attacker."""
+    month = [("F1", "2024-03", "small", 4.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    cells = build(warehouse(month, EARLIER))
+    assert "earlier|regimenat|work|2024-03|small" in cells.index  # defined ...
+    small = cells.index["earlier|regimenat|work|2024-03|small"]
+    assert all(total != small for total, _, _ in cells.relations)  # ... but not kept
+    assert cells.rejected_relations >= 1
