@@ -210,17 +210,18 @@ def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
     key were validated when it was published. The keys are computed once, into a
     temporary table, by one join of the two files on the key (keys compared with IS NOT
     DISTINCT FROM, every other column too): exact, and a third of the time of an
-    EXCEPT ALL over whole rows. Without a current file, with other columns than it, or
-    when no key is new or changed (rows were only removed), the staged rows are judged
-    whole."""
+    EXCEPT ALL over whole rows. Without a current file, with other columns or column
+    types than it, or when no key is new or changed (rows were only removed), the staged
+    rows are judged whole."""
     new = f"read_parquet('{staged}')"
     whole = f"SELECT * FROM {new}"
     if current is None:
         return whole
     old = f"read_parquet('{current}')"
-    columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {new}").fetchall()]
-    if columns != [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {old}").fetchall()]:
-        return whole
+    described = [r[:2] for r in con.execute(f"DESCRIBE SELECT * FROM {new}").fetchall()]
+    if described != [r[:2] for r in con.execute(f"DESCRIBE SELECT * FROM {old}").fetchall()]:
+        return whole  # other columns or types: a comparison would cast, or fail
+    columns = [name for name, _ in described]
     key_columns = MART_KEYS[mart]
     keys = ", ".join(f'"{k}"' for k in key_columns)
     on = " AND ".join(f'n."{k}" IS NOT DISTINCT FROM o."{k}"' for k in key_columns)
@@ -230,8 +231,8 @@ def _changed_rows(con: duckdb.DuckDBPyConnection, mart: str, staged: Path,
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT {", ".join(f'n."{k}"' for k in key_columns)}
-        FROM {new} n LEFT JOIN (SELECT *, true AS _in FROM {old}) o ON {on}
-        WHERE o._in IS NULL OR {differs}
+        FROM {new} n LEFT JOIN (SELECT *, true AS _penstat_in_current FROM {old}) o ON {on}
+        WHERE o._penstat_in_current IS NULL OR {differs}
         UNION
         SELECT {keys} FROM {new} GROUP BY ALL HAVING count(*) > 1""")
     if con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0:

@@ -329,6 +329,11 @@ def test_the_gate_sees_what_the_key_join_could_hide(tmp_path):
              "facility_id, census_date, population, flag")
     assert len(con.execute(_changed_rows(con, "mart_facility_daily", new, old)).fetchall()) == 5
 
+    # a column of another type (an INTEGER that became text): whole, no failed cast
+    _parquet(con, old, "('F1', DATE '2024-01-01', 10)")
+    _parquet(con, new, "('F1', DATE '2024-01-01', 'abc'), ('F3', DATE '2024-01-01', '7')")
+    assert len(con.execute(_changed_rows(con, "mart_facility_daily", new, old)).fetchall()) == 2
+
     # nothing new or changed, one row removed: whole
     _parquet(con, old, "('F1', DATE '2024-01-01', 10), ('F3', DATE '2024-01-01', 7), "
                        "('F4', DATE '2024-01-01', 1)")
