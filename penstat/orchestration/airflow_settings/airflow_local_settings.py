@@ -10,7 +10,9 @@ the path from `_READY` to a publication: Great Expectations takes about 6 s to
 import and dbt about 2.5 s (docs/benchmarks.md).
 
 The preloaded objects are then frozen (`gc.freeze`), out of the cyclic collector's
-walks in the scheduler and in every task process forked from it.
+walks in every task process forked from it (the executors unfreeze their own
+process's objects around spawning workers; a process forked meanwhile keeps them
+frozen).
 
 Only the processes that fork task processes preload: the scheduler (with the
 LocalExecutor of the local stack) and a Celery worker (docker-compose.yml).

@@ -669,33 +669,28 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
         active = {r[0] for r in con.execute("SELECT m FROM regime_active").fetchall()}
         # outside those months only the cells withheld before matter (withheld again)
         facility_rows = con.execute("""
-            SELECT key, facility_id, m, c, optimal, value, base, state, earlier_value
-            FROM regime_facility
+            SELECT key, facility_id, m, c, optimal, value, base, state FROM regime_facility
             WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
         national_rows = con.execute("""
             SELECT key, m, c, value, base, state, earlier_value FROM regime_national
             WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
+        then_rows = _then_rows(con, name)
         con.execute("DROP TABLE regime_facility; DROP TABLE regime_national; "
                     "DROP TABLE regime_active")
         parts: dict[tuple[str, str], list[str]] = defaultdict(list)
         constant: dict[tuple[str, str], float] = defaultdict(float)
         # pooled twins withheld for their small base: (group, withheld before) -> sum
         pooled: dict[tuple[str, str, bool, bool], float] = defaultdict(float)
-        # the national rows as the last publication had them (earlier facts, below):
-        # its withheld facility-months are today's unknowns; its published ones, the
-        # values it published
-        then_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
-        then_constant: dict[tuple[str, str], float] = defaultdict(float)
+        # the part (a cell or a pool of them) of each facility-month withheld before
+        part_of: dict[str, str] = {}
         candidates: dict[tuple[str, str, bool], list[tuple[float, str, tuple]]] = \
             defaultdict(list)
-        for key, f, m, c, optimal, value, b, state, then in facility_rows:
+        for key, f, m, c, optimal, value, b, state in facility_rows:
             unit_key = ("mart_facility_monthly", (f, f"{m}-01"), name)
             if m not in active:
                 if state == 0:  # withheld before: withheld again
                     cells.units[cells.unit(unit_key)].withheld = True
                 continue
-            if state in (1, 2):  # published by the last publication: a known value then
-                _fold(then_constant, m, c, optimal, then)
             primary, need = _rate_primary(value, b, t)
             group = (m, c, optimal)
             if primary and need <= t.min_interval and state != 1:
@@ -703,6 +698,8 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 # twins (below), those withheld before apart from the others
                 cells.units[cells.unit(unit_key, primary=True)].withheld = True
                 pooled[(*group, state == 0)] += value
+                if state == 0:
+                    part_of[key] = f"regimepool|{name}|{m}|{c}|{optimal}|before"
                 continue
             if not primary and state == 1:  # published before with this value: a constant
                 _fold(constant, m, c, optimal, value)
@@ -713,7 +710,7 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             _add_part(parts, m, c, optimal, key)
             if state == 0:
-                _add_part(then_parts, m, c, optimal, key)
+                part_of[key] = key
         for (m, c, optimal), listed in candidates.items():
             listed.sort()
             for value, key, unit_key in listed[:REGIME_CANDIDATES]:
@@ -727,8 +724,7 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             key = f"regimepool|{name}|{m}|{c}|{optimal}" + ("|before" if before else "")
             cells.cell(key, value, unit=hidden, need=t.min_interval)
             _add_part(parts, m, c, optimal, key)
-            if before:
-                _add_part(then_parts, m, c, optimal, key)
+        then_parts, then_constant = _then_sums(then_rows, part_of)
         by_month: dict[str, list[str]] = defaultdict(list)
         totals: dict[str, str] = {}
         for key, m, c, value, b, state, then in national_rows:
@@ -752,21 +748,75 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
 
 
 def _earlier_national(cells: LinkedCells, key: str, then: float, m: str, c: str,
-                      parts: dict[tuple[str, str], list[str]],
+                      parts: dict[tuple[str, str], list[str] | None],
                       constant: dict[tuple[str, str], float]) -> None:
     """The national row `key` as the last publication published it (`then`), a fact the
     attacker keeps: the sum of the facility-months of its class as they were then (the
     ones withheld then are today's unknowns, the published ones their values then).
     Without it, a facility-month published then and revised today into a small count
-    is the difference of today's sum and that one. Kept only if it holds on the true
-    values (a facility-month withheld then and revised since, or moved to another
-    class, makes it another sum); 'all' sums every class."""
+    is the difference of today's sum and that one. The published parts are read from
+    the ledger with their class then, also those with no row today; kept only if it
+    holds on the true values (a facility-month withheld then and revised since makes it
+    another sum); 'all' sums every class."""
     if c == "all":
         groups = [g for g in {*parts, *constant} if g[0] == m and g[1] != OPTIMAL]
     else:
         groups = [(m, c)]
-    cells.earlier_fact(key, then, [k for g in groups for k in parts.get(g, [])],
-                       sum(constant.get(g, 0.0) for g in groups))
+    if any(g in parts and parts[g] is None for g in groups):
+        return  # a facility-month withheld then has no cell today: another sum
+    named = list(dict.fromkeys(k for g in groups for k in parts.get(g) or []))
+    cells.earlier_fact(key, then, named, sum(constant.get(g, 0.0) for g in groups))
+
+
+# The facility-months of the last publication: (facility_id, 'YYYY-MM', scale_class), a
+# temporary table the step fills from published/current (step.published_classes). A
+# facility-month's class then is the one the attacker read; without the table (a first
+# publication, or the linked tables built alone) today's class stands in.
+PUBLISHED_CLASSES = "published_classes"
+
+
+def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
+    """Every facility-month of a built month (regime_active) in the ledger for the count
+    `name`, present today or not: (key, month, value then or None if withheld then,
+    class then, small_optimal today)."""
+    prefix = f"regime|{name}|"
+    facility = f"substr(l.key, {len(prefix) + 1}, length(l.key) - {len(prefix) + 8})"
+    published = _temp_table_exists(con, PUBLISHED_CLASSES)
+    classes = (f"LEFT JOIN {PUBLISHED_CLASSES} p ON p.facility_id = {facility} "
+               "AND p.m = right(l.key, 7)") if published else ""
+    class_then = "p.scale_class" if published else "NULL"
+    return con.execute(f"""
+        SELECT l.key, right(l.key, 7), l.value,
+               coalesce({class_then}, r.c, 'unknown'), coalesce(r.optimal, false)
+        FROM ledger l LEFT JOIN regime_facility r USING (key) {classes}
+        WHERE starts_with(l.key, ?) AND right(l.key, 7) IN (SELECT m FROM regime_active)
+        """, [prefix]).fetchall()
+
+
+def _then_sums(then_rows: list[tuple], part_of: dict[str, str]
+               ) -> tuple[dict[tuple[str, str], list[str] | None],
+                          dict[tuple[str, str], float]]:
+    """The national sums of the last publication, by (month, class): the parts withheld
+    then (today's cells or pools, once each; None where one has no cell today) and the
+    values it published."""
+    parts: dict[tuple[str, str], list[str] | None] = defaultdict(list)
+    constant: dict[tuple[str, str], float] = defaultdict(float)
+    for key, m, then, c, optimal in then_rows:
+        if then is not None:
+            _fold(constant, m, c, optimal, then)
+            continue
+        groups = [(m, c), (m, OPTIMAL)] if optimal else [(m, c)]
+        for g in groups:
+            if key not in part_of:
+                parts[g] = None
+            elif parts[g] is not None and part_of[key] not in parts[g]:
+                parts[g].append(part_of[key])
+    return parts, constant
+
+
+def _temp_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary "
+                            "AND table_name = ?", [table]).fetchone()[0])
 
 
 # Published facility-months kept as candidates for secondary suppression in each group

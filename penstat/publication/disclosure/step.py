@@ -91,6 +91,18 @@ def build_cells(con: duckdb.DuckDBPyConnection, t: linked.Thresholds) -> LinkedC
     return cells
 
 
+def published_classes(con: duckdb.DuckDBPyConnection, paths: Paths) -> bool:
+    """linked.PUBLISHED_CLASSES: the facility-months of the current publication with the
+    class it gave them (the classes of the earlier national sums); False if none."""
+    path = paths.current_publication / "mart_facility_monthly.parquet"
+    if not path.is_file():
+        return False
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {linked.PUBLISHED_CLASSES} AS "
+                f"SELECT facility_id, strftime(month, '%Y-%m') AS m, scale_class "
+                f"FROM read_parquet('{path}')")
+    return True
+
+
 def kept_units(cells: LinkedCells) -> int:
     """For every unit a `kept` unit requires (spec.UnitSpec.kept), the kept unit of the
     same row, withheld with it; how many."""
@@ -118,7 +130,9 @@ def run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None = No
         catalog: str = "pub") -> Report:
     """Protect, apply and audit the marts of `catalog` (the draft's published.duckdb,
     holding the warehouse's columns) from the warehouse attached as `wh`."""
-    with collector_paused():  # the cells are many small objects without cycles
+    # building the cells makes many small objects without cycles; the pause covers the
+    # whole step, whose cycles (pandas, DuckDB results) are collected when it ends
+    with collector_paused():
         return _run(con, paths, config, catalog)
 
 
@@ -127,6 +141,7 @@ def _run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None,
     report = Report()
     t0 = time.perf_counter()
     ledger.read(con, paths)
+    published_classes(con, paths)
     cells = build_cells(con, thresholds(config))
     report.cells, report.relations = len(cells.keys), len(cells.relations)
     report.days_examined = sum(1 for k in cells.keys if k.startswith("day|"))

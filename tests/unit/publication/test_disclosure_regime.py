@@ -171,3 +171,35 @@ def test_an_earlier_sum_that_no_longer_holds_is_not_a_fact():
     small = cells.index["earlier|regimenat|work|2024-03|small"]
     assert all(total != small for total, _, _ in cells.relations)  # ... but not kept
     assert cells.rejected_relations >= 1
+
+
+@pytest.mark.parametrize("x_today", ["gone", "large"])
+def test_the_earlier_sum_counts_what_was_published_then_in_its_class_then(x_today):
+    """X (40) was published in the small class then; today it has no row, or it is in
+    the large class. F3 is revised from 25 to 2, and G (large, withheld) from 4 to 3,
+    so the 'all' row then is a sum of other values than today's. The small row then
+    still says F1 + F2 = 88 - 25 - 40 = 23, and today's small sum gives F3 back: the
+    fact must be built from the ledger (X's 40) and the class X had then (the
+    publication's), not from today's rows."""
+    month = [("F1", "2024-03", "small", 3.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 2.0, 60.0), ("G", "2024-03", "large", 3.0, 900.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    if x_today == "large":
+        month.append(("X", "2024-03", "large", 40.0, 80.0))
+    earlier = [("regime|work|F1|2024-03", None), ("regime|work|F2|2024-03", None),
+               ("regime|work|F3|2024-03", 25.0), ("regime|work|X|2024-03", 40.0),
+               ("regime|work|G|2024-03", None), ("regime|work|F4|2024-03", 300.0),
+               ("regimenat|work|2024-03|small", 88.0),
+               ("regimenat|work|2024-03|large", 304.0), ("regimenat|work|2024-03|all", 392.0)]
+    con = warehouse(month, earlier)
+    con.execute(f"CREATE TEMP TABLE {linked.PUBLISHED_CLASSES} AS SELECT * FROM (VALUES "
+                "('F1', '2024-03', 'small'), ('F2', '2024-03', 'small'), "
+                "('F3', '2024-03', 'small'), ('X', '2024-03', 'small'), "
+                "('G', '2024-03', 'large'), ('F4', '2024-03', 'large')) "
+                "t(facility_id, m, scale_class)")
+    cells = build(con)
+    for unit in cells.units:
+        unit.withheld = unit.withheld or unit.primary
+    assert "regime|work|F3|2024-03" in exposed(cells)
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
