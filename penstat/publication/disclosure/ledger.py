@@ -66,8 +66,15 @@ def ledger_path(paths: Paths) -> Path:
     return folder(paths) / LEDGER
 
 
+# The facility-months of the last publication with the class it gave them, a temporary
+# table (facility_id, m 'YYYY-MM', scale_class): the classes of its national sums.
+PUBLISHED_CLASSES = "published_classes"
+
+
 def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
-    """Load the ledger as the temporary table `ledger(key, value)` (empty if none)."""
+    """Load what earlier publications made public: the ledger as the temporary table
+    `ledger(key, value)`, and the last publication's facility-month classes as
+    PUBLISHED_CLASSES (each empty if there is none)."""
     path = ledger_path(paths)
     if path.is_file():
         con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS SELECT key, value "
@@ -75,6 +82,12 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE ledger (key VARCHAR, value DOUBLE)"
                     ).fetchall()
+    monthly = paths.current_publication / "mart_facility_monthly.parquet"
+    rows = (f"SELECT facility_id, strftime(month, '%Y-%m') AS m, scale_class "
+            f"FROM read_parquet('{monthly}')") if monthly.is_file() else \
+        "SELECT NULL::VARCHAR AS facility_id, NULL::VARCHAR AS m, " \
+        "NULL::VARCHAR AS scale_class WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {PUBLISHED_CLASSES} AS {rows}")
 
 
 def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:

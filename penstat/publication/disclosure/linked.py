@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import duckdb
 
 from penstat.publication.disclosure.cells import LinkedCells
+from penstat.publication.disclosure.ledger import PUBLISHED_CLASSES
 
 HIDDEN = ("hidden",)  # a unit never published: cells only the attacker's unknowns
 COHORT_COUNTS = {  # count name -> the outcome flag counted (None: every release)
@@ -768,27 +769,19 @@ def _earlier_national(cells: LinkedCells, key: str, then: float, m: str, c: str,
     cells.earlier_fact(key, then, named, sum(constant.get(g, 0.0) for g in groups))
 
 
-# The facility-months of the last publication: (facility_id, 'YYYY-MM', scale_class), a
-# temporary table the step fills from published/current (step.published_classes). A
-# facility-month's class then is the one the attacker read; without the table (a first
-# publication, or the linked tables built alone) today's class stands in.
-PUBLISHED_CLASSES = "published_classes"
-
-
 def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
     """Every facility-month of a built month (regime_active) in the ledger for the count
     `name`, present today or not: (key, month, value then or None if withheld then,
-    class then, small_optimal today)."""
+    class then, small_optimal today). The class then is the one the last publication
+    gave it (ledger.PUBLISHED_CLASSES); today's where it gave none."""
     prefix = f"regime|{name}|"
     facility = f"substr(l.key, {len(prefix) + 1}, length(l.key) - {len(prefix) + 8})"
-    published = _temp_table_exists(con, PUBLISHED_CLASSES)
-    classes = (f"LEFT JOIN {PUBLISHED_CLASSES} p ON p.facility_id = {facility} "
-               "AND p.m = right(l.key, 7)") if published else ""
-    class_then = "p.scale_class" if published else "NULL"
     return con.execute(f"""
         SELECT l.key, right(l.key, 7), l.value,
-               coalesce({class_then}, r.c, 'unknown'), coalesce(r.optimal, false)
-        FROM ledger l LEFT JOIN regime_facility r USING (key) {classes}
+               coalesce(p.scale_class, r.c, 'unknown'), coalesce(r.optimal, false)
+        FROM ledger l LEFT JOIN regime_facility r USING (key)
+        LEFT JOIN {PUBLISHED_CLASSES} p
+          ON p.facility_id = {facility} AND p.m = right(l.key, 7)
         WHERE starts_with(l.key, ?) AND right(l.key, 7) IN (SELECT m FROM regime_active)
         """, [prefix]).fetchall()
 
@@ -812,11 +805,6 @@ def _then_sums(then_rows: list[tuple], part_of: dict[str, str]
             elif parts[g] is not None and part_of[key] not in parts[g]:
                 parts[g].append(part_of[key])
     return parts, constant
-
-
-def _temp_table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary "
-                            "AND table_name = ?", [table]).fetchone()[0])
 
 
 # Published facility-months kept as candidates for secondary suppression in each group

@@ -91,18 +91,6 @@ def build_cells(con: duckdb.DuckDBPyConnection, t: linked.Thresholds) -> LinkedC
     return cells
 
 
-def published_classes(con: duckdb.DuckDBPyConnection, paths: Paths) -> bool:
-    """linked.PUBLISHED_CLASSES: the facility-months of the current publication with the
-    class it gave them (the classes of the earlier national sums); False if none."""
-    path = paths.current_publication / "mart_facility_monthly.parquet"
-    if not path.is_file():
-        return False
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {linked.PUBLISHED_CLASSES} AS "
-                f"SELECT facility_id, strftime(month, '%Y-%m') AS m, scale_class "
-                f"FROM read_parquet('{path}')")
-    return True
-
-
 def kept_units(cells: LinkedCells) -> int:
     """For every unit a `kept` unit requires (spec.UnitSpec.kept), the kept unit of the
     same row, withheld with it; how many."""
@@ -141,7 +129,6 @@ def _run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None,
     report = Report()
     t0 = time.perf_counter()
     ledger.read(con, paths)
-    published_classes(con, paths)
     cells = build_cells(con, thresholds(config))
     report.cells, report.relations = len(cells.keys), len(cells.relations)
     report.days_examined = sum(1 for k in cells.keys if k.startswith("day|"))
