@@ -235,12 +235,14 @@ class Crasher:
             con.close()
 
 
-def disclosure_cells(paths: Paths) -> dict[str, float | None]:
-    """The disclosure ledger: every cell key published and its last value."""
+def disclosure_cells(paths: Paths) -> dict[str, list[float | None]]:
+    """The disclosure ledger: every cell key published, its last value and, withheld,
+    its value then."""
     path = disclosure_ledger.ledger_path(paths)
     if not path.is_file():
         return {}
-    return dict(duckdb.sql(f"SELECT key, value FROM read_parquet('{path}')").fetchall())
+    return {key: [value, withheld] for key, value, withheld in duckdb.sql(
+        f"SELECT key, value, withheld_value FROM read_parquet('{path}')").fetchall()}
 
 
 def reference_run(home: Path) -> dict:

@@ -5,8 +5,9 @@ the GX gate and `current`.
 Scenario (one module home, scale 0.1, seed 7, one year of daily occupancy, 2023, and
 all release cohorts): a first publication; two consecutive daily deliveries (2024-01-01
 and 2024-01-02: a provisional month one day, then two days long); a correction
-(`replaces`) that turns one published facility-day into a count of 3. After each
-publication:
+(`replaces`) that turns one published facility-day into a count of 3; a correction of
+a facility-day of 1-4 persons, withheld in a facility-month whose average was published
+(revised while withheld). After each publication:
 
 * the publisher's own audit (an LP over all linked tables and the ledger of what was
   published before) passed and is in the manifest and the gate report;
@@ -54,27 +55,49 @@ def _run(paths, feeds=FEEDS) -> dict:
     return json.loads((publication.folder / "manifest.json").read_text())
 
 
-def _correction(paths) -> tuple[str, str]:
-    """Replace the 2023 occupancy delivery's population of one facility-day by 3."""
+def _correction(paths, population: int = 3, facility: str | None = None,
+                day: str = "2023-06-14") -> tuple[str, str]:
+    """Replace the population of one facility-day of the 2023 occupancy delivery (on
+    `day`: `facility`'s, or a published one of at least 10) by `population`."""
     original = paths.archive / "occupancy" / "syn-occ-2023" / "occupancy.csv"
     rows = list(csv.DictReader(io.StringIO(original.read_text())))
-    row = next(dict(r) for r in rows if r["census_date"] == "2023-06-14"
-               and int(r["population"]) >= 10)
-    row["population"] = "3"
+    row = next(dict(r) for r in rows if r["census_date"] == day
+               and (r["facility_id"] == facility if facility else int(r["population"]) >= 10))
+    row["population"] = str(population)
     for column, value in row.items():  # the breakdowns stay within the population
         if column.startswith("population_") and value not in ("", None):
-            row[column] = str(min(int(value), 3))
+            row[column] = str(min(int(value), population))
     text = ",".join(row) + "\n" + ",".join(row.values()) + "\n"
-    write_delivery(paths.inbox, "occupancy", "syn-occ-fix-2023-06-14",
+    name = f"syn-occ-fix-{day}" + ("" if facility is None else f"-{facility}")
+    write_delivery(paths.inbox, "occupancy", name,
                    {"occupancy.csv": text.encode()}, sender="TEST",
-                   created_at="2026-01-03T02:00:00Z", period=("2023-06-14", "2023-06-14"),
-                   replaces="syn-occ-2023", ring=False)
-    return row["facility_id"], "2023-06-14"
+                   created_at=f"2026-01-0{3 if facility is None else 4}T02:00:00Z",
+                   period=(day, day), replaces="syn-occ-2023", ring=False)
+    return row["facility_id"], day
+
+
+def _withheld_small_day(paths, version: str) -> tuple[str, str, int]:
+    """A facility-day of 2023 of 1-4 persons, withheld in `version`, whose facility-month
+    average was published: (facility, day, population)."""
+    con = _con(paths, version)
+    try:
+        return con.execute("""
+            SELECT d.facility_id, d.census_date::VARCHAR, w.population
+            FROM marts.mart_facility_daily d
+            JOIN marts.mart_facility_monthly m
+              ON m.facility_id = d.facility_id AND m.month = date_trunc('month', d.census_date)
+            JOIN intermediate.int_facility_days w
+              ON w.facility_id = d.facility_id AND w.census_date = d.census_date
+            WHERE d.population IS NULL AND m.average_daily_population IS NOT NULL
+              AND year(d.census_date) = 2023 AND w.population BETWEEN 1 AND 4
+            ORDER BY 1, 2 LIMIT 1""").fetchone()
+    finally:
+        con.close()
 
 
 @pytest.fixture(scope="module")
 def vintages(tmp_path_factory):
-    """Four publications of one home: (manifest, copy of published.duckdb) each."""
+    """Five publications of one home: the manifest of each."""
     home = tmp_path_factory.mktemp("disclosure-vintages") / "home"
     out = []
     with penstat_home(home) as paths:
@@ -86,9 +109,14 @@ def vintages(tmp_path_factory):
             out.append(_run(paths, ("occupancy",)))
         corrected = _correction(paths)
         out.append(_run(paths, ("occupancy",)))
+        # a small day withheld beside a published month, corrected while withheld
+        facility, day, population = _withheld_small_day(paths, out[-1]["version"])
+        again = _correction(paths, population + 1 if population < 4 else population - 1,
+                            facility=facility, day=day)
+        out.append(_run(paths, ("occupancy",)))
         versions = [m["version"] for m in out]
-        assert len(set(versions)) == 4, versions
-        yield paths, out, corrected
+        assert len(set(versions)) == 5, versions
+        yield paths, out, (corrected, again)
 
 
 def _con(paths, version: str) -> duckdb.DuckDBPyConnection:
@@ -134,6 +162,7 @@ def test_the_step_reads_day_by_day_only_what_the_new_deliveries_touch(vintages):
     assert examined[1] <= examined[0] + facilities, examined  # + day 2024-01-01
     assert examined[2] <= examined[0] + 2 * facilities, examined  # + 2024-01-02
     assert examined[3] <= examined[2] + 31, examined  # + the corrected month
+    assert examined[4] <= examined[3], examined  # a month withheld before
 
 
 def test_the_ledger_holds_the_provisional_sums_of_each_day(vintages):
@@ -146,7 +175,7 @@ def test_the_ledger_holds_the_provisional_sums_of_each_day(vintages):
 
 
 def test_an_independent_attacker_recovers_no_withheld_day(vintages):
-    paths, manifests, corrected = vintages
+    paths, manifests, (corrected, _) = vintages
     for manifest in manifests:
         con = _con(paths, manifest["version"])
         try:
@@ -155,14 +184,14 @@ def test_an_independent_attacker_recovers_no_withheld_day(vintages):
             con.close()
         recovered = {k: v for k, v in results.items() if pinned(v[0], v[1])}
         assert not recovered, (manifest["version"], recovered)
-    # the corrected day (now 3) is among the withheld ones of the last publication
+    # the corrected day (3, then 2) is among the withheld ones of the last publication
     assert (corrected[0], date.fromisoformat(corrected[1])) in results
 
 
 def test_the_corrected_day_is_not_given_back_by_the_move_of_its_month(vintages):
     """Before the correction the day was published; after it, its month must not move by
     a published amount that, with the day published before, gives the new value."""
-    paths, manifests, (facility, day) = vintages
+    paths, manifests, ((facility, day), _) = vintages
     con = _con(paths, manifests[3]["version"])
     try:
         adp = con.execute(
@@ -372,3 +401,26 @@ def test_no_provisional_month_publishes_its_flows(vintages):
             JOIN intermediate.int_facility_month_kpis k USING (facility_id, month)
             WHERE NOT k.is_provisional""").fetchone()[0]
         assert complete > 0, "complete months publish their turnover"
+
+
+def test_a_day_corrected_while_withheld_keeps_its_value_then_as_an_unknown(vintages):
+    """The fifth publication corrects a withheld day of 1-4 persons whose month was
+    published: the ledger had kept its value then (owner-only), and the month then
+    names it as an unknown of its own in the fifth publication's audit."""
+    paths, manifests, (_, (facility, day)) = vintages
+    report = manifests[4]["validation"]["disclosure"]
+    assert report["success"] and report["revised_while_withheld"] >= 1, report
+    assert all(m["validation"]["disclosure"]["revised_while_withheld"] == 0
+               for m in manifests[:4])
+    path = ledger.ledger_path(paths)
+    assert (path.stat().st_mode & 0o777) == 0o600
+    today = duckdb.sql(f"SELECT value, withheld_value FROM read_parquet('{path}') "
+                       f"WHERE key = 'day|{facility}|{day}'").fetchall()
+    assert len(today) == 1 and today[0][0] is None and 1 <= today[0][1] <= 4, today
+    con = _con(paths, manifests[4]["version"])
+    try:
+        assert con.execute("SELECT population, population_flag FROM marts.mart_facility_daily "
+                           "WHERE facility_id = ? AND census_date = ?",
+                           [facility, day]).fetchall() == [(None, "c")]
+    finally:
+        con.close()

@@ -3,7 +3,12 @@
 The ledger (`$PENSTAT_HOME/disclosure/ledger.parquet`) holds, for every cell key ever
 published, the last value published (a facility-day's population, a facility-month's
 or national class's person-days up to a given day, a cohort group's counts; NULL:
-withheld last time, so withheld again). It is
+withheld last time, so withheld again). A withheld cell also keeps, in
+`withheld_value`, the value it had when it was withheld: a sum published beside it is
+a fact about that value, which the attacker keeps when the cell is revised while
+withheld (linked.py gives the old value an unknown of its own). That column is as
+confidential as the warehouse: the files are readable by their owner only (0600), and
+a ledger written before the column existed reads as NULL there. It is
 rewritten after each publication becomes current, from the previous ledger and the new
 publication's published cells, so reading it costs the number of cells, whatever the
 number of publications. A provisional month's sums have keys carrying their last day,
@@ -30,10 +35,21 @@ from penstat.core.processes import pid_alive
 
 LEDGER = "ledger.parquet"
 SECRET = "secret"
+WITHHELD_VALUE = "withheld_value"  # the value of a withheld cell then (owner-only)
+FILE_MODE, FOLDER_MODE = 0o600, 0o700
 
 
 def folder(paths: Paths) -> Path:
     return paths.home / "disclosure"
+
+
+def _made_folder(paths: Paths) -> Path:
+    """The ledger's folder, made if missing, entered by its owner only (0700): the files
+    in it are owner-only as well, and a file being written is not readable meanwhile."""
+    path = folder(paths)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(FOLDER_MODE)
+    return path
 
 
 def secret(paths: Paths) -> bytes:
@@ -55,7 +71,7 @@ def secret(paths: Paths) -> bytes:
         pass
     path = folder(paths) / SECRET
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _made_folder(paths)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(secrets.token_bytes(32))
@@ -71,17 +87,28 @@ def ledger_path(paths: Paths) -> Path:
 PUBLISHED_CLASSES = "published_classes"
 
 
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> str:
+    """The ledger's columns selected from `relation`: (key, value, withheld_value), the
+    last NULL where the relation has none (a ledger or pending file of an earlier
+    version, or cells staged without it)."""
+    names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
+    withheld = WITHHELD_VALUE if WITHHELD_VALUE in names \
+        else f"NULL::DOUBLE AS {WITHHELD_VALUE}"
+    return f"key, value, {withheld}"
+
+
 def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     """Load what earlier publications made public: the ledger as the temporary table
-    `ledger(key, value)`, and the last publication's facility-month classes as
-    PUBLISHED_CLASSES (each empty if there is none)."""
+    `ledger(key, value, withheld_value)`, and the last publication's facility-month
+    classes as PUBLISHED_CLASSES (each empty if there is none)."""
     path = ledger_path(paths)
     if path.is_file():
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS SELECT key, value "
-                    f"FROM read_parquet('{path}')").fetchall()
+        source = f"read_parquet('{path}')"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS "
+                    f"SELECT {_columns(con, source)} FROM {source}").fetchall()
     else:
-        con.execute("CREATE OR REPLACE TEMP TABLE ledger (key VARCHAR, value DOUBLE)"
-                    ).fetchall()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger (key VARCHAR, value DOUBLE, "
+                    f"{WITHHELD_VALUE} DOUBLE)").fetchall()
     monthly = paths.current_publication / "mart_facility_monthly.parquet"
     rows = (f"SELECT facility_id, strftime(month, '%Y-%m') AS m, scale_class "
             f"FROM read_parquet('{monthly}')") if monthly.is_file() else \
@@ -91,20 +118,22 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
 
 
 def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
-    """Merge the relation `published(key, value)` into the ledger (newest value wins);
-    atomically replace the file; the number of keys it holds."""
-    path = ledger_path(paths)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Merge the relation `published(key, value[, withheld_value])` into the ledger
+    (newest row wins); atomically replace the file (owner-only); the number of keys it
+    holds."""
+    path = _made_folder(paths) / LEDGER
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     old = f"read_parquet('{path}')" if path.is_file() \
-        else "(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value WHERE false)"
+        else (f"(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value, "
+              f"NULL::DOUBLE AS {WITHHELD_VALUE} WHERE false)")
     con.execute(f"""
         COPY (
-            WITH new AS (SELECT key, value FROM {published}),
-                 kept AS (SELECT o.key, o.value FROM {old} AS o
-                          WHERE o.key NOT IN (SELECT key FROM new))
-            SELECT key, value FROM new UNION ALL SELECT key, value FROM kept ORDER BY key
+            WITH new AS (SELECT {_columns(con, published)} FROM {published}),
+                 kept AS (SELECT {_columns(con, old)} FROM {old}
+                          WHERE key NOT IN (SELECT key FROM new))
+            SELECT * FROM new UNION ALL SELECT * FROM kept ORDER BY key
         ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
+    os.chmod(tmp, FILE_MODE)
     os.replace(tmp, path)
     return int(con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0])
 
@@ -119,9 +148,11 @@ def _promised(paths: Paths, pid: int, version: str) -> Path:
 
 
 def stage(con: duckdb.DuckDBPyConnection, paths: Paths, relation: str) -> None:
+    _made_folder(paths)
     path = pending(paths)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"COPY (SELECT key, value FROM {relation}) TO '{path}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT {_columns(con, relation)} FROM {relation}) TO '{path}' "
+                f"(FORMAT parquet)")
+    os.chmod(path, FILE_MODE)
 
 
 def promise(paths: Paths, version: str) -> None:

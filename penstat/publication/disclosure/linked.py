@@ -33,6 +33,8 @@ from penstat.publication.disclosure.cells import LinkedCells
 from penstat.publication.disclosure.ledger import PUBLISHED_CLASSES
 
 HIDDEN = ("hidden",)  # a unit never published: cells only the attacker's unknowns
+# the key prefix of a value withheld by an earlier publication and revised since
+THEN = "then|"
 COHORT_COUNTS = {  # count name -> the outcome flag counted (None: every release)
     "cohort_size": None,
     "reoffenders_2y_general": "recid_2y_general",
@@ -72,21 +74,44 @@ def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
         "AND table_schema = ? AND table_name = ?", [schema, table]).fetchall()[0][0])
 
 
-def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, float], dict[str, float]]:
+def _then_cell(cells: LinkedCells, key: str, value: float, t: Thresholds) -> str:
+    """The cell `key` as an earlier publication withheld it, revised since: an unknown of
+    its own (never published, like the cross table) with the value it had then, named
+    by every fact of that publication. The value then is protected as it was: a person
+    count of 1..4 keeps the protection interval."""
+    name = f"{THEN}{key}"
+    if name not in cells.index:
+        hidden = cells.unit(HIDDEN)
+        cells.units[hidden].withheld = True
+        cells.cell(name, value, unit=hidden,
+                   need=t.protection_interval if _small(value, 1, t) else 0.0)
+    return name
+
+
+def _earlier(con: duckdb.DuckDBPyConnection
+             ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
     """From the ledger (temp table `ledger`): the days published with another value than
-    today's (corrections: key -> the value then), and the population sums published
-    before (key -> value), for earlier_facts."""
+    today's (corrections: key -> the value then), the days withheld with another value
+    than today's (revised while withheld: key -> the value then), and the population
+    sums published before (key -> value), for earlier_facts."""
     changed = dict(con.execute("""
         SELECT l.key, l.value FROM ledger l
         JOIN wh.intermediate.int_facility_days d
           ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
         WHERE l.key LIKE 'day|%' AND l.value IS NOT NULL
           AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall())
+    revised = dict(con.execute("""
+        SELECT l.key, l.withheld_value FROM ledger l
+        JOIN wh.intermediate.int_facility_days d
+          ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
+        WHERE l.key LIKE 'day|%' AND l.value IS NULL AND l.withheld_value IS NOT NULL
+          AND d.population IS NOT NULL
+          AND abs(d.population::DOUBLE - l.withheld_value) > 1e-6""").fetchall())
     sums = dict(con.execute("""
         SELECT key, value FROM ledger WHERE value IS NOT NULL
           AND (key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%')
         """).fetchall())
-    return changed, sums
+    return changed, revised, sums
 
 
 def _withheld_before_months(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
@@ -108,7 +133,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
     if not all(_table_exists(con, f"intermediate.{m}") for m in (
             "int_facility_days", "int_facility_month_kpis", "int_national_month_kpis")):
         return
-    changed, sums = _earlier(con)
+    changed, revised, sums = _earlier(con)
     min_count = float(t.min_person_count)
     fm_rows = con.execute("""
         SELECT d.facility_id, strftime(d.month, '%Y-%m'), max(d.census_date)::VARCHAR,
@@ -294,15 +319,19 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         cells.require(over_all, unit)
     # after today's cells, so that a sum published before with today's value is known
     # (known_cells) rather than a fact to build
-    _earlier_facts(cells, con, sums, changed, by_fm, nat_days)
+    _earlier_facts(cells, con, t, sums, (changed, revised), by_fm, nat_days)
 
 
-def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection,
-                   sums: dict[str, float], changed: dict[str, float],
+def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds,
+                   sums: dict[str, float],
+                   then: tuple[dict[str, float], dict[str, float]],
                    by_fm: dict[tuple[str, str], list[tuple]],
                    nat_days: dict[tuple[str, str], list[tuple]]) -> None:
     """Each population sum published before, as a fact about today's cells: the sum of
-    the days it covered, a corrected day counted at its value then (if published)."""
+    the days it covered, a corrected day counted at its value then: a constant if it was
+    published, its own unknown (_then_cell) if it was withheld (`then`: the days
+    published, and withheld, with another value than today's)."""
+    changed, revised = then
     for key, value in sums.items():
         i = cells.index.get(key)
         if i is not None and abs(cells.values[i] - value) <= 1e-6:
@@ -334,6 +363,8 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection,
                 continue
             if day_key is not None and day_key in changed:
                 constant += changed[day_key]
+            elif day_key is not None and day_key in revised:
+                parts.append(_then_cell(cells, day_key, revised[day_key], t))
             elif day_key is not None and day_key in cells.index:
                 parts.append(day_key)
             else:
@@ -638,7 +669,8 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 FROM wh.intermediate.int_facility_month_kpis
                 WHERE {count} IS NOT NULL AND {base} IS NOT NULL AND {base} > 0)
             SELECT r.key, r.facility_id, r.m, r.c, r.optimal, r.value, r.base,
-                   {ledger_state} AS state, l.value AS earlier_value
+                   {ledger_state} AS state, l.value AS earlier_value,
+                   l.value IS NULL AND abs(l.withheld_value - r.value) > 1e-6 AS revised
             FROM r LEFT JOIN ledger l USING (key)""")
         national = "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS m, NULL::VARCHAR AS c, " \
                    "NULL::DOUBLE AS value, NULL::DOUBLE AS base, NULL::INTEGER AS state, " \
@@ -670,7 +702,9 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
         active = {r[0] for r in con.execute("SELECT m FROM regime_active").fetchall()}
         # outside those months only the cells withheld before matter (withheld again)
         facility_rows = con.execute("""
-            SELECT key, facility_id, m, c, optimal, value, base, state FROM regime_facility
+            SELECT key, facility_id, m, c, optimal, value, base, state,
+                   coalesce(revised, false)
+            FROM regime_facility
             WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
         national_rows = con.execute("""
             SELECT key, m, c, value, base, state, earlier_value FROM regime_national
@@ -682,11 +716,12 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
         constant: dict[tuple[str, str], float] = defaultdict(float)
         # pooled twins withheld for their small base: (group, withheld before) -> sum
         pooled: dict[tuple[str, str, bool, bool], float] = defaultdict(float)
-        # the part (a cell or a pool of them) of each facility-month withheld before
+        # the part (a cell or a pool of them) of each facility-month withheld before with
+        # today's value (one revised since is its own unknown in the sums of then)
         part_of: dict[str, str] = {}
         candidates: dict[tuple[str, str, bool], list[tuple[float, str, tuple]]] = \
             defaultdict(list)
-        for key, f, m, c, optimal, value, b, state in facility_rows:
+        for key, f, m, c, optimal, value, b, state, revised in facility_rows:
             unit_key = ("mart_facility_monthly", (f, f"{m}-01"), name)
             if m not in active:
                 if state == 0:  # withheld before: withheld again
@@ -698,8 +733,9 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 # withheld for its small base, unknown to the attacker: pooled with its
                 # twins (below), those withheld before apart from the others
                 cells.units[cells.unit(unit_key, primary=True)].withheld = True
-                pooled[(*group, state == 0)] += value
-                if state == 0:
+                before = state == 0 and not revised
+                pooled[(*group, before)] += value
+                if before:
                     part_of[key] = f"regimepool|{name}|{m}|{c}|{optimal}|before"
                 continue
             if not primary and state == 1:  # published before with this value: a constant
@@ -710,7 +746,7 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 continue
             cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             _add_part(parts, m, c, optimal, key)
-            if state == 0:
+            if state == 0 and not revised:
                 part_of[key] = key
         for (m, c, optimal), listed in candidates.items():
             listed.sort()
@@ -725,7 +761,7 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             key = f"regimepool|{name}|{m}|{c}|{optimal}" + ("|before" if before else "")
             cells.cell(key, value, unit=hidden, need=t.min_interval)
             _add_part(parts, m, c, optimal, key)
-        then_parts, then_constant = _then_sums(then_rows, part_of)
+        then_parts, then_constant = _then_sums(cells, t, then_rows, part_of)
         by_month: dict[str, list[str]] = defaultdict(list)
         totals: dict[str, str] = {}
         for key, m, c, value, b, state, then in national_rows:
@@ -772,13 +808,15 @@ def _earlier_national(cells: LinkedCells, key: str, then: float, m: str, c: str,
 def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
     """Every facility-month of a built month (regime_active) in the ledger for the count
     `name`, present today or not: (key, month, value then or None if withheld then,
-    class then, small_optimal today). The class then is the one the last publication
-    gave it (ledger.PUBLISHED_CLASSES); today's where it gave none."""
+    class then, small_optimal today, the value withheld then (None if published or not
+    known), today's value (None if it has no row today)). The class then is the one the
+    last publication gave it (ledger.PUBLISHED_CLASSES); today's where it gave none."""
     prefix = f"regime|{name}|"
     facility = f"substr(l.key, {len(prefix) + 1}, length(l.key) - {len(prefix) + 8})"
     return con.execute(f"""
         SELECT l.key, right(l.key, 7), l.value,
-               coalesce(p.scale_class, r.c, 'unknown'), coalesce(r.optimal, false)
+               coalesce(p.scale_class, r.c, 'unknown'), coalesce(r.optimal, false),
+               l.withheld_value, r.value
         FROM ledger l LEFT JOIN regime_facility r USING (key)
         LEFT JOIN {PUBLISHED_CLASSES} p
           ON p.facility_id = {facility} AND p.m = right(l.key, 7)
@@ -786,24 +824,29 @@ def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
         """, [prefix]).fetchall()
 
 
-def _then_sums(then_rows: list[tuple], part_of: dict[str, str]
+def _then_sums(cells: LinkedCells, t: Thresholds, then_rows: list[tuple],
+               part_of: dict[str, str]
                ) -> tuple[dict[tuple[str, str], list[str] | None],
                           dict[tuple[str, str], float]]:
     """The national sums of the last publication, by (month, class): the parts withheld
-    then (today's cells or pools, once each; None where one has no cell today) and the
-    values it published."""
+    then (today's cells or pools, once each; the value then as its own unknown where it
+    was revised since or has no row today; None where that value is not known: a
+    ledger written before it kept them) and the values it published."""
     parts: dict[tuple[str, str], list[str] | None] = defaultdict(list)
     constant: dict[tuple[str, str], float] = defaultdict(float)
-    for key, m, then, c, optimal in then_rows:
+    for key, m, then, c, optimal, withheld_then, today in then_rows:
         if then is not None:
             _fold(constant, m, c, optimal, then)
             continue
+        part = part_of.get(key)
+        if withheld_then is not None and (today is None or abs(today - withheld_then) > 1e-6):
+            part = _then_cell(cells, key, withheld_then, t)
         groups = [(m, c), (m, OPTIMAL)] if optimal else [(m, c)]
         for g in groups:
-            if key not in part_of:
+            if part is None:
                 parts[g] = None
-            elif parts[g] is not None and part_of[key] not in parts[g]:
-                parts[g].append(part_of[key])
+            elif parts[g] is not None and part not in parts[g]:
+                parts[g].append(part)
     return parts, constant
 
 

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 PENDING = "published_cells"  # temp table: the cells this publication makes public
 MEMO = "audited"  # beside the ledger: fingerprints of components that passed (audit.Memo)
+# cells of the attacker's programme that no publication shows: never in the ledger
+NEVER_PUBLISHED = ("earlier|", "cross|", "pool|", linked.THEN)
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Report:
     relations: int = 0
     relations_not_holding: int = 0
     known_from_earlier: int = 0
+    # values withheld before and revised since: unknowns of their own in the facts then
+    revised_while_withheld: int = 0
     primary_units: int = 0
     secondary_units: int = 0
     withheld_cells: int = 0
@@ -134,6 +138,7 @@ def _run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None,
     report.days_examined = sum(1 for k in cells.keys if k.startswith("day|"))
     report.relations_not_holding = cells.rejected_relations
     report.known_from_earlier = len(cells.known)
+    report.revised_while_withheld = sum(1 for k in cells.keys if k.startswith(linked.THEN))
     report.primary_units = sum(u.primary for u in cells.units if u.key != linked.HIDDEN)
     t1 = time.perf_counter()
     secret = ledger.secret(paths)
@@ -298,23 +303,25 @@ def stage_ledger(con: duckdb.DuckDBPyConnection, catalog: str, cells: LinkedCell
     daily mart, and the sums and counts of the linked tables), merged into the ledger
     once the publication is current (ledger.commit)."""
     withheld = cells.withheld_cells()
-    frame = pd.DataFrame(  # a withheld cell: value NULL (withheld again next time)
-        [(k, None if withheld[i] else v)
+    frame = pd.DataFrame(  # a withheld cell: value NULL (withheld again next time), and
+        # its value then in withheld_value (the ledger is owner-only)
+        [(k, None, v) if withheld[i] else (k, v, None)
          for i, (k, v) in enumerate(zip(cells.keys, cells.values, strict=True))
-         if not k.startswith(("earlier|", "cross|", "pool|"))],  # never published
-        columns=["key", "value"]).astype({"key": "object", "value": "float64"})
+         if not k.startswith(NEVER_PUBLISHED)],
+        columns=["key", "value", ledger.WITHHELD_VALUE]).astype(
+            {"key": "object", "value": "float64", ledger.WITHHELD_VALUE: "float64"})
     con.register("published_sums", frame)
     try:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {PENDING} AS
             SELECT 'day|' || facility_id || '|' || census_date::VARCHAR AS key,
-                   population::DOUBLE AS value
+                   population::DOUBLE AS value, NULL::DOUBLE AS {ledger.WITHHELD_VALUE}
             FROM {catalog}.marts.mart_facility_daily WHERE population IS NOT NULL
             UNION ALL
-            SELECT key, value FROM published_sums
+            SELECT * FROM published_sums
             WHERE key NOT LIKE 'day|%' AND key NOT LIKE 'regime%'
             UNION ALL
-            SELECT key, NULL FROM published_sums WHERE key LIKE 'day|%' AND value IS NULL
+            SELECT * FROM published_sums WHERE key LIKE 'day|%' AND value IS NULL
             {_regime_ledger_rows(con, catalog)}""")
         ledger.stage(con, paths, PENDING)
     finally:
@@ -328,8 +335,9 @@ REGIME_RATES = {(spec.mart, unit.name): unit.columns[0] for spec in MARTS
 
 def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
     """SQL (`UNION ALL ...`) of every staff and regime count as published: its value
-    where its rate is published, NULL where withheld. All of them, not only the months
-    built as linked tables, so that a month built later knows what was public."""
+    where its rate is published, NULL where withheld (and the value in withheld_value).
+    All of them, not only the months built as linked tables, so that a month built
+    later knows what was public."""
     if not all(linked._table_exists(con, f"intermediate.{t}") for t in (
             "int_facility_month_kpis", "int_national_month_kpis")):
         return ""
@@ -345,7 +353,8 @@ def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
                 continue
             parts.append(f"""
                 SELECT {linked.regime_keys(name, facility)} AS key,
-                       CASE WHEN m.{rate} IS NULL THEN NULL ELSE k.{count}::DOUBLE END
+                       CASE WHEN m.{rate} IS NULL THEN NULL ELSE k.{count}::DOUBLE END,
+                       CASE WHEN m.{rate} IS NULL THEN k.{count}::DOUBLE END
                 FROM {catalog}.marts.{mart} m
                 JOIN wh.intermediate.{source} k USING ({keys})
                 WHERE k.{count} IS NOT NULL AND k.{base_column} > 0

@@ -54,7 +54,7 @@ def warehouse(releases: dict[tuple[int, str], tuple[int, int]],
         JOIN (VALUES {window_rows}) w(last_cohort_year, first_cohort_year)
           ON o.cohort_year BETWEEN w.first_cohort_year AND w.last_cohort_year
         GROUP BY ALL""")
-    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE)")
+    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE, withheld_value DOUBLE)")
     return con
 
 

@@ -103,3 +103,51 @@ def test_promised_cells_are_committed_by_their_own_publisher(tmp_path):
     assert not ledger.pending(paths).exists()
     assert ledger.commit(paths) == 1
     assert not list(ledger.folder(paths).glob("pending-*"))
+
+
+def test_a_withheld_cell_keeps_its_value_then_readable_by_its_owner_only(tmp_path):
+    """A withheld cell's value then is kept (the facts published beside it name it), so
+    the ledger, its folder and the pending cells are the owner's alone."""
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE cells AS SELECT * FROM (VALUES ('day|F|1', NULL, 3.0), "
+                "('day|F|2', 20.0, NULL)) t(key, value, withheld_value)")
+    ledger.stage(con, paths, "cells")
+    assert stat.S_IMODE(ledger.pending(paths).stat().st_mode) == 0o600
+    assert ledger.commit(paths) == 2
+    assert stat.S_IMODE(ledger.ledger_path(paths).stat().st_mode) == 0o600
+    assert stat.S_IMODE(ledger.folder(paths).stat().st_mode) == 0o700
+    ledger.read(con, paths)
+    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+        ("day|F|1", None, 3.0), ("day|F|2", 20.0, None)]
+    # published the next time: the value withheld then goes with the row it was on
+    con.execute("CREATE TABLE v2 AS SELECT 'day|F|1' AS key, 4.0 AS value")
+    ledger.write(con, paths, "v2")
+    ledger.read(con, paths)
+    assert con.execute("SELECT value, withheld_value FROM ledger WHERE key = 'day|F|1'"
+                       ).fetchall() == [(4.0, None)]
+
+
+def test_a_ledger_written_before_the_values_withheld_reads_them_as_unknown(tmp_path):
+    """A ledger (or a dead publisher's pending cells) of an earlier version has no
+    withheld_value: it reads, merges and recovers with NULL there."""
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    folder = ledger.folder(paths)
+    folder.mkdir(parents=True)
+    con.execute(f"COPY (SELECT * FROM (VALUES ('day|F|1', NULL::DOUBLE), ('day|F|2', 7.0)) "
+                f"t(key, value)) TO '{ledger.ledger_path(paths)}' (FORMAT parquet)")
+    ledger.read(con, paths)
+    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+        ("day|F|1", None, None), ("day|F|2", 7.0, None)]
+    dead = _dead_pid()
+    con.execute(f"COPY (SELECT 'day|F|3' AS key, 1.0 AS value) TO "
+                f"'{folder / f'pending-{dead}.v1.parquet'}' (FORMAT parquet)")
+    ledger.recover(paths, "v1")
+    con.execute("CREATE TABLE v2 AS SELECT 'day|F|4' AS key, NULL::DOUBLE AS value, "
+                "2.0 AS withheld_value")
+    assert ledger.write(con, paths, "v2") == 4
+    ledger.read(con, paths)
+    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+        ("day|F|1", None, None), ("day|F|2", 7.0, None), ("day|F|3", 1.0, None),
+        ("day|F|4", None, 2.0)]

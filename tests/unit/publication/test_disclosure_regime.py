@@ -20,9 +20,10 @@ FACILITY_COLUMNS = ("in_paid_work", "avg_population", "in_education", "with_digi
 
 
 def warehouse(facility_months: list[tuple[str, str, str, float, float]],
-              ledger: list[tuple[str, float | None]] = ()) -> duckdb.DuckDBPyConnection:
+              ledger: list[tuple] = ()) -> duckdb.DuckDBPyConnection:
     """(facility, 'YYYY-MM', class, in_paid_work, avg_population) rows; the national
-    rows are their sums by class and in all, as int_national_month_kpis computes them."""
+    rows are their sums by class and in all, as int_national_month_kpis computes them.
+    `ledger`: (key, value published or None[, the value withheld then]) rows."""
     con = duckdb.connect()
     con.execute("ATTACH ':memory:' AS wh")
     con.execute("CREATE SCHEMA wh.intermediate")
@@ -44,11 +45,12 @@ def warehouse(facility_months: list[tuple[str, str, str, float, float]],
              t(facility_id, month, c, o, in_paid_work, avg_population, a, b, d, e, f, h,
                scale_class)
         GROUP BY ALL""")
-    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE)")
+    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE, withheld_value DOUBLE)")
     con.execute(f"CREATE TEMP TABLE {PUBLISHED_CLASSES} (facility_id VARCHAR, m VARCHAR, "
                 "scale_class VARCHAR)")  # as ledger.read loads them: no publication yet
     if ledger:
-        con.executemany("INSERT INTO ledger VALUES (?, ?)", list(ledger))
+        con.executemany("INSERT INTO ledger VALUES (?, ?, ?)",
+                        [(*row, None)[:3] for row in ledger])
     return con
 
 
@@ -164,8 +166,9 @@ def test_a_count_revised_into_a_small_one_is_not_the_difference_of_two_sums(tota
 
 
 def test_an_earlier_sum_that_no_longer_holds_is_not_a_fact():
-    """F1 was withheld and has been revised since (3 -> 4): the last publication's small
-    row is a sum of other values than today's, so it is not put to the attacker."""
+    """F1 was withheld and has been revised since (3 -> 4), and the ledger, written
+    before it kept the values withheld, does not know F1's 3: the last publication's
+    small row is a sum of other values than today's, so it is not put to the attacker."""
     month = [("F1", "2024-03", "small", 4.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
              ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
              ("F4", "2024-03", "large", 300.0, 900.0)]
@@ -206,3 +209,74 @@ def test_the_earlier_sum_counts_what_was_published_then_in_its_class_then(x_toda
     assert "regime|work|F3|2024-03" in exposed(cells)
     outcome = secondary.protect(cells, SECRET)
     assert exposed(cells) == [] and outcome.unprotectable == []
+
+
+# EARLIER, with the values withheld then kept by the ledger (owner-only): F1 3, F2 20
+EARLIER_KEPT = [(key, value, {"regime|work|F1|2024-03": 3.0,
+                              "regime|work|F2|2024-03": 20.0}.get(key))
+                for key, value in EARLIER]
+
+
+def test_an_earlier_sum_names_the_value_then_of_a_count_revised_while_withheld():
+    """F1 was withheld (3) and is revised while withheld (4). The last publication's
+    small row still says F1 then + F2 = 88 - 25 - 40 = 23, a fact the attacker keeps:
+    F1's 3 is an unknown of its own, so F2 is at most 23 (today's sums alone: 26)."""
+    month = [("F1", "2024-03", "small", 4.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    cells = build(warehouse(month, EARLIER_KEPT))
+    then = cells.index["then|regime|work|F1|2024-03"]
+    assert cells.values[then] == 3.0 and cells.needs[then] == T.protection_interval
+    assert cells.cell_unit[then] == cells.unit_index[linked.HIDDEN]
+    small = cells.index["earlier|regimenat|work|2024-03|small"]
+    fact = next(parts for total, parts, _ in cells.relations if total == small)
+    assert {cells.keys[p] for p in fact} == {"then|regime|work|F1|2024-03",
+                                             "regime|work|F2|2024-03"}
+    for unit in cells.units:
+        unit.withheld = unit.withheld or unit.primary
+    f2 = cells.index["regime|work|F2|2024-03"]
+    iv = audit.intervals(cells, targets=[f2])[f2]
+    assert iv.low <= 20 <= iv.high and abs(iv.high - 23.0) <= 1e-6
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
+
+
+def test_a_count_withheld_then_stays_protected_when_revised_and_moved():
+    """F1 was withheld (3) in the small class; it is revised (4) and moves to the large
+    class. Today's small row is F2 + 25 + 40: F2 (withheld, no protection of its own) is
+    given back, and with the small row then, F1 then = 23 - F2 = 3: a person count of
+    the last publication's data. The audit must see it and protect it."""
+    month = [("F1", "2024-03", "large", 4.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 40.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    con = warehouse(month, EARLIER_KEPT)
+    con.execute(f"INSERT INTO {PUBLISHED_CLASSES} SELECT * FROM (VALUES "
+                "('F1', '2024-03', 'small'), ('F2', '2024-03', 'small'), "
+                "('F3', '2024-03', 'small'), ('F5', '2024-03', 'small'), "
+                "('F4', '2024-03', 'large')) t(facility_id, m, scale_class)")
+    cells = build(con)
+    for unit in cells.units:
+        unit.withheld = unit.withheld or unit.primary
+    assert "then|regime|work|F1|2024-03" in exposed(cells)
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
+    then = cells.index["then|regime|work|F1|2024-03"]
+    iv = audit.intervals(cells)[then]
+    assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
+
+
+def test_a_count_withheld_then_and_unchanged_is_todays_unknown():
+    """F2 withheld then with today's value (20): the fact names today's cell, no value
+    of then is made."""
+    month = [("F1", "2024-03", "small", 3.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    cells = build(warehouse(month, EARLIER_KEPT))
+    assert not [k for k in cells.keys if k.startswith(linked.THEN)]
+    assert "regime|work|F5|2024-03" in exposed(_primary(cells))
+
+
+def _primary(cells: LinkedCells) -> LinkedCells:
+    for unit in cells.units:
+        unit.withheld = unit.withheld or unit.primary
+    return cells

@@ -1,0 +1,148 @@
+"""The population family (linked.population) against the facts of earlier publications,
+built from tiny warehouse tables in DuckDB and audited as the attacker: a facility-day
+withheld then and revised while withheld keeps its value then as an unknown of its own."""
+
+from __future__ import annotations
+
+import duckdb
+
+from penstat.publication.disclosure import audit, linked, secondary
+from penstat.publication.disclosure.cells import LinkedCells
+
+T = linked.Thresholds(min_person_count=5, min_rate_denominator=30,
+                      min_recidivism_cohort=60, protection_interval=5.0, min_interval=1.0)
+SECRET = b"s" * 32
+LAST = "2024-03-03"
+
+
+def warehouse(days: list[tuple[str, str, str, float]], ledger: list[tuple]
+              ) -> duckdb.DuckDBPyConnection:
+    """(facility, census date, class, population) rows of March 2024; the month and
+    national rows are their sums, as the intermediate models compute them."""
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS wh")
+    con.execute("CREATE SCHEMA wh.intermediate")
+    con.execute(f"""
+        CREATE TABLE wh.intermediate.int_facility_days AS
+        SELECT f AS facility_id, DATE '2024-03-01' AS month, d::DATE AS census_date,
+               c AS scale_class, p::INTEGER AS population, 50.0 AS density,
+               false AS is_small_optimal
+        FROM (VALUES {", ".join(str(r) for r in days)}) t(f, d, c, p)""")
+    con.execute("""
+        CREATE TABLE wh.intermediate.int_facility_month_kpis AS
+        SELECT facility_id, month, sum(population) AS population_days,
+               count(*) AS days_reported, avg(population) AS average_daily_population
+        FROM wh.intermediate.int_facility_days GROUP BY ALL""")
+    con.execute("""
+        CREATE TABLE wh.intermediate.int_national_month_kpis AS
+        SELECT month, g AS scale_class, count(DISTINCT census_date) AS census_days,
+               sum(population) / count(DISTINCT census_date) AS average_daily_population,
+               0.0 AS avg_small_scale_population
+        FROM (SELECT *, scale_class AS g FROM wh.intermediate.int_facility_days
+              UNION ALL SELECT *, 'all' FROM wh.intermediate.int_facility_days)
+        GROUP BY ALL""")
+    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE, withheld_value DOUBLE)")
+    con.executemany("INSERT INTO ledger VALUES (?, ?, ?)", [(*r, None)[:3] for r in ledger])
+    return con
+
+
+def build(con: duckdb.DuckDBPyConnection) -> LinkedCells:
+    cells = LinkedCells()
+    linked.population(cells, con, T)
+    linked.known_cells(cells, con)
+    linked.withheld_before(cells, con)
+    for unit in cells.units:
+        unit.withheld = unit.withheld or unit.primary
+    cells.close_requirements()
+    return cells
+
+
+def exposed(cells: LinkedCells) -> list[str]:
+    return sorted(cells.keys[iv.cell] for iv in audit.exposed(cells, audit.intervals(cells)))
+
+
+def days(f1: float, f2: float = 20.0) -> list[tuple[str, str, str, float]]:
+    """F (small): days 1 and 2 withheld then, day 3 published; G (large): published."""
+    return [("F", "2024-03-01", "small", f1), ("F", "2024-03-02", "small", f2),
+            ("F", LAST, "small", 25.0),
+            *[("G", f"2024-03-0{d}", "large", 300.0) for d in (1, 2, 3)]]
+
+
+# The last publication: F's days 1 (3) and 2 (20) withheld, the ledger keeping their
+# values (owner-only); day 3 and F's month (48 person-days) published.
+EARLIER = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
+           (f"day|F|{LAST}", 25.0), *[(f"day|G|2024-03-0{d}", 300.0) for d in (1, 2, 3)],
+           (f"month|F|2024-03|{LAST}", 48.0), (f"month|G|2024-03|{LAST}", 900.0),
+           (f"national|2024-03|small|{LAST}", 48.0),
+           (f"national|2024-03|large|{LAST}", 900.0), (f"national|2024-03|all|{LAST}", 948.0)]
+
+
+def _fact(cells: LinkedCells, key: str) -> set[str]:
+    """The unknowns of the fact `key` (its parts the attacker does not know)."""
+    total = cells.index[f"earlier|{key}"]
+    return next({cells.keys[p] for p in parts if p not in cells.known}
+                for t, parts, _ in cells.relations if t == total)
+
+
+def test_a_day_revised_while_withheld_enters_the_sums_of_then_with_its_value_then():
+    """Day 1 is revised (3 -> 4) while withheld. The month then said day 1 then + day 2
+    = 48 - 25 = 23: a fact the attacker keeps, so day 2 is at most 23 (today's month
+    alone: 24), and day 1's 3 is protected as the count it was."""
+    cells = build(warehouse(days(4.0), EARLIER))
+    then = cells.index["then|day|F|2024-03-01"]
+    assert cells.values[then] == 3.0 and cells.needs[then] == T.protection_interval
+    for key in (f"month|F|2024-03|{LAST}", f"national|2024-03|small|{LAST}"):
+        assert _fact(cells, key) == {"then|day|F|2024-03-01", "day|F|2024-03-02"}, key
+    day2 = cells.index["day|F|2024-03-02"]
+    iv = audit.intervals(cells, targets=[day2])[day2]
+    assert iv.low <= 20 <= iv.high and abs(iv.high - 23.0) <= 1e-6
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
+
+
+def test_the_value_then_is_protected_when_todays_publication_would_pin_it():
+    """Day 2 is revised as well (20 -> 30), and the fact of then stays true: day 1 then +
+    day 2 then = 23. Today's month (59) and the published day 3 give day 1 + day 2 = 34.
+    Nothing today pins day 1 then; with day 2 then revised too it is its own unknown:
+    the values of then are two unknowns with one fact, never pinned."""
+    cells = build(warehouse(days(4.0, 30.0), EARLIER))
+    assert _fact(cells, f"month|F|2024-03|{LAST}") == {"then|day|F|2024-03-01",
+                                                      "then|day|F|2024-03-02"}
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
+    then = cells.index["then|day|F|2024-03-01"]
+    iv = audit.intervals(cells)[then]
+    assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
+
+
+def test_a_ledger_without_the_values_withheld_leaves_the_fact_out():
+    """A ledger written before the values withheld were kept: day 1's value then is not
+    known, the month then is a sum of other values than today's and is not a fact."""
+    legacy = [row[:2] for row in EARLIER]
+    cells = build(warehouse(days(4.0), legacy))
+    assert not [k for k in cells.keys if k.startswith(linked.THEN)]
+    month = cells.index[f"earlier|month|F|2024-03|{LAST}"]
+    assert all(t != month for t, _, _ in cells.relations)
+    assert cells.rejected_relations >= 1
+
+
+def test_a_day_withheld_then_with_todays_value_is_todays_unknown():
+    cells = build(warehouse(days(3.0), EARLIER))
+    assert not [k for k in cells.keys if k.startswith(linked.THEN)]
+    # nothing changed: today's cells are the ones published then (known), no fact needed
+    assert f"earlier|month|F|2024-03|{LAST}" not in cells.index
+
+
+def test_a_value_then_given_back_by_todays_sums_is_caught_and_protected():
+    """Day 1 is revised (3 -> 4) and moves to the large class (a register revision).
+    Today's small row is day 2 + day 3: day 2 (withheld again, no protection of its own)
+    is given back, and with F's month then, day 1 then = 48 - 25 - day 2 = 3: a person
+    count of the last publication's data. The audit must see it and protect it."""
+    today = [("F", "2024-03-01", "large", 4.0), *days(4.0)[1:]]
+    cells = build(warehouse(today, EARLIER))
+    assert "then|day|F|2024-03-01" in exposed(cells)
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
+    then = cells.index["then|day|F|2024-03-01"]
+    iv = audit.intervals(cells)[then]
+    assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
