@@ -235,14 +235,18 @@ class Crasher:
             con.close()
 
 
-def disclosure_cells(paths: Paths) -> dict[str, list[float | None]]:
-    """The disclosure ledger: every cell key published, its last value and, withheld,
-    its value then."""
+def disclosure_cells(paths: Paths) -> dict[str, list]:
+    """The disclosure ledger: every cell key published with its last value (and,
+    withheld, its value then), and every superseded state (key, value, value withheld),
+    in key order. The vintage numbers are left out: a rerun may merge the same cells
+    once more."""
     path = disclosure_ledger.ledger_path(paths)
     if not path.is_file():
         return {}
-    return {key: [value, withheld] for key, value, withheld in duckdb.sql(
-        f"SELECT key, value, withheld_value FROM read_parquet('{path}')").fetchall()}
+    rows = duckdb.sql(f"SELECT key, value, withheld_value, until IS NULL FROM "
+                      f"read_parquet('{path}') ORDER BY ALL").fetchall()
+    return {"current": [[k, v, w] for k, v, w, current in rows if current],
+            "superseded": [[k, v, w] for k, v, w, current in rows if not current]}
 
 
 def reference_run(home: Path) -> dict:

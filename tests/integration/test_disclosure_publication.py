@@ -415,8 +415,12 @@ def test_a_day_corrected_while_withheld_keeps_its_value_then_as_an_unknown(vinta
     path = ledger.ledger_path(paths)
     assert (path.stat().st_mode & 0o777) == 0o600
     today = duckdb.sql(f"SELECT value, withheld_value FROM read_parquet('{path}') "
-                       f"WHERE key = 'day|{facility}|{day}'").fetchall()
+                       f"WHERE key = 'day|{facility}|{day}' AND until IS NULL").fetchall()
     assert len(today) == 1 and today[0][0] is None and 1 <= today[0][1] <= 4, today
+    then = duckdb.sql(f"SELECT value, withheld_value FROM read_parquet('{path}') "
+                      f"WHERE key = 'day|{facility}|{day}' AND until IS NOT NULL").fetchall()
+    assert len(then) == 1 and then[0][0] is None and 1 <= then[0][1] <= 4, then
+    assert then[0][1] != today[0][1], "its state of the earlier vintages is kept, superseded"
     con = _con(paths, manifests[4]["version"])
     try:
         assert con.execute("SELECT population, population_flag FROM marts.mart_facility_daily "

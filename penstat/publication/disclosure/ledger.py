@@ -87,28 +87,45 @@ def ledger_path(paths: Paths) -> Path:
 PUBLISHED_CLASSES = "published_classes"
 
 
-def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> str:
-    """The ledger's columns selected from `relation`: (key, value, withheld_value), the
-    last NULL where the relation has none (a ledger or pending file of an earlier
-    version, or cells staged without it)."""
+# Beside each row: the vintage (the ledger's count of publications merged) its state
+# began at, the last vintage that published the key, and, for a superseded state, the
+# last vintage it held (NULL: the key's current state).
+VINTAGE_COLUMNS = {"since": "INTEGER", "staged": "INTEGER", "until": "INTEGER"}
+HISTORY = "ledger_history"  # temp table: the superseded states
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str, *, vintages: bool = False
+             ) -> str:
+    """The ledger's columns selected from `relation`: key, value, withheld_value (and
+    with `vintages` the vintage columns), NULL where the relation has none (cells
+    staged without them, or a ledger or pending file of an earlier version: its
+    vintages read as 0, its states as current)."""
     names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
     withheld = WITHHELD_VALUE if WITHHELD_VALUE in names \
         else f"NULL::DOUBLE AS {WITHHELD_VALUE}"
-    return f"key, value, {withheld}"
+    columns = f"key, value, {withheld}"
+    if vintages:
+        columns += "".join(
+            f", {c}" if c in names else
+            f", {'NULL' if c == 'until' else '0'}::{t} AS {c}"
+            for c, t in VINTAGE_COLUMNS.items())
+    return columns
 
 
 def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
-    """Load what earlier publications made public: the ledger as the temporary table
-    `ledger(key, value, withheld_value)`, and the last publication's facility-month
+    """Load what earlier publications made public: the ledger's current states as the
+    temporary table `ledger(key, value, withheld_value, since, staged)`, its superseded
+    states as HISTORY (the same and `until`), and the last publication's facility-month
     classes as PUBLISHED_CLASSES (each empty if there is none)."""
     path = ledger_path(paths)
-    if path.is_file():
-        source = f"read_parquet('{path}')"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger AS "
-                    f"SELECT {_columns(con, source)} FROM {source}").fetchall()
-    else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE ledger (key VARCHAR, value DOUBLE, "
-                    f"{WITHHELD_VALUE} DOUBLE)").fetchall()
+    source = f"read_parquet('{path}')" if path.is_file() else _EMPTY
+    columns = _columns(con, source, vintages=True)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {HISTORY} AS
+        SELECT * FROM (SELECT {columns} FROM {source}) WHERE until IS NOT NULL;
+        CREATE OR REPLACE TEMP TABLE ledger AS
+        SELECT * EXCLUDE (until) FROM (SELECT {columns} FROM {source})
+        WHERE until IS NULL""")
     monthly = paths.current_publication / "mart_facility_monthly.parquet"
     rows = (f"SELECT facility_id, strftime(month, '%Y-%m') AS m, scale_class "
             f"FROM read_parquet('{monthly}')") if monthly.is_file() else \
@@ -117,25 +134,50 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PUBLISHED_CLASSES} AS {rows}")
 
 
+_EMPTY = (f"(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value, "
+          f"NULL::DOUBLE AS {WITHHELD_VALUE}, "
+          + ", ".join(f"NULL::{t} AS {c}" for c, t in VINTAGE_COLUMNS.items())
+          + " WHERE false)")
+
+
 def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
-    """Merge the relation `published(key, value[, withheld_value])` into the ledger
-    (newest row wins); atomically replace the file (owner-only); the number of keys it
-    holds."""
+    """Merge the relation `published(key, value[, withheld_value])` into the ledger as
+    its next vintage: a key published with the state it had keeps it (its `since`),
+    one published with another state starts a new one and its old state is kept,
+    superseded (`until` the vintage before), so a sum published back then is still a
+    fact about the values of then. Atomically replace the file (owner-only); the
+    number of keys it holds."""
     path = _made_folder(paths) / LEDGER
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    old = f"read_parquet('{path}')" if path.is_file() \
-        else (f"(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value, "
-              f"NULL::DOUBLE AS {WITHHELD_VALUE} WHERE false)")
+    old = f"read_parquet('{path}')" if path.is_file() else _EMPTY
     con.execute(f"""
         COPY (
-            WITH new AS (SELECT {_columns(con, published)} FROM {published}),
-                 kept AS (SELECT {_columns(con, old)} FROM {old}
-                          WHERE key NOT IN (SELECT key FROM new))
-            SELECT * FROM new UNION ALL SELECT * FROM kept ORDER BY key
+            WITH _old AS (SELECT {_columns(con, old, vintages=True)} FROM {old}),
+                 _next AS (SELECT coalesce(max(staged), 0) + 1 AS v FROM _old),
+                 _new AS (SELECT {_columns(con, published)} FROM {published}),
+                 _current AS (SELECT * FROM _old WHERE until IS NULL),
+                 _merged AS (
+                    SELECT n.key, n.value, n.{WITHHELD_VALUE},
+                           CASE WHEN o.key IS NOT NULL AND n.value IS NOT DISTINCT FROM
+                                o.value AND n.{WITHHELD_VALUE} IS NOT DISTINCT FROM
+                                o.{WITHHELD_VALUE} THEN o.since ELSE _next.v END AS since,
+                           _next.v AS staged, NULL::INTEGER AS until
+                    FROM _new n CROSS JOIN _next LEFT JOIN _current o USING (key)),
+                 _superseded AS (
+                    SELECT o.key, o.value, o.{WITHHELD_VALUE}, o.since, o.staged,
+                           _next.v - 1 AS until
+                    FROM _current o JOIN _merged m USING (key) CROSS JOIN _next
+                    WHERE m.since = _next.v AND o.since < _next.v)
+            SELECT * FROM _merged
+            UNION ALL SELECT * FROM _current WHERE key NOT IN (SELECT key FROM _new)
+            UNION ALL SELECT * FROM _superseded
+            UNION ALL SELECT * FROM _old WHERE until IS NOT NULL
+            ORDER BY key, until NULLS LAST
         ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
     os.chmod(tmp, FILE_MODE)
     os.replace(tmp, path)
-    return int(con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0])
+    return int(con.execute(f"SELECT count(*) FROM read_parquet('{path}') "
+                           f"WHERE until IS NULL").fetchone()[0])
 
 
 def pending(paths: Paths) -> Path:

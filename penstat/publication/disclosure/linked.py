@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import duckdb
 
 from penstat.publication.disclosure.cells import LinkedCells
-from penstat.publication.disclosure.ledger import PUBLISHED_CLASSES
+from penstat.publication.disclosure.ledger import HISTORY, PUBLISHED_CLASSES
 
 HIDDEN = ("hidden",)  # a unit never published: cells only the attacker's unknowns
 # the key prefix of a value withheld by an earlier publication and revised since
@@ -75,10 +75,11 @@ def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
 
 
 def _then_cell(cells: LinkedCells, key: str, value: float, t: Thresholds) -> str:
-    """The cell `key` as an earlier publication withheld it, revised since: an unknown of
-    its own (never published, like the cross table) with the value it had then, named
-    by every fact of that publication. The value then is protected as it was: a person
-    count of 1..4 keeps the protection interval."""
+    """A cell as earlier publications withheld it, revised since (`key`: the cell's key
+    and the vintage its state began): an unknown of its own (never published, like the
+    cross table) with the value it had then, named by every fact of those
+    publications. The value then is protected as it was: a person count of 1..4 keeps
+    the protection interval."""
     name = f"{THEN}{key}"
     if name not in cells.index:
         hidden = cells.unit(HIDDEN)
@@ -88,30 +89,63 @@ def _then_cell(cells: LinkedCells, key: str, value: float, t: Thresholds) -> str
     return name
 
 
-def _earlier(con: duckdb.DuckDBPyConnection
-             ) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
-    """From the ledger (temp table `ledger`): the days published with another value than
-    today's (corrections: key -> the value then), the days withheld with another value
-    than today's (revised while withheld: key -> the value then), and the population
-    sums published before (key -> value), for earlier_facts."""
-    changed = dict(con.execute("""
-        SELECT l.key, l.value FROM ledger l
+# A sum published before: (the name of its fact, its ledger key, value, the last vintage
+# that published it)
+Sum = tuple[str, str, float, int]
+# A facility-day's states in the ledger: (since, until, value published or None,
+# value withheld or None), `until` None for the current state
+DayState = tuple[int, int | None, float | None, float | None]
+
+
+def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[Sum]]:
+    """From the ledger (temp tables `ledger` and HISTORY): the days published with
+    another value than today's (corrections: their facility-months are read day by
+    day), and the population sums published before, in their current state (fact
+    `key`) and in every superseded one (fact `key|v<vintage>`), for earlier_facts."""
+    changed = {k for (k,) in con.execute("""
+        SELECT l.key FROM ledger l
         JOIN wh.intermediate.int_facility_days d
           ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
         WHERE l.key LIKE 'day|%' AND l.value IS NOT NULL
-          AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall())
-    revised = dict(con.execute("""
-        SELECT l.key, l.withheld_value FROM ledger l
-        JOIN wh.intermediate.int_facility_days d
-          ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
-        WHERE l.key LIKE 'day|%' AND l.value IS NULL AND l.withheld_value IS NOT NULL
-          AND d.population IS NOT NULL
-          AND abs(d.population::DOUBLE - l.withheld_value) > 1e-6""").fetchall())
-    sums = dict(con.execute("""
-        SELECT key, value FROM ledger WHERE value IS NOT NULL
-          AND (key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%')
-        """).fetchall())
-    return changed, revised, sums
+          AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall()}
+    kinds = "(key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%')"
+    sums = [(key, key, value, staged) for key, value, staged in con.execute(f"""
+        SELECT key, value, staged FROM ledger WHERE value IS NOT NULL AND {kinds}
+        """).fetchall()]
+    sums += [(f"{key}|v{staged}", key, value, staged) for key, value, staged in con.execute(f"""
+        SELECT key, value, staged FROM {HISTORY} WHERE value IS NOT NULL AND {kinds}
+        ORDER BY key, staged""").fetchall()]
+    return changed, sums
+
+
+def _day_states(con: duckdb.DuckDBPyConnection) -> dict[str, list[DayState]]:
+    """The ledger's states (current and superseded) of the facility-days of the
+    facility-months read day by day (temp table `active_fm`)."""
+    states: dict[str, list[DayState]] = defaultdict(list)
+    for key, since, until, value, withheld in con.execute(f"""
+            WITH days AS (
+                SELECT 'day|' || d.facility_id || '|' || d.census_date::VARCHAR AS key
+                FROM wh.intermediate.int_facility_days d
+                SEMI JOIN active_fm a
+                  ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m'))
+            SELECT l.key, l.since, l.until, l.value, l.withheld_value
+            FROM (SELECT key, since, NULL::INTEGER AS until, value, withheld_value
+                  FROM ledger WHERE key LIKE 'day|%'
+                  UNION ALL
+                  SELECT key, since, until, value, withheld_value FROM {HISTORY}
+                  WHERE key LIKE 'day|%') l
+            SEMI JOIN days USING (key)""").fetchall():
+        states[key].append((since, until, value, withheld))
+    return states
+
+
+def _state_at(states: list[DayState], vintage: int) -> DayState | None:
+    """The state that held at `vintage` (None: the key was not in the ledger then)."""
+    for state in states:
+        since, until, _, _ = state
+        if since <= vintage and (until is None or vintage <= until):
+            return state
+    return None
 
 
 def _withheld_before_months(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
@@ -133,7 +167,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
     if not all(_table_exists(con, f"intermediate.{m}") for m in (
             "int_facility_days", "int_facility_month_kpis", "int_national_month_kpis")):
         return
-    changed, revised, sums = _earlier(con)
+    changed, sums = _earlier(con)
     min_count = float(t.min_person_count)
     fm_rows = con.execute("""
         SELECT d.facility_id, strftime(d.month, '%Y-%m'), max(d.census_date)::VARCHAR,
@@ -199,6 +233,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
               ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m')
             WHERE d.population IS NOT NULL
             ORDER BY d.facility_id, d.census_date""").fetchall()
+        states = _day_states(con)
     finally:
         con.unregister("active_fm")
     by_fm: dict[tuple[str, str], list[tuple]] = defaultdict(list)
@@ -319,20 +354,19 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         cells.require(over_all, unit)
     # after today's cells, so that a sum published before with today's value is known
     # (known_cells) rather than a fact to build
-    _earlier_facts(cells, con, t, sums, (changed, revised), by_fm, nat_days)
+    _earlier_facts(cells, con, t, sums, states, by_fm, nat_days)
 
 
 def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds,
-                   sums: dict[str, float],
-                   then: tuple[dict[str, float], dict[str, float]],
+                   sums: list[Sum], states: dict[str, list[DayState]],
                    by_fm: dict[tuple[str, str], list[tuple]],
                    nat_days: dict[tuple[str, str], list[tuple]]) -> None:
     """Each population sum published before, as a fact about today's cells: the sum of
-    the days it covered, a corrected day counted at its value then: a constant if it was
-    published, its own unknown (_then_cell) if it was withheld (`then`: the days
-    published, and withheld, with another value than today's)."""
-    changed, revised = then
-    for key, value in sums.items():
+    the days it covered, each day as it was at the last vintage that published the sum
+    (`states`): published with another value than today's, a constant; withheld with
+    another value, its own unknown (_then_cell); not in the ledger then (a day that
+    came later), not in the sum."""
+    for name, key, value, vintage in sums:
         i = cells.index.get(key)
         if i is not None and abs(cells.values[i] - value) <= 1e-6:
             continue  # today's cell itself: known (see known_cells)
@@ -347,6 +381,9 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
             members = nat_days.get((m, c), [])
             if kind == "overcrowded":
                 members = [r for r in members if r[3]]
+        if not members:
+            continue  # all its days published, as they were: nothing withheld to name
+        if kind != "month":
             # the days not read one by one (all published) up to `last`, as a constant
             everything = con.execute(f"""
                 SELECT coalesce(sum(population), 0)::DOUBLE
@@ -361,28 +398,36 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
         for date, day_key, pop, _ in members:
             if date > last:
                 continue
-            if day_key is not None and day_key in changed:
-                constant += changed[day_key]
-            elif day_key is not None and day_key in revised:
-                parts.append(_then_cell(cells, day_key, revised[day_key], t))
-            elif day_key is not None and day_key in cells.index:
+            then = _state_at(states.get(day_key, []), vintage)
+            if then is None:
+                continue  # not published then (a day delivered later): not in the sum
+            since, _, published, withheld = then
+            if published is not None and abs(published - pop) > 1e-6:
+                constant += published  # a correction: the value then, published
+            elif published is None and withheld is not None and abs(withheld - pop) > 1e-6:
+                parts.append(_then_cell(cells, f"{day_key}|{since}", withheld, t))
+            elif day_key in cells.index:
                 parts.append(day_key)
             else:
                 constant += pop
         if parts:
-            cells.earlier_fact(key, value, parts, constant)
+            cells.earlier_fact(name, value, parts, constant)
 
 
 def known_cells(cells: LinkedCells, con: duckdb.DuckDBPyConnection) -> int:
-    """Mark the cells published before with today's value as known; how many."""
+    """Mark the cells published before with today's value (in any vintage) as known;
+    how many."""
     import pandas as pd
 
     frame = pd.DataFrame({"key": cells.keys, "i": range(len(cells.keys)),
                           "value": cells.values})
     con.register("disclosure_cells", frame)
     try:
-        hits = con.execute("""
-            SELECT c.i FROM disclosure_cells c JOIN ledger l USING (key)
+        hits = con.execute(f"""
+            SELECT DISTINCT c.i FROM disclosure_cells c
+            JOIN (SELECT key, value FROM ledger
+                  UNION ALL SELECT key, value FROM {HISTORY} WHERE value IS NOT NULL) l
+              USING (key)
             WHERE abs(c.value - l.value) <= 1e-6""").fetchall()
     finally:
         con.unregister("disclosure_cells")
@@ -809,14 +854,15 @@ def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
     """Every facility-month of a built month (regime_active) in the ledger for the count
     `name`, present today or not: (key, month, value then or None if withheld then,
     class then, small_optimal today, the value withheld then (None if published or not
-    known), today's value (None if it has no row today)). The class then is the one the
-    last publication gave it (ledger.PUBLISHED_CLASSES); today's where it gave none."""
+    known), today's value (None if it has no row today), the vintage its state began).
+    The class then is the one the last publication gave it (ledger.PUBLISHED_CLASSES);
+    today's where it gave none."""
     prefix = f"regime|{name}|"
     facility = f"substr(l.key, {len(prefix) + 1}, length(l.key) - {len(prefix) + 8})"
     return con.execute(f"""
         SELECT l.key, right(l.key, 7), l.value,
                coalesce(p.scale_class, r.c, 'unknown'), coalesce(r.optimal, false),
-               l.withheld_value, r.value
+               l.withheld_value, r.value, l.since
         FROM ledger l LEFT JOIN regime_facility r USING (key)
         LEFT JOIN {PUBLISHED_CLASSES} p
           ON p.facility_id = {facility} AND p.m = right(l.key, 7)
@@ -834,13 +880,13 @@ def _then_sums(cells: LinkedCells, t: Thresholds, then_rows: list[tuple],
     ledger written before it kept them) and the values it published."""
     parts: dict[tuple[str, str], list[str] | None] = defaultdict(list)
     constant: dict[tuple[str, str], float] = defaultdict(float)
-    for key, m, then, c, optimal, withheld_then, today in then_rows:
+    for key, m, then, c, optimal, withheld_then, today, since in then_rows:
         if then is not None:
             _fold(constant, m, c, optimal, then)
             continue
         part = part_of.get(key)
         if withheld_then is not None and (today is None or abs(today - withheld_then) > 1e-6):
-            part = _then_cell(cells, key, withheld_then, t)
+            part = _then_cell(cells, f"{key}|{since}", withheld_then, t)
         groups = [(m, c), (m, OPTIMAL)] if optimal else [(m, c)]
         for g in groups:
             if part is None:

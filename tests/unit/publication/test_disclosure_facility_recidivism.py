@@ -9,6 +9,7 @@ import duckdb
 
 from penstat.publication.disclosure import audit, linked, secondary
 from penstat.publication.disclosure.cells import LinkedCells
+from tests.unit.publication.test_disclosure_ledger import ledger_tables
 
 T = linked.Thresholds(min_person_count=5, min_rate_denominator=30,
                       min_recidivism_cohort=60, protection_interval=5.0, min_interval=1.0)
@@ -54,7 +55,7 @@ def warehouse(releases: dict[tuple[int, str], tuple[int, int]],
         JOIN (VALUES {window_rows}) w(last_cohort_year, first_cohort_year)
           ON o.cohort_year BETWEEN w.first_cohort_year AND w.last_cohort_year
         GROUP BY ALL""")
-    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE, withheld_value DOUBLE)")
+    ledger_tables(con)
     return con
 
 

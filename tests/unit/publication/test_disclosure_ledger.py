@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import stat
+from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 
 from penstat.contract.layout import Paths
 from penstat.publication.disclosure import ledger
+
+
+def ledger_tables(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple] = (),
+                  vintage: int = 1) -> None:
+    """The ledger's temporary tables as ledger.read makes them (no ledger file, no
+    publication yet), holding `rows`: (key, value published or None[, the value
+    withheld then]), current since `vintage`."""
+    ledger.read(con, Paths(Path("/nonexistent-penstat-home")))
+    if rows:
+        con.executemany("INSERT INTO ledger (key, value, withheld_value, since, staged) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [(*(*row, None)[:3], vintage, vintage) for row in rows])
 
 
 def test_the_ledger_keeps_the_newest_value_of_each_key_and_does_not_grow_by_vintage(tmp_path):
@@ -118,7 +132,7 @@ def test_a_withheld_cell_keeps_its_value_then_readable_by_its_owner_only(tmp_pat
     assert stat.S_IMODE(ledger.ledger_path(paths).stat().st_mode) == 0o600
     assert stat.S_IMODE(ledger.folder(paths).stat().st_mode) == 0o700
     ledger.read(con, paths)
-    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+    assert sorted(con.execute("SELECT key, value, withheld_value FROM ledger").fetchall()) == [
         ("day|F|1", None, 3.0), ("day|F|2", 20.0, None)]
     # published the next time: the value withheld then goes with the row it was on
     con.execute("CREATE TABLE v2 AS SELECT 'day|F|1' AS key, 4.0 AS value")
@@ -138,7 +152,7 @@ def test_a_ledger_written_before_the_values_withheld_reads_them_as_unknown(tmp_p
     con.execute(f"COPY (SELECT * FROM (VALUES ('day|F|1', NULL::DOUBLE), ('day|F|2', 7.0)) "
                 f"t(key, value)) TO '{ledger.ledger_path(paths)}' (FORMAT parquet)")
     ledger.read(con, paths)
-    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+    assert sorted(con.execute("SELECT key, value, withheld_value FROM ledger").fetchall()) == [
         ("day|F|1", None, None), ("day|F|2", 7.0, None)]
     dead = _dead_pid()
     con.execute(f"COPY (SELECT 'day|F|3' AS key, 1.0 AS value) TO "
@@ -148,6 +162,30 @@ def test_a_ledger_written_before_the_values_withheld_reads_them_as_unknown(tmp_p
                 "2.0 AS withheld_value")
     assert ledger.write(con, paths, "v2") == 4
     ledger.read(con, paths)
-    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+    assert sorted(con.execute("SELECT key, value, withheld_value FROM ledger").fetchall()) == [
         ("day|F|1", None, None), ("day|F|2", 7.0, None), ("day|F|3", 1.0, None),
         ("day|F|4", None, 2.0)]
+
+
+def test_a_superseded_state_is_kept_with_the_vintages_it_held(tmp_path):
+    """Each merge is a vintage. A key published with its state keeps the vintage that
+    state began at; one published with another state starts a new one, and the old
+    state stays in the history (the sums published then are facts about it)."""
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    states = [("v1", [("day|F|1", None, 3.0), ("month|F|m|1", 48.0, None)]),
+              ("v2", [("day|F|1", None, 3.0), ("month|F|m|2", 70.0, None)]),
+              ("v3", [("day|F|1", None, 4.0)]),
+              ("v4", [("day|F|1", 6.0, None)])]
+    keys = []
+    for name, rows in states:
+        con.execute(f"CREATE TABLE {name} (key VARCHAR, value DOUBLE, withheld_value DOUBLE)")
+        con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", rows)
+        keys.append(ledger.write(con, paths, name))
+    assert keys == [2, 3, 3, 3]
+    ledger.read(con, paths)
+    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+        ("day|F|1", 6.0, None, 4, 4), ("month|F|m|1", 48.0, None, 1, 1),
+        ("month|F|m|2", 70.0, None, 2, 2)]
+    assert sorted(con.execute(f"SELECT * FROM {ledger.HISTORY}").fetchall()) == [
+        ("day|F|1", None, 3.0, 1, 2, 2), ("day|F|1", None, 4.0, 3, 3, 3)]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import duckdb
 
-from penstat.publication.disclosure import audit, linked, secondary
+from penstat.contract.layout import Paths
+from penstat.publication.disclosure import audit, ledger, linked, secondary
 from penstat.publication.disclosure.cells import LinkedCells
+from tests.unit.publication.test_disclosure_ledger import ledger_tables
 
 T = linked.Thresholds(min_person_count=5, min_rate_denominator=30,
                       min_recidivism_cohort=60, protection_interval=5.0, min_interval=1.0)
@@ -41,8 +43,7 @@ def warehouse(days: list[tuple[str, str, str, float]], ledger: list[tuple]
         FROM (SELECT *, scale_class AS g FROM wh.intermediate.int_facility_days
               UNION ALL SELECT *, 'all' FROM wh.intermediate.int_facility_days)
         GROUP BY ALL""")
-    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE, withheld_value DOUBLE)")
-    con.executemany("INSERT INTO ledger VALUES (?, ?, ?)", [(*r, None)[:3] for r in ledger])
+    ledger_tables(con, ledger)
     return con
 
 
@@ -89,10 +90,10 @@ def test_a_day_revised_while_withheld_enters_the_sums_of_then_with_its_value_the
     = 48 - 25 = 23: a fact the attacker keeps, so day 2 is at most 23 (today's month
     alone: 24), and day 1's 3 is protected as the count it was."""
     cells = build(warehouse(days(4.0), EARLIER))
-    then = cells.index["then|day|F|2024-03-01"]
+    then = cells.index["then|day|F|2024-03-01|1"]
     assert cells.values[then] == 3.0 and cells.needs[then] == T.protection_interval
     for key in (f"month|F|2024-03|{LAST}", f"national|2024-03|small|{LAST}"):
-        assert _fact(cells, key) == {"then|day|F|2024-03-01", "day|F|2024-03-02"}, key
+        assert _fact(cells, key) == {"then|day|F|2024-03-01|1", "day|F|2024-03-02"}, key
     day2 = cells.index["day|F|2024-03-02"]
     iv = audit.intervals(cells, targets=[day2])[day2]
     assert iv.low <= 20 <= iv.high and abs(iv.high - 23.0) <= 1e-6
@@ -106,11 +107,11 @@ def test_the_value_then_is_protected_when_todays_publication_would_pin_it():
     Nothing today pins day 1 then; with day 2 then revised too it is its own unknown:
     the values of then are two unknowns with one fact, never pinned."""
     cells = build(warehouse(days(4.0, 30.0), EARLIER))
-    assert _fact(cells, f"month|F|2024-03|{LAST}") == {"then|day|F|2024-03-01",
-                                                      "then|day|F|2024-03-02"}
+    assert _fact(cells, f"month|F|2024-03|{LAST}") == {"then|day|F|2024-03-01|1",
+                                                      "then|day|F|2024-03-02|1"}
     secondary.protect(cells, SECRET)
     assert exposed(cells) == []
-    then = cells.index["then|day|F|2024-03-01"]
+    then = cells.index["then|day|F|2024-03-01|1"]
     iv = audit.intervals(cells)[then]
     assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
 
@@ -140,9 +141,65 @@ def test_a_value_then_given_back_by_todays_sums_is_caught_and_protected():
     count of the last publication's data. The audit must see it and protect it."""
     today = [("F", "2024-03-01", "large", 4.0), *days(4.0)[1:]]
     cells = build(warehouse(today, EARLIER))
-    assert "then|day|F|2024-03-01" in exposed(cells)
+    assert "then|day|F|2024-03-01|1" in exposed(cells)
     outcome = secondary.protect(cells, SECRET)
     assert exposed(cells) == [] and outcome.unprotectable == []
-    then = cells.index["then|day|F|2024-03-01"]
+    then = cells.index["then|day|F|2024-03-01|1"]
     iv = audit.intervals(cells)[then]
     assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
+
+
+def _published(tmp_path, *vintages: list[tuple]) -> Paths:
+    """A home whose ledger merged `vintages` (each: (key, value, withheld_value) rows),
+    one publication after the other."""
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    for rows in vintages:
+        con.execute("CREATE OR REPLACE TABLE v (key VARCHAR, value DOUBLE, "
+                    "withheld_value DOUBLE)")
+        con.executemany("INSERT INTO v VALUES (?, ?, ?)", [(*r, None)[:3] for r in rows])
+        ledger.write(con, paths, "v")
+    return paths
+
+
+G_DAYS = [(f"day|G|2024-03-0{d}", 300.0) for d in (1, 2, 3)]
+
+
+def test_an_older_provisional_sum_names_the_value_its_day_had_then(tmp_path):
+    """Vintage 1 published F's month through day 2 (23) with days 1 (3) and 2 (20)
+    withheld; vintage 2 revised day 1 to 4 (withheld) and published the month through
+    day 3 (49). Today nothing changed since vintage 2, yet the sum of vintage 1 is still
+    day 1 then + day 2 = 23: day 1 is taken as it was at vintage 1, not at the last."""
+    paths = _published(
+        tmp_path,
+        [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
+         ("month|F|2024-03|2024-03-02", 23.0), *G_DAYS[:2]],
+        [("day|F|2024-03-01", None, 4.0), ("day|F|2024-03-02", None, 20.0),
+         (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", 49.0), *G_DAYS])
+    con = warehouse(days(4.0), [])
+    ledger.read(con, paths)
+    cells = build(con)
+    assert _fact(cells, "month|F|2024-03|2024-03-02") == {"then|day|F|2024-03-01|1",
+                                                          "day|F|2024-03-02"}
+    assert cells.values[cells.index["then|day|F|2024-03-01|1"]] == 3.0
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
+
+
+def test_a_sum_published_then_withheld_is_a_fact_as_it_was_published(tmp_path):
+    """Vintage 1 published F's month (48) with days 1 (3) and 2 (20) withheld; vintage 2
+    revised day 1 to 4 and withheld the month. The ledger's current state of the month
+    is 'withheld', but the 48 of vintage 1 is kept (superseded) and is still a fact."""
+    paths = _published(
+        tmp_path,
+        [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
+         (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", 48.0), *G_DAYS],
+        [("day|F|2024-03-01", None, 4.0), ("day|F|2024-03-02", None, 20.0),
+         (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", None, 49.0), *G_DAYS])
+    con = warehouse(days(4.0), [])
+    ledger.read(con, paths)
+    cells = build(con)
+    assert _fact(cells, f"month|F|2024-03|{LAST}|v1") == {"then|day|F|2024-03-01|1",
+                                                         "day|F|2024-03-02"}
+    day2 = cells.index["day|F|2024-03-02"]
+    assert abs(audit.intervals(cells, targets=[day2])[day2].high - 23.0) <= 1e-6

@@ -10,6 +10,7 @@ import pytest
 from penstat.publication.disclosure import audit, linked, secondary
 from penstat.publication.disclosure.cells import LinkedCells
 from penstat.publication.disclosure.ledger import PUBLISHED_CLASSES
+from tests.unit.publication.test_disclosure_ledger import ledger_tables
 
 T = linked.Thresholds(min_person_count=5, min_rate_denominator=30,
                       min_recidivism_cohort=60, protection_interval=5.0, min_interval=1.0)
@@ -45,12 +46,7 @@ def warehouse(facility_months: list[tuple[str, str, str, float, float]],
              t(facility_id, month, c, o, in_paid_work, avg_population, a, b, d, e, f, h,
                scale_class)
         GROUP BY ALL""")
-    con.execute("CREATE TEMP TABLE ledger (key VARCHAR, value DOUBLE, withheld_value DOUBLE)")
-    con.execute(f"CREATE TEMP TABLE {PUBLISHED_CLASSES} (facility_id VARCHAR, m VARCHAR, "
-                "scale_class VARCHAR)")  # as ledger.read loads them: no publication yet
-    if ledger:
-        con.executemany("INSERT INTO ledger VALUES (?, ?, ?)",
-                        [(*row, None)[:3] for row in ledger])
+    ledger_tables(con, ledger)
     return con
 
 
@@ -225,12 +221,12 @@ def test_an_earlier_sum_names_the_value_then_of_a_count_revised_while_withheld()
              ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
              ("F4", "2024-03", "large", 300.0, 900.0)]
     cells = build(warehouse(month, EARLIER_KEPT))
-    then = cells.index["then|regime|work|F1|2024-03"]
+    then = cells.index["then|regime|work|F1|2024-03|1"]
     assert cells.values[then] == 3.0 and cells.needs[then] == T.protection_interval
     assert cells.cell_unit[then] == cells.unit_index[linked.HIDDEN]
     small = cells.index["earlier|regimenat|work|2024-03|small"]
     fact = next(parts for total, parts, _ in cells.relations if total == small)
-    assert {cells.keys[p] for p in fact} == {"then|regime|work|F1|2024-03",
+    assert {cells.keys[p] for p in fact} == {"then|regime|work|F1|2024-03|1",
                                              "regime|work|F2|2024-03"}
     for unit in cells.units:
         unit.withheld = unit.withheld or unit.primary
@@ -257,10 +253,10 @@ def test_a_count_withheld_then_stays_protected_when_revised_and_moved():
     cells = build(con)
     for unit in cells.units:
         unit.withheld = unit.withheld or unit.primary
-    assert "then|regime|work|F1|2024-03" in exposed(cells)
+    assert "then|regime|work|F1|2024-03|1" in exposed(cells)
     outcome = secondary.protect(cells, SECRET)
     assert exposed(cells) == [] and outcome.unprotectable == []
-    then = cells.index["then|regime|work|F1|2024-03"]
+    then = cells.index["then|regime|work|F1|2024-03|1"]
     iv = audit.intervals(cells)[then]
     assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
 
