@@ -1,19 +1,21 @@
 """What earlier publications made public: one compact ledger, not every vintage.
 
 The ledger (`$PENSTAT_HOME/disclosure/ledger.parquet`) holds, for every cell key ever
-published, the last value published (a facility-day's population, a facility-month's
-or national class's person-days up to a given day, a cohort group's counts; NULL:
-withheld last time, so withheld again). A withheld cell also keeps, in
-`withheld_value`, the value it had when it was withheld: a sum published beside it is
-a fact about that value, which the attacker keeps when the cell is revised while
-withheld (linked.py gives the old value an unknown of its own). That column is as
-confidential as the warehouse: the files are readable by their owner only (0600), and
-a ledger written before the column existed reads as NULL there. It is
-rewritten after each publication becomes current, from the previous ledger and the new
-publication's published cells, so reading it costs the number of cells, whatever the
-number of publications. A provisional month's sums have keys carrying their last day,
-so yesterday's sum of days 1..9 stays in the ledger beside today's sum of days 1..10:
-their difference is today's day 10, which the audit therefore protects.
+published, its current state: the last value published (a facility-day's population, a
+facility-month's or national class's person-days up to a given day, a cohort group's
+counts), or NULL if it was withheld last time (so withheld again) with, in
+`withheld_value`, the value it had. Each merge of a publication is a vintage: a row
+carries the vintage its state began at (`since`) and the last that published the key
+(`staged`); a key published with another state keeps its old one, superseded (`until`
+the vintage before). So a sum published then is a fact about the values of then,
+even after they were revised, withheld or revised while withheld (linked.py). The
+file grows with the cells and their revisions, not with the number of publications.
+A provisional month's sums have keys carrying their last day, so yesterday's sum of
+days 1..9 stays in the ledger beside today's sum of days 1..10: their difference is
+today's day 10, which the audit therefore protects. The values withheld make the
+ledger as confidential as the warehouse: its folder is the owner's only (0700), its
+files 0600. A ledger written before these columns existed reads as one vintage (0)
+with no value withheld known.
 
 The secondary cost's jitter is keyed (see `secret`): by the pseudonym key, or a random
 key beside the ledger (`secret`, 0600) where there is none.
@@ -150,29 +152,33 @@ def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
     path = _made_folder(paths) / LEDGER
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     old = f"read_parquet('{path}')" if path.is_file() else _EMPTY
+    w = WITHHELD_VALUE
     con.execute(f"""
         COPY (
-            WITH _old AS (SELECT {_columns(con, old, vintages=True)} FROM {old}),
+            WITH _old AS MATERIALIZED (
+                    SELECT {_columns(con, old, vintages=True)} FROM {old}),
                  _next AS (SELECT coalesce(max(staged), 0) + 1 AS v FROM _old),
                  _new AS (SELECT {_columns(con, published)} FROM {published}),
-                 _current AS (SELECT * FROM _old WHERE until IS NULL),
-                 _merged AS (
-                    SELECT n.key, n.value, n.{WITHHELD_VALUE},
-                           CASE WHEN o.key IS NOT NULL AND n.value IS NOT DISTINCT FROM
-                                o.value AND n.{WITHHELD_VALUE} IS NOT DISTINCT FROM
-                                o.{WITHHELD_VALUE} THEN o.since ELSE _next.v END AS since,
-                           _next.v AS staged, NULL::INTEGER AS until
-                    FROM _new n CROSS JOIN _next LEFT JOIN _current o USING (key)),
-                 _superseded AS (
-                    SELECT o.key, o.value, o.{WITHHELD_VALUE}, o.since, o.staged,
-                           _next.v - 1 AS until
-                    FROM _current o JOIN _merged m USING (key) CROSS JOIN _next
-                    WHERE m.since = _next.v AND o.since < _next.v)
-            SELECT * FROM _merged
-            UNION ALL SELECT * FROM _current WHERE key NOT IN (SELECT key FROM _new)
-            UNION ALL SELECT * FROM _superseded
-            UNION ALL SELECT * FROM _old WHERE until IS NOT NULL
-            ORDER BY key, until NULLS LAST
+                 _both AS MATERIALIZED (
+                    SELECT coalesce(n.key, o.key) AS key, n.key IS NOT NULL AS published,
+                           n.value, n.{w}, o.key IS NOT NULL AS known,
+                           o.value AS o_value, o.{w} AS o_{w}, o.since AS o_since,
+                           o.staged AS o_staged,
+                           n.value IS NOT DISTINCT FROM o.value
+                             AND n.{w} IS NOT DISTINCT FROM o.{w} AS same
+                    FROM _new n FULL JOIN (SELECT * FROM _old WHERE until IS NULL) o
+                      USING (key))
+            SELECT key, value, {w},
+                   CASE WHEN known AND same THEN o_since ELSE v END AS since,
+                   v AS staged, NULL::INTEGER AS until
+            FROM _both, _next WHERE published
+            UNION ALL  -- not published this time: as it was
+            SELECT key, o_value, o_{w}, o_since, o_staged, NULL FROM _both WHERE NOT published
+            UNION ALL  -- published with another state: the old one, superseded
+            SELECT key, o_value, o_{w}, o_since, o_staged, v - 1
+            FROM _both, _next WHERE published AND known AND NOT same
+            UNION ALL
+            SELECT * FROM _old WHERE until IS NOT NULL
         ) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
     os.chmod(tmp, FILE_MODE)
     os.replace(tmp, path)

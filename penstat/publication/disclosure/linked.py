@@ -719,7 +719,7 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             FROM r LEFT JOIN ledger l USING (key)""")
         national = "SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS m, NULL::VARCHAR AS c, " \
                    "NULL::DOUBLE AS value, NULL::DOUBLE AS base, NULL::INTEGER AS state, " \
-                   "NULL::DOUBLE AS earlier_value WHERE false"
+                   "NULL::DOUBLE AS earlier_value, NULL::INTEGER AS staged WHERE false"
         if national_base is not None:
             national = f"""
             WITH r AS (
@@ -730,7 +730,7 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                 WHERE {count} IS NOT NULL AND {national_base} IS NOT NULL
                   AND {national_base} > 0)
             SELECT r.key, r.m, r.c, r.value, r.base, {ledger_state} AS state,
-                   l.value AS earlier_value
+                   l.value AS earlier_value, l.staged
             FROM r LEFT JOIN ledger l USING (key)"""
         con.execute(f"CREATE OR REPLACE TEMP TABLE regime_national AS {national}")
         # the months built as linked tables (docstring): a primary cell (_rate_primary,
@@ -752,8 +752,17 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             FROM regime_facility
             WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
         national_rows = con.execute("""
-            SELECT key, m, c, value, base, state, earlier_value FROM regime_national
+            SELECT key, m, c, value, base, state, earlier_value, staged FROM regime_national
             WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
+        # the national rows published before in a state superseded since (and, below,
+        # in their current state): facts (name, value, month, class, vintage)
+        facts = con.execute(f"""
+            SELECT key || '|v' || staged, value, split_part(key, '|', 3),
+                   split_part(key, '|', 4), staged
+            FROM {HISTORY}
+            WHERE starts_with(key, ?) AND value IS NOT NULL
+              AND split_part(key, '|', 3) IN (SELECT m FROM regime_active)
+            ORDER BY ALL""", [f"regimenat|{name}|"]).fetchall()
         then_rows = _then_rows(con, name)
         con.execute("DROP TABLE regime_facility; DROP TABLE regime_national; "
                     "DROP TABLE regime_active")
@@ -806,17 +815,16 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             key = f"regimepool|{name}|{m}|{c}|{optimal}" + ("|before" if before else "")
             cells.cell(key, value, unit=hidden, need=t.min_interval)
             _add_part(parts, m, c, optimal, key)
-        then_parts, then_constant = _then_sums(cells, t, then_rows, part_of)
         by_month: dict[str, list[str]] = defaultdict(list)
         totals: dict[str, str] = {}
-        for key, m, c, value, b, state, then in national_rows:
+        for key, m, c, value, b, state, then, vintage in national_rows:
             unit_key = ("mart_national_monthly", (f"{m}-01", c), name)
             if m not in active:
                 if state == 0:
                     cells.units[cells.unit(unit_key)].withheld = True
                 continue
             if state in (1, 2):  # published before (revised or not): a fact as it was
-                _earlier_national(cells, key, then, m, c, then_parts, then_constant)
+                facts.append((key, then, m, c, vintage))
             primary, need = _rate_primary(value, b, t)
             cells.cell(key, value, unit=cells.unit(unit_key, primary=primary), need=need)
             if c == "all":
@@ -827,14 +835,21 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
                     by_month[m].append(key)
         for m, key in totals.items():  # facility-months of no class are in 'all' only
             cells.relation(key, by_month[m] + parts[(m, "unknown")], constant[(m, "unknown")])
+        # the national rows published before, each with the sums of its vintage
+        sums_then = {v: _then_sums(cells, t, then_rows, part_of, v)
+                     for v in sorted({fact[4] for fact in facts})}
+        for fact, value, m, c, vintage in facts:
+            _earlier_national(cells, fact, value, m, c, *sums_then[vintage])
 
 
 def _earlier_national(cells: LinkedCells, key: str, then: float, m: str, c: str,
                       parts: dict[tuple[str, str], list[str] | None],
                       constant: dict[tuple[str, str], float]) -> None:
-    """The national row `key` as the last publication published it (`then`), a fact the
-    attacker keeps: the sum of the facility-months of its class as they were then (the
-    ones withheld then are today's unknowns, the published ones their values then).
+    """The national row `key` as a publication published it (`then`; the sums of that
+    vintage in `parts` and `constant`, _then_sums), a fact the attacker keeps: the sum
+    of the facility-months of its class as they were then (the ones withheld then are
+    today's unknowns or, revised since, unknowns of their own; the published ones their
+    values then).
     Without it, a facility-month published then and revised today into a small count
     is the difference of today's sum and that one. The published parts are read from
     the ledger with their class then, also those with no row today; kept only if it
@@ -851,19 +866,23 @@ def _earlier_national(cells: LinkedCells, key: str, then: float, m: str, c: str,
 
 
 def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
-    """Every facility-month of a built month (regime_active) in the ledger for the count
-    `name`, present today or not: (key, month, value then or None if withheld then,
-    class then, small_optimal today, the value withheld then (None if published or not
-    known), today's value (None if it has no row today), the vintage its state began).
-    The class then is the one the last publication gave it (ledger.PUBLISHED_CLASSES);
+    """Every state in the ledger (current and superseded) of the facility-months of a
+    built month (regime_active) for the count `name`, present today or not: (key,
+    month, value then or None if withheld then, class then, small_optimal today, the
+    value withheld then (None if published or not known), today's value (None if it
+    has no row today), the vintages the state began and ended (None: current)). The
+    class then is the one the last publication gave it (ledger.PUBLISHED_CLASSES);
     today's where it gave none."""
     prefix = f"regime|{name}|"
     facility = f"substr(l.key, {len(prefix) + 1}, length(l.key) - {len(prefix) + 8})"
     return con.execute(f"""
         SELECT l.key, right(l.key, 7), l.value,
                coalesce(p.scale_class, r.c, 'unknown'), coalesce(r.optimal, false),
-               l.withheld_value, r.value, l.since
-        FROM ledger l LEFT JOIN regime_facility r USING (key)
+               l.withheld_value, r.value, l.since, l.until
+        FROM (SELECT key, value, withheld_value, since, NULL::INTEGER AS until FROM ledger
+              UNION ALL
+              SELECT key, value, withheld_value, since, until FROM {HISTORY}) l
+        LEFT JOIN regime_facility r USING (key)
         LEFT JOIN {PUBLISHED_CLASSES} p
           ON p.facility_id = {facility} AND p.m = right(l.key, 7)
         WHERE starts_with(l.key, ?) AND right(l.key, 7) IN (SELECT m FROM regime_active)
@@ -871,16 +890,19 @@ def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
 
 
 def _then_sums(cells: LinkedCells, t: Thresholds, then_rows: list[tuple],
-               part_of: dict[str, str]
+               part_of: dict[str, str], vintage: int
                ) -> tuple[dict[tuple[str, str], list[str] | None],
                           dict[tuple[str, str], float]]:
-    """The national sums of the last publication, by (month, class): the parts withheld
-    then (today's cells or pools, once each; the value then as its own unknown where it
-    was revised since or has no row today; None where that value is not known: a
-    ledger written before it kept them) and the values it published."""
+    """The national sums of the publication `vintage`, by (month, class), from the states
+    the facility-months had then: the parts withheld then (today's cells or pools, once
+    each; the value then as its own unknown where it was revised since or has no row
+    today; None where that value is not known: a ledger written before it kept them)
+    and the values it published."""
     parts: dict[tuple[str, str], list[str] | None] = defaultdict(list)
     constant: dict[tuple[str, str], float] = defaultdict(float)
-    for key, m, then, c, optimal, withheld_then, today, since in then_rows:
+    for key, m, then, c, optimal, withheld_then, today, since, until in then_rows:
+        if since > vintage or (until is not None and until < vintage):
+            continue  # another state of the key, or not published then
         if then is not None:
             _fold(constant, m, c, optimal, then)
             continue

@@ -7,7 +7,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from penstat.publication.disclosure import audit, linked, secondary
+from penstat.contract.layout import Paths
+from penstat.publication.disclosure import audit, ledger, linked, secondary
 from penstat.publication.disclosure.cells import LinkedCells
 from penstat.publication.disclosure.ledger import PUBLISHED_CLASSES
 from tests.unit.publication.test_disclosure_ledger import ledger_tables
@@ -276,3 +277,37 @@ def _primary(cells: LinkedCells) -> LinkedCells:
     for unit in cells.units:
         unit.withheld = unit.withheld or unit.primary
     return cells
+
+
+def test_a_national_row_withheld_since_is_still_a_fact_as_it_was_published(tmp_path):
+    """Vintage 1 published the small row (88) with F1 (3) and F2 (20) withheld; vintage 2
+    revised F1 to 4 and withheld the small row. Today F5 is revised to 2. The small row
+    of vintage 1 is superseded in the ledger, not forgotten: F1 then + F2 = 88 - 25 -
+    40 = 23 is still a fact (F1 then an unknown of its own, F5 at its value then)."""
+    v1 = [(key, value, {"regime|work|F1|2024-03": 3.0,
+                        "regime|work|F2|2024-03": 20.0}.get(key)) for key, value in EARLIER]
+    v2 = [("regime|work|F1|2024-03", None, 4.0) if key == "regime|work|F1|2024-03"
+          else (key, None, 89.0) if key == "regimenat|work|2024-03|small"
+          else (key, None, 389.0) if key == "regimenat|work|2024-03|all"
+          else (key, value, withheld) for key, value, withheld in v1]
+    paths = Paths(tmp_path)
+    scratch = duckdb.connect()
+    for rows in (v1, v2):
+        scratch.execute("CREATE OR REPLACE TABLE v (key VARCHAR, value DOUBLE, "
+                        "withheld_value DOUBLE)")
+        scratch.executemany("INSERT INTO v VALUES (?, ?, ?)", rows)
+        ledger.write(scratch, paths, "v")
+    month = [("F1", "2024-03", "small", 4.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    con = warehouse(month)
+    ledger.read(con, paths)
+    cells = _primary(build(con))
+    fact = cells.index["earlier|regimenat|work|2024-03|small|v1"]
+    parts = next(p for total, p, _ in cells.relations if total == fact)
+    assert {cells.keys[p] for p in parts} == {"then|regime|work|F1|2024-03|1",
+                                              "regime|work|F2|2024-03"}
+    f2 = cells.index["regime|work|F2|2024-03"]
+    assert abs(audit.intervals(cells, targets=[f2])[f2].high - 23.0) <= 1e-6
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
