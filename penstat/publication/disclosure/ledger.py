@@ -87,6 +87,9 @@ def ledger_path(paths: Paths) -> Path:
 # The facility-months of the last publication with the class it gave them, a temporary
 # table (facility_id, m 'YYYY-MM', scale_class): the classes of its national sums.
 PUBLISHED_CLASSES = "published_classes"
+# The facility-days of the last publication with the class it gave them (facility_id,
+# census_date, scale_class): the classes of its national population sums.
+PUBLISHED_DAY_CLASSES = "published_day_classes"
 
 
 # Beside each row: the vintage (the ledger's count of publications merged) its state
@@ -118,7 +121,8 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     """Load what earlier publications made public: the ledger's current states as the
     temporary table `ledger(key, value, withheld_value, since, staged)`, its superseded
     states as HISTORY (the same and `until`), and the last publication's facility-month
-    classes as PUBLISHED_CLASSES (each empty if there is none)."""
+    classes as PUBLISHED_CLASSES and facility-day classes as PUBLISHED_DAY_CLASSES (each
+    empty if there is none; the days a view on the publication's file)."""
     path = ledger_path(paths)
     source = f"read_parquet('{path}')" if path.is_file() else _EMPTY
     columns = _columns(con, source, vintages=True)
@@ -134,6 +138,19 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
         "SELECT NULL::VARCHAR AS facility_id, NULL::VARCHAR AS m, " \
         "NULL::VARCHAR AS scale_class WHERE false"
     con.execute(f"CREATE OR REPLACE TEMP TABLE {PUBLISHED_CLASSES} AS {rows}")
+    daily = paths.current_publication / "mart_facility_daily.parquet"
+    for (kind,) in con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_catalog = 'temp' "
+            "AND table_name = ?", [PUBLISHED_DAY_CLASSES]).fetchall():
+        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {PUBLISHED_DAY_CLASSES}")
+    if daily.is_file():  # resolved now: `current` may switch before the view is read
+        con.execute(f"""
+            CREATE TEMP VIEW {PUBLISHED_DAY_CLASSES} AS
+            SELECT facility_id, census_date, coalesce(scale_class, 'unknown') AS scale_class
+            FROM read_parquet('{daily.resolve()}')""")
+    else:
+        con.execute(f"CREATE TEMP TABLE {PUBLISHED_DAY_CLASSES} (facility_id VARCHAR, "
+                    f"census_date DATE, scale_class VARCHAR)")
 
 
 _EMPTY = (f"(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value, "

@@ -30,7 +30,11 @@ from dataclasses import dataclass
 import duckdb
 
 from penstat.publication.disclosure.cells import LinkedCells
-from penstat.publication.disclosure.ledger import HISTORY, PUBLISHED_CLASSES
+from penstat.publication.disclosure.ledger import (
+    HISTORY,
+    PUBLISHED_CLASSES,
+    PUBLISHED_DAY_CLASSES,
+)
 
 HIDDEN = ("hidden",)  # a unit never published: cells only the attacker's unknowns
 # the key prefix of a value withheld by an earlier publication and revised since
@@ -220,15 +224,25 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
            OR (s.over > 0 AND s.over < ? * n.census_days AND d.density > 100)
         """, [min_count, min_count]).fetchall()
     active |= {(f, m) for f, m in small_groups}
+    # a facility-month the last publication put in another class (a register revision):
+    # read day by day, so that the sums of then count its days in their class then
+    published_class = dict(((f, m), c) for f, m, c in con.execute(
+        f"SELECT facility_id, m, coalesce(scale_class, 'unknown') FROM {PUBLISHED_CLASSES}"
+    ).fetchall())
+    active |= {(f, m) for f, m, _, _, c0, *_ in fm_rows
+               if published_class.get((f, m), c0) != c0}
     import pandas as pd
 
     con.register("active_fm", pd.DataFrame(sorted(active), columns=["facility_id", "m"]))
     try:
-        days = con.execute("""
+        days = con.execute(f"""
             SELECT d.facility_id, d.census_date::VARCHAR, strftime(d.month, '%Y-%m'),
                    coalesce(d.scale_class, 'unknown'), d.population::DOUBLE,
-                   coalesce(d.density > 100, false), coalesce(d.is_small_optimal, false)
+                   coalesce(d.density > 100, false), coalesce(d.is_small_optimal, false),
+                   coalesce(p.scale_class, d.scale_class, 'unknown')
             FROM wh.intermediate.int_facility_days d
+            LEFT JOIN {PUBLISHED_DAY_CLASSES} p
+              ON p.facility_id = d.facility_id AND p.census_date = d.census_date
             SEMI JOIN active_fm a
               ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m')
             WHERE d.population IS NOT NULL
@@ -274,6 +288,8 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
     over_const: dict[tuple[str, str], float] = dict(over_value)
     nat_days: dict[tuple[str, str], list[tuple[str, str | None, float, bool]]] = \
         defaultdict(list)  # (month, class) -> the active days: (date, key, population, over)
+    nat_then: dict[tuple[str, str], list[tuple[str, str | None, float, bool]]] = \
+        defaultdict(list)  # the same by the class the last publication gave them
     for f, m, last, n_classes, c0, _, _, s, d in fm_rows:
         month_key = f"month|{f}|{m}|{last}"
         if (f, m) not in active:
@@ -282,9 +298,10 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
             continue
         rows = by_fm[(f, m)]
         day_keys = []
-        for _, date, _, c, pop, over, optimal in rows:
+        for _, date, _, c, pop, over, optimal, c_then in rows:
             key = f"day|{f}|{date}"
             nat_days[(m, c)].append((date, key, pop, over))
+            nat_then[(m, c_then)].append((date, key, pop, over))
             if optimal:  # the overlapping class, always by its days
                 nat_days[(m, OPTIMAL)].append((date, key, pop, over))
                 nat_parts[(m, OPTIMAL)].append(key)
@@ -354,18 +371,21 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         cells.require(over_all, unit)
     # after today's cells, so that a sum published before with today's value is known
     # (known_cells) rather than a fact to build
-    _earlier_facts(cells, con, t, sums, states, by_fm, nat_days)
+    nat_then.update({g: v for g, v in nat_days.items() if g[1] == OPTIMAL})
+    _earlier_facts(cells, con, t, sums, states, by_fm, (nat_days, nat_then))
 
 
 def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds,
                    sums: list[Sum], states: dict[str, list[DayState]],
                    by_fm: dict[tuple[str, str], list[tuple]],
-                   nat_days: dict[tuple[str, str], list[tuple]]) -> None:
+                   nat: tuple[dict[tuple[str, str], list[tuple]], ...]) -> None:
     """Each population sum published before, as a fact about today's cells: the sum of
     the days it covered, each day as it was at the last vintage that published the sum
     (`states`): published with another value than today's, a constant; withheld with
     another value, its own unknown (_then_cell); not in the ledger then (a day that
-    came later), not in the sum."""
+    came later), not in the sum. A national sum counts the days of its class then (`nat`:
+    the active days by today's class and by the last publication's)."""
+    nat_days, nat_then = nat
     for name, key, value, vintage in sums:
         i = cells.index.get(key)
         if i is not None and abs(cells.values[i] - value) <= 1e-6:
@@ -378,9 +398,10 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
             members = [(r[1], f"day|{f}|{r[1]}", r[4], r[5]) for r in by_fm.get((f, m), [])]
         else:
             m, c, last = rest
-            members = nat_days.get((m, c), [])
+            members = nat_then.get((m, c), [])
+            today = nat_days.get((m, c), [])
             if kind == "overcrowded":
-                members = [r for r in members if r[3]]
+                members, today = [r for r in members if r[3]], [r for r in today if r[3]]
         if not members:
             continue  # all its days published, as they were: nothing withheld to name
         if kind != "month":
@@ -394,7 +415,8 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
                   AND census_date <= ?::DATE AND population IS NOT NULL
                   {"AND density > 100" if kind == "overcrowded" else ""}""",
                 [m, c, c, last]).fetchall()[0][0]
-            constant = everything - sum(r[2] for r in members if r[0] <= last)
+            # (the active days are in `everything` by today's class)
+            constant = everything - sum(r[2] for r in today if r[0] <= last)
         for date, day_key, pop, _ in members:
             if date > last:
                 continue

@@ -203,3 +203,43 @@ def test_a_sum_published_then_withheld_is_a_fact_as_it_was_published(tmp_path):
                                                          "day|F|2024-03-02"}
     day2 = cells.index["day|F|2024-03-02"]
     assert abs(audit.intervals(cells, targets=[day2])[day2].high - 23.0) <= 1e-6
+
+
+def test_a_sum_of_then_counts_a_reclassified_facility_in_its_class_then():
+    """F (days 3 withheld, 20 and 25 published) was small in the last publication and is
+    medium today (a register revision); M (medium: 30 withheld, 100 and 100 published)
+    was the whole medium row then (230). Today's medium row is M + F, so M's day
+    (pinned by the medium row then) gives F's 3 back. The medium row then is a fact
+    only with F counted in its class then (small), as the publication had it."""
+    today = [("F", "2024-03-01", "medium", 3.0), ("F", "2024-03-02", "medium", 20.0),
+             ("F", LAST, "medium", 25.0), ("M", "2024-03-01", "medium", 30.0),
+             ("M", "2024-03-02", "medium", 100.0), ("M", LAST, "medium", 100.0),
+             *[("G", f"2024-03-0{d}", "large", 300.0) for d in (1, 2, 3)]]
+    earlier = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", 20.0),
+               (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", None, 48.0),
+               ("day|M|2024-03-01", None, 30.0), ("day|M|2024-03-02", 100.0),
+               (f"day|M|{LAST}", 100.0), (f"month|M|2024-03|{LAST}", None, 230.0),
+               *G_DAYS, (f"month|G|2024-03|{LAST}", 900.0),
+               (f"national|2024-03|small|{LAST}", None, 48.0),
+               (f"national|2024-03|medium|{LAST}", 230.0),
+               (f"national|2024-03|large|{LAST}", 900.0),
+               (f"national|2024-03|all|{LAST}", None, 1178.0)]
+    con = warehouse(today, earlier)
+    con.execute(f"INSERT INTO {ledger.PUBLISHED_DAY_CLASSES} SELECT f, d::DATE, c FROM "
+                "(VALUES ('F', '2024-03-01', 'small'), ('F', '2024-03-02', 'small'), "
+                f"('F', '{LAST}', 'small'), ('M', '2024-03-01', 'medium'), "
+                f"('M', '2024-03-02', 'medium'), ('M', '{LAST}', 'medium')) t(f, d, c)")
+    cells = build(con)
+    assert _fact(cells, f"national|2024-03|medium|{LAST}") == {"day|M|2024-03-01"}
+    assert "day|F|2024-03-01" in exposed(cells)
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
+
+
+def test_a_facility_month_reclassified_since_is_read_day_by_day():
+    """G (all published) was small in the last publication and is large today: its days
+    are read one by one, so that the sums of then can count them in their class then."""
+    con = warehouse(days(3.0), EARLIER)
+    assert "day|G|2024-03-01" not in build(con).index  # nothing to protect in G
+    con.execute(f"INSERT INTO {ledger.PUBLISHED_CLASSES} VALUES ('G', '2024-03', 'small')")
+    assert "day|G|2024-03-01" in build(con).index
