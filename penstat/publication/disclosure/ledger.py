@@ -4,7 +4,7 @@ The ledger (`$PENSTAT_HOME/disclosure/ledger.parquet`) holds, for every cell key
 published, its current state: the last value published (a facility-day's population, a
 facility-month's or national class's person-days up to a given day, a cohort group's
 counts), or NULL if it was withheld last time (so withheld again) with, in
-`withheld_value`, the value it had. Each merge of a publication is a vintage: a row
+`withheld_value` and `withheld_need`, the value and the protection interval it had. Each merge of a publication is a vintage: a row
 carries the vintage its state began at (`since`) and the last that published the key
 (`staged`); a key published with another state keeps its old one, superseded (`until`
 the vintage before). So a sum published then is a fact about the values of then,
@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -38,6 +39,7 @@ from penstat.core.processes import pid_alive
 LEDGER = "ledger.parquet"
 SECRET = "secret"
 WITHHELD_VALUE = "withheld_value"  # the value of a withheld cell then (owner-only)
+WITHHELD_NEED = "withheld_need"  # and the protection interval it had then
 FILE_MODE, FOLDER_MODE = 0o600, 0o700
 
 
@@ -106,9 +108,9 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str, *, vintages: bool = 
     staged without them, or a ledger or pending file of an earlier version: its
     vintages read as 0, its states as current)."""
     names = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()}
-    withheld = WITHHELD_VALUE if WITHHELD_VALUE in names \
-        else f"NULL::DOUBLE AS {WITHHELD_VALUE}"
-    columns = f"key, value, {withheld}"
+    columns = "key, value" + "".join(
+        f", {c}" if c in names else f", NULL::DOUBLE AS {c}"
+        for c in (WITHHELD_VALUE, WITHHELD_NEED))
     if vintages:
         columns += "".join(
             f", {c}" if c in names else
@@ -154,7 +156,7 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
 
 
 _EMPTY = (f"(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value, "
-          f"NULL::DOUBLE AS {WITHHELD_VALUE}, "
+          f"NULL::DOUBLE AS {WITHHELD_VALUE}, NULL::DOUBLE AS {WITHHELD_NEED}, "
           + ", ".join(f"NULL::{t} AS {c}" for c, t in VINTAGE_COLUMNS.items())
           + " WHERE false)")
 
@@ -165,11 +167,12 @@ def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
     one published with another state starts a new one and its old state is kept,
     superseded (`until` the vintage before), so a sum published back then is still a
     fact about the values of then. Atomically replace the file (owner-only); the
-    number of keys it holds."""
+    number of keys it holds. The rows are in no order (sorting them would double the
+    merge's time): the readers that make cells order what they read."""
     path = _made_folder(paths) / LEDGER
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     old = f"read_parquet('{path}')" if path.is_file() else _EMPTY
-    w = WITHHELD_VALUE
+    w, need = WITHHELD_VALUE, WITHHELD_NEED
     con.execute(f"""
         COPY (
             WITH _old AS MATERIALIZED (
@@ -178,21 +181,22 @@ def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
                  _new AS (SELECT {_columns(con, published)} FROM {published}),
                  _both AS MATERIALIZED (
                     SELECT coalesce(n.key, o.key) AS key, n.key IS NOT NULL AS published,
-                           n.value, n.{w}, o.key IS NOT NULL AS known,
-                           o.value AS o_value, o.{w} AS o_{w}, o.since AS o_since,
-                           o.staged AS o_staged,
+                           n.value, n.{w}, n.{need}, o.key IS NOT NULL AS known,
+                           o.value AS o_value, o.{w} AS o_{w}, o.{need} AS o_{need},
+                           o.since AS o_since, o.staged AS o_staged,
                            n.value IS NOT DISTINCT FROM o.value
                              AND n.{w} IS NOT DISTINCT FROM o.{w} AS same
                     FROM _new n FULL JOIN (SELECT * FROM _old WHERE until IS NULL) o
                       USING (key))
-            SELECT key, value, {w},
+            SELECT key, value, {w}, {need},
                    CASE WHEN known AND same THEN o_since ELSE v END AS since,
                    v AS staged, NULL::INTEGER AS until
             FROM _both, _next WHERE published
             UNION ALL  -- not published this time: as it was
-            SELECT key, o_value, o_{w}, o_since, o_staged, NULL FROM _both WHERE NOT published
+            SELECT key, o_value, o_{w}, o_{need}, o_since, o_staged, NULL
+            FROM _both WHERE NOT published
             UNION ALL  -- published with another state: the old one, superseded
-            SELECT key, o_value, o_{w}, o_since, o_staged, v - 1
+            SELECT key, o_value, o_{w}, o_{need}, o_since, o_staged, v - 1
             FROM _both, _next WHERE published AND known AND NOT same
             UNION ALL
             SELECT * FROM _old WHERE until IS NOT NULL
@@ -243,11 +247,14 @@ def commit(paths: Paths) -> int | None:
 
 
 def _merge(paths: Paths, path: Path) -> int:
-    con = connect()
+    # a merge too large for memory spills inside the owner-only folder, not the cwd
+    spill = _made_folder(paths) / f"spill-{os.getpid()}"
+    con = connect(temp_directory=spill)
     try:
         return write(con, paths, f"read_parquet('{path}')")
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def recover(paths: Paths, current_version: str | None) -> list[str]:

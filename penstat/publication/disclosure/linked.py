@@ -24,6 +24,7 @@ facts about today's cells (ledger.py).
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -78,46 +79,54 @@ def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
         "AND table_schema = ? AND table_name = ?", [schema, table]).fetchall()[0][0])
 
 
-def _then_cell(cells: LinkedCells, key: str, value: float, t: Thresholds) -> str:
+def _then_cell(cells: LinkedCells, key: str, value: float, t: Thresholds,
+               need: float | None) -> str:
     """A cell as earlier publications withheld it, revised since (`key`: the cell's key
     and the vintage its state began): an unknown of its own (never published, like the
     cross table) with the value it had then, named by every fact of those
-    publications. The value then is protected as it was: a person count of 1..4 keeps
-    the protection interval."""
+    publications. The value then is protected as it was: with the protection interval
+    it had (`need`, kept by the ledger), or, not known (an older ledger), the
+    protection interval if it is a person count of 1..4."""
     name = f"{THEN}{key}"
     if name not in cells.index:
         hidden = cells.unit(HIDDEN)
         cells.units[hidden].withheld = True
-        cells.cell(name, value, unit=hidden,
-                   need=t.protection_interval if _small(value, 1, t) else 0.0)
+        if need is None:
+            need = t.protection_interval if _small(value, 1, t) else 0.0
+        cells.cell(name, value, unit=hidden, need=need)
     return name
 
 
-# A sum published before: (the name of its fact, its ledger key, value, the last vintage
-# that published it)
-Sum = tuple[str, str, float, int]
+# A sum published before: (the name of its fact, its ledger key, value, the vintage its
+# state began, the last vintage that published it)
+Sum = tuple[str, str, float, int, int]
 # A facility-day's states in the ledger: (since, until, value published or None,
-# value withheld or None), `until` None for the current state
-DayState = tuple[int, int | None, float | None, float | None]
+# value withheld or None, the protection interval it had when withheld), `until` None
+# for the current state
+DayState = tuple[int, int | None, float | None, float | None, float | None]
 
 
 def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[Sum]]:
     """From the ledger (temp tables `ledger` and HISTORY): the days published with
-    another value than today's (corrections: their facility-months are read day by
-    day), and the population sums published before, in their current state (fact
-    `key`) and in every superseded one (fact `key|v<vintage>`), for earlier_facts."""
-    changed = {k for (k,) in con.execute("""
+    another value than today's or with a superseded state (corrections: their
+    facility-months are read day by day, so that the sums of then can count them as
+    they were), and the population sums published before, in their current state
+    (fact `key`) and in every superseded one (fact `key|v<vintage>`), for
+    earlier_facts."""
+    changed = {k for (k,) in con.execute(f"""
         SELECT l.key FROM ledger l
         JOIN wh.intermediate.int_facility_days d
           ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
         WHERE l.key LIKE 'day|%' AND l.value IS NOT NULL
-          AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall()}
+          AND d.population::DOUBLE IS DISTINCT FROM l.value
+        UNION SELECT key FROM {HISTORY} WHERE key LIKE 'day|%'""").fetchall()}
     kinds = "(key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%')"
-    sums = [(key, key, value, staged) for key, value, staged in con.execute(f"""
-        SELECT key, value, staged FROM ledger WHERE value IS NOT NULL AND {kinds}
-        """).fetchall()]
-    sums += [(f"{key}|v{staged}", key, value, staged) for key, value, staged in con.execute(f"""
-        SELECT key, value, staged FROM {HISTORY} WHERE value IS NOT NULL AND {kinds}
+    sums = [(key, key, value, since, staged) for key, value, since, staged in con.execute(f"""
+        SELECT key, value, since, staged FROM ledger WHERE value IS NOT NULL AND {kinds}
+        ORDER BY key""").fetchall()]
+    sums += [(f"{key}|v{staged}", key, value, since, staged)
+             for key, value, since, staged in con.execute(f"""
+        SELECT key, value, since, staged FROM {HISTORY} WHERE value IS NOT NULL AND {kinds}
         ORDER BY key, staged""").fetchall()]
     return changed, sums
 
@@ -126,27 +135,28 @@ def _day_states(con: duckdb.DuckDBPyConnection) -> dict[str, list[DayState]]:
     """The ledger's states (current and superseded) of the facility-days of the
     facility-months read day by day (temp table `active_fm`)."""
     states: dict[str, list[DayState]] = defaultdict(list)
-    for key, since, until, value, withheld in con.execute(f"""
+    for key, since, until, value, withheld, need in con.execute(f"""
             WITH days AS (
                 SELECT 'day|' || d.facility_id || '|' || d.census_date::VARCHAR AS key
                 FROM wh.intermediate.int_facility_days d
                 SEMI JOIN active_fm a
                   ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m'))
-            SELECT l.key, l.since, l.until, l.value, l.withheld_value
-            FROM (SELECT key, since, NULL::INTEGER AS until, value, withheld_value
+            SELECT l.key, l.since, l.until, l.value, l.withheld_value, l.withheld_need
+            FROM (SELECT key, since, NULL::INTEGER AS until, value, withheld_value,
+                         withheld_need
                   FROM ledger WHERE key LIKE 'day|%'
                   UNION ALL
-                  SELECT key, since, until, value, withheld_value FROM {HISTORY}
-                  WHERE key LIKE 'day|%') l
+                  SELECT key, since, until, value, withheld_value, withheld_need
+                  FROM {HISTORY} WHERE key LIKE 'day|%') l
             SEMI JOIN days USING (key)""").fetchall():
-        states[key].append((since, until, value, withheld))
+        states[key].append((since, until, value, withheld, need))
     return states
 
 
 def _state_at(states: list[DayState], vintage: int) -> DayState | None:
     """The state that held at `vintage` (None: the key was not in the ledger then)."""
     for state in states:
-        since, until, _, _ = state
+        since, until = state[:2]
         if since <= vintage and (until is None or vintage <= until):
             return state
     return None
@@ -379,19 +389,17 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
                    sums: list[Sum], states: dict[str, list[DayState]],
                    by_fm: dict[tuple[str, str], list[tuple]],
                    nat: tuple[dict[tuple[str, str], list[tuple]], ...]) -> None:
-    """Each population sum published before, as a fact about today's cells: the sum of
-    the days it covered, each day as it was at the last vintage that published the sum
-    (`states`): published with another value than today's, a constant; withheld with
-    another value, its own unknown (_then_cell); not in the ledger then (a day that
-    came later), not in the sum. A national sum counts the days of its class then (`nat`:
-    the active days by today's class and by the last publication's)."""
+    """Each population sum published before, as facts about today's cells: the sum of
+    the days it covered as they were (_composition) at the last vintage that published
+    it, and at each vintage before one of its days changed while the sum kept its value
+    (the same total, another composition). A composition that is today's (the sum
+    still published with today's value and days) is today's relation: known. A
+    national sum counts the days of its class then (`nat`: the active days by today's
+    class and by the last publication's)."""
     nat_days, nat_then = nat
-    for name, key, value, vintage in sums:
-        i = cells.index.get(key)
-        if i is not None and abs(cells.values[i] - value) <= 1e-6:
-            continue  # today's cell itself: known (see known_cells)
+    totals: _DayTotals | None = None
+    for name, key, value, since, vintage in sums:
         kind, *rest = key.split("|")
-        parts: list[str] = []
         constant = 0.0
         if kind == "month":
             f, m, last = rest
@@ -402,54 +410,103 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
             today = nat_days.get((m, c), [])
             if kind == "overcrowded":
                 members, today = [r for r in members if r[3]], [r for r in today if r[3]]
+            if members:
+                # the days not read one by one (all published, as they were), as a
+                # constant: `totals` has the active days by today's class
+                totals = totals or _DayTotals(con)
+                constant = totals.up_to(m, c, last, kind == "overcrowded") - sum(
+                    r[2] for r in today if r[0] <= last)
         if not members:
             continue  # all its days published, as they were: nothing withheld to name
-        if kind != "month":
-            # the days not read one by one (all published) up to `last`, as a constant
-            everything = con.execute(f"""
-                SELECT coalesce(sum(population), 0)::DOUBLE
-                FROM wh.intermediate.int_facility_days
-                WHERE strftime(month, '%Y-%m') = ?
-                  AND (CASE WHEN ? = 'small_optimal' THEN coalesce(is_small_optimal, false)
-                       ELSE coalesce(scale_class, 'unknown') = ? END)
-                  AND census_date <= ?::DATE AND population IS NOT NULL
-                  {"AND density > 100" if kind == "overcrowded" else ""}""",
-                [m, c, c, last]).fetchall()[0][0]
-            # (the active days are in `everything` by today's class)
-            constant = everything - sum(r[2] for r in today if r[0] <= last)
-        for date, day_key, pop, _ in members:
-            if date > last:
+        i = cells.index.get(key)
+        is_today = i is not None and abs(cells.values[i] - value) <= 1e-6
+        at = {vintage} | {state[0] - 1 for _, day_key, _, _ in members
+                           for state in states.get(day_key, ()) if since < state[0] <= vintage}
+        made = set()
+        for v in sorted(at, reverse=True):
+            parts, total, differs = _composition(cells, t, members, states, v, last,
+                                                 constant)
+            signature = (tuple(parts), round(total, 6))
+            if not parts or (is_today and not differs) or signature in made:
                 continue
-            then = _state_at(states.get(day_key, []), vintage)
-            if then is None:
-                continue  # not published then (a day delivered later): not in the sum
-            since, _, published, withheld = then
-            if published is not None and abs(published - pop) > 1e-6:
-                constant += published  # a correction: the value then, published
-            elif published is None and withheld is not None and abs(withheld - pop) > 1e-6:
-                parts.append(_then_cell(cells, f"{day_key}|{since}", withheld, t))
-            elif day_key in cells.index:
-                parts.append(day_key)
-            else:
-                constant += pop
-        if parts:
-            cells.earlier_fact(name, value, parts, constant)
+            made.add(signature)
+            cells.earlier_fact(name if v == vintage else f"{name}|at{v}", value, parts,
+                               total)
+
+
+def _composition(cells: LinkedCells, t: Thresholds, members: list[tuple],
+                 states: dict[str, list[DayState]], vintage: int, last: str,
+                 constant: float) -> tuple[list[str], float, bool]:
+    """A sum's days up to `last` as they were at `vintage`: (the unknowns, the constant,
+    whether any day differs from today). Published then with another value than
+    today's: a constant; withheld then with another value: its own unknown
+    (_then_cell); not in the ledger then (delivered later): not in the sum."""
+    parts: list[str] = []
+    differs = False
+    for date, day_key, pop, _ in members:
+        if date > last:
+            continue
+        then = _state_at(states.get(day_key, []), vintage)
+        if then is None:
+            differs = True
+            continue
+        since, _, published, withheld, need = then
+        if published is not None and abs(published - pop) > 1e-6:
+            constant += published
+            differs = True
+        elif published is None and withheld is not None and abs(withheld - pop) > 1e-6:
+            parts.append(_then_cell(cells, f"{day_key}|{since}", withheld, t, need))
+            differs = True
+        elif day_key in cells.index:
+            parts.append(day_key)
+        else:
+            constant += pop
+    return parts, constant, differs
+
+
+class _DayTotals:
+    """Today's population of every class (and small_optimal) by month and day, summed up
+    to a day: the national sums' days not read one by one, in one query."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.days: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.sums: dict[tuple[str, str, bool], list[float]] = defaultdict(list)
+        for m, c, day, total, over in con.execute("""
+                SELECT strftime(month, '%Y-%m'), coalesce(scale_class, 'unknown'),
+                       census_date::VARCHAR, sum(population)::DOUBLE,
+                       coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE
+                FROM wh.intermediate.int_facility_days WHERE population IS NOT NULL
+                GROUP BY ALL
+                UNION ALL
+                SELECT strftime(month, '%Y-%m'), 'small_optimal', census_date::VARCHAR,
+                       sum(population)::DOUBLE,
+                       coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE
+                FROM wh.intermediate.int_facility_days
+                WHERE population IS NOT NULL AND coalesce(is_small_optimal, false)
+                GROUP BY ALL
+                ORDER BY 1, 2, 3""").fetchall():
+            self.days[(m, c)].append(day)
+            for over_only, value in ((False, total), (True, over)):
+                cumulative = self.sums[(m, c, over_only)]
+                cumulative.append((cumulative[-1] if cumulative else 0.0) + value)
+
+    def up_to(self, m: str, c: str, last: str, over_only: bool) -> float:
+        n = bisect.bisect_right(self.days.get((m, c), []), last)
+        return self.sums[(m, c, over_only)][n - 1] if n else 0.0
 
 
 def known_cells(cells: LinkedCells, con: duckdb.DuckDBPyConnection) -> int:
-    """Mark the cells published before with today's value (in any vintage) as known;
-    how many."""
+    """Mark the cells whose last published value is today's as known; how many. (An
+    older state with today's value is not: the attacker cannot tell the value came
+    back.)"""
     import pandas as pd
 
     frame = pd.DataFrame({"key": cells.keys, "i": range(len(cells.keys)),
                           "value": cells.values})
     con.register("disclosure_cells", frame)
     try:
-        hits = con.execute(f"""
-            SELECT DISTINCT c.i FROM disclosure_cells c
-            JOIN (SELECT key, value FROM ledger
-                  UNION ALL SELECT key, value FROM {HISTORY} WHERE value IS NOT NULL) l
-              USING (key)
+        hits = con.execute("""
+            SELECT c.i FROM disclosure_cells c JOIN ledger l USING (key)
             WHERE abs(c.value - l.value) <= 1e-6""").fetchall()
     finally:
         con.unregister("disclosure_cells")
@@ -772,10 +829,10 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
             SELECT key, facility_id, m, c, optimal, value, base, state,
                    coalesce(revised, false)
             FROM regime_facility
-            WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
+            WHERE state = 0 OR m IN (SELECT m FROM regime_active) ORDER BY key""").fetchall()
         national_rows = con.execute("""
             SELECT key, m, c, value, base, state, earlier_value, staged FROM regime_national
-            WHERE state = 0 OR m IN (SELECT m FROM regime_active)""").fetchall()
+            WHERE state = 0 OR m IN (SELECT m FROM regime_active) ORDER BY key""").fetchall()
         # the national rows published before in a state superseded since (and, below,
         # in their current state): facts (name, value, month, class, vintage)
         facts = con.execute(f"""
@@ -892,7 +949,8 @@ def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
     built month (regime_active) for the count `name`, present today or not: (key,
     month, value then or None if withheld then, class then, small_optimal today, the
     value withheld then (None if published or not known), today's value (None if it
-    has no row today), the vintages the state began and ended (None: current)). The
+    has no row today), the vintages the state began and ended (None: current), the
+    protection interval it had when withheld (None if not known)). The
     class then is the one the last publication gave it (ledger.PUBLISHED_CLASSES);
     today's where it gave none."""
     prefix = f"regime|{name}|"
@@ -900,15 +958,17 @@ def _then_rows(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
     return con.execute(f"""
         SELECT l.key, right(l.key, 7), l.value,
                coalesce(p.scale_class, r.c, 'unknown'), coalesce(r.optimal, false),
-               l.withheld_value, r.value, l.since, l.until
-        FROM (SELECT key, value, withheld_value, since, NULL::INTEGER AS until FROM ledger
+               l.withheld_value, r.value, l.since, l.until, l.withheld_need
+        FROM (SELECT key, value, withheld_value, since, NULL::INTEGER AS until,
+                     withheld_need FROM ledger
               UNION ALL
-              SELECT key, value, withheld_value, since, until FROM {HISTORY}) l
+              SELECT key, value, withheld_value, since, until, withheld_need
+              FROM {HISTORY}) l
         LEFT JOIN regime_facility r USING (key)
         LEFT JOIN {PUBLISHED_CLASSES} p
           ON p.facility_id = {facility} AND p.m = right(l.key, 7)
         WHERE starts_with(l.key, ?) AND right(l.key, 7) IN (SELECT m FROM regime_active)
-        """, [prefix]).fetchall()
+        ORDER BY l.key, l.since""", [prefix]).fetchall()
 
 
 def _then_sums(cells: LinkedCells, t: Thresholds, then_rows: list[tuple],
@@ -922,15 +982,17 @@ def _then_sums(cells: LinkedCells, t: Thresholds, then_rows: list[tuple],
     and the values it published."""
     parts: dict[tuple[str, str], list[str] | None] = defaultdict(list)
     constant: dict[tuple[str, str], float] = defaultdict(float)
-    for key, m, then, c, optimal, withheld_then, today, since, until in then_rows:
+    for key, m, then, c, optimal, withheld_then, today, since, until, need in then_rows:
         if since > vintage or (until is not None and until < vintage):
             continue  # another state of the key, or not published then
         if then is not None:
             _fold(constant, m, c, optimal, then)
             continue
         part = part_of.get(key)
-        if withheld_then is not None and (today is None or abs(today - withheld_then) > 1e-6):
-            part = _then_cell(cells, f"{key}|{since}", withheld_then, t)
+        if withheld_then is not None and (part is None or today is None
+                                          or abs(today - withheld_then) > 1e-6):
+            # revised since (or back to its value then after another one): its own unknown
+            part = _then_cell(cells, f"{key}|{since}", withheld_then, t, need)
         groups = [(m, c), (m, OPTIMAL)] if optimal else [(m, c)]
         for g in groups:
             if part is None:

@@ -133,12 +133,14 @@ def _run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None,
     report = Report()
     t0 = time.perf_counter()
     ledger.read(con, paths)
-    cells = build_cells(con, thresholds(config))
+    limits = thresholds(config)
+    cells = build_cells(con, limits)
     report.cells, report.relations = len(cells.keys), len(cells.relations)
     report.days_examined = sum(1 for k in cells.keys if k.startswith("day|"))
     report.relations_not_holding = cells.rejected_relations
     report.known_from_earlier = len(cells.known)
-    report.revised_while_withheld = sum(1 for k in cells.keys if k.startswith(linked.THEN))
+    named = {p for _, parts, _ in cells.relations for p in parts}
+    report.revised_while_withheld = sum(1 for i in named if cells.keys[i].startswith(linked.THEN))
     report.primary_units = sum(u.primary for u in cells.units if u.key != linked.HIDDEN)
     t1 = time.perf_counter()
     secret = ledger.secret(paths)
@@ -156,7 +158,7 @@ def _run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None,
     for spec in MARTS:
         apply(con, catalog, spec, cells)
     report.regions_withheld = withhold_regions(con, catalog)
-    stage_ledger(con, catalog, cells, paths)
+    stage_ledger(con, catalog, cells, paths, limits)
     t4 = time.perf_counter()
     report.seconds = {"build": round(t1 - t0, 3), "protect": round(t2 - t1, 3),
                       "audit": round(t3 - t2, 3), "apply": round(t4 - t3, 3)}
@@ -298,31 +300,33 @@ def apply(con: duckdb.DuckDBPyConnection, catalog: str, spec: MartSpec,
 
 
 def stage_ledger(con: duckdb.DuckDBPyConnection, catalog: str, cells: LinkedCells,
-                 paths: Paths) -> None:
+                 paths: Paths, t: linked.Thresholds) -> None:
     """ledger.pending(paths): every cell this publication makes public (the days of the
     daily mart, and the sums and counts of the linked tables), merged into the ledger
     once the publication is current (ledger.commit)."""
     withheld = cells.withheld_cells()
     frame = pd.DataFrame(  # a withheld cell: value NULL (withheld again next time), and
-        # its value then in withheld_value (the ledger is owner-only)
-        [(k, None, v) if withheld[i] else (k, v, None)
+        # its value and protection interval then (the ledger is owner-only)
+        [(k, None, v, cells.needs[i]) if withheld[i] else (k, v, None, None)
          for i, (k, v) in enumerate(zip(cells.keys, cells.values, strict=True))
          if not k.startswith(NEVER_PUBLISHED)],
-        columns=["key", "value", ledger.WITHHELD_VALUE]).astype(
-            {"key": "object", "value": "float64", ledger.WITHHELD_VALUE: "float64"})
+        columns=["key", "value", ledger.WITHHELD_VALUE, ledger.WITHHELD_NEED]).astype(
+            {"key": "object", "value": "float64", ledger.WITHHELD_VALUE: "float64",
+             ledger.WITHHELD_NEED: "float64"})
     con.register("published_sums", frame)
     try:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE {PENDING} AS
             SELECT 'day|' || facility_id || '|' || census_date::VARCHAR AS key,
-                   population::DOUBLE AS value, NULL::DOUBLE AS {ledger.WITHHELD_VALUE}
+                   population::DOUBLE AS value, NULL::DOUBLE AS {ledger.WITHHELD_VALUE},
+                   NULL::DOUBLE AS {ledger.WITHHELD_NEED}
             FROM {catalog}.marts.mart_facility_daily WHERE population IS NOT NULL
             UNION ALL
             SELECT * FROM published_sums
             WHERE key NOT LIKE 'day|%' AND key NOT LIKE 'regime%'
             UNION ALL
             SELECT * FROM published_sums WHERE key LIKE 'day|%' AND value IS NULL
-            {_regime_ledger_rows(con, catalog)}""")
+            {_regime_ledger_rows(con, catalog, t)}""")
         ledger.stage(con, paths, PENDING)
     finally:
         con.unregister("published_sums")
@@ -333,15 +337,19 @@ REGIME_RATES = {(spec.mart, unit.name): unit.columns[0] for spec in MARTS
                 for unit in spec.units if unit.name in linked.REGIME_COUNTS}
 
 
-def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
+def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str,
+                        t: linked.Thresholds) -> str:
     """SQL (`UNION ALL ...`) of every staff and regime count as published: its value
-    where its rate is published, NULL where withheld (and the value in withheld_value).
+    where its rate is published, NULL where withheld (and the value and the protection
+    interval of linked._rate_primary in withheld_value and withheld_need).
     All of them, not only the months built as linked tables, so that a month built
     later knows what was public."""
-    if not all(linked._table_exists(con, f"intermediate.{t}") for t in (
+    if not all(linked._table_exists(con, f"intermediate.{table}") for table in (
             "int_facility_month_kpis", "int_national_month_kpis")):
         return ""
     parts = []
+    few, base_min = float(t.min_person_count), float(t.min_rate_denominator)
+    pi, min_interval = float(t.protection_interval), float(t.min_interval)
     for name, (count, base, national_base) in linked.REGIME_COUNTS.items():
         for mart, source, keys, base_column, facility in (
                 ("mart_facility_monthly", "int_facility_month_kpis", "facility_id, month",
@@ -354,7 +362,13 @@ def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str) -> str:
             parts.append(f"""
                 SELECT {linked.regime_keys(name, facility)} AS key,
                        CASE WHEN m.{rate} IS NULL THEN NULL ELSE k.{count}::DOUBLE END,
-                       CASE WHEN m.{rate} IS NULL THEN k.{count}::DOUBLE END
+                       CASE WHEN m.{rate} IS NULL THEN k.{count}::DOUBLE END,
+                       CASE WHEN m.{rate} IS NOT NULL THEN NULL
+                            WHEN (k.{count} > 0 AND k.{count} < {few})
+                              OR (k.{base_column} - k.{count} > 0
+                                  AND k.{base_column} - k.{count} < {few}) THEN {pi}
+                            WHEN k.{base_column} < {base_min} THEN {min_interval}
+                            ELSE 0.0 END
                 FROM {catalog}.marts.{mart} m
                 JOIN wh.intermediate.{source} k USING ({keys})
                 WHERE k.{count} IS NOT NULL AND k.{base_column} > 0

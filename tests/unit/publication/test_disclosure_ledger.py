@@ -16,12 +16,12 @@ def ledger_tables(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple] = (),
                   vintage: int = 1) -> None:
     """The ledger's temporary tables as ledger.read makes them (no ledger file, no
     publication yet), holding `rows`: (key, value published or None[, the value
-    withheld then]), current since `vintage`."""
+    withheld then[, its protection interval then]]), current since `vintage`."""
     ledger.read(con, Paths(Path("/nonexistent-penstat-home")))
     if rows:
-        con.executemany("INSERT INTO ledger (key, value, withheld_value, since, staged) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [(*(*row, None)[:3], vintage, vintage) for row in rows])
+        con.executemany("INSERT INTO ledger (key, value, withheld_value, withheld_need, "
+                        "since, staged) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(*(*row, None, None)[:4], vintage, vintage) for row in rows])
 
 
 def test_the_ledger_keeps_the_newest_value_of_each_key_and_does_not_grow_by_vintage(tmp_path):
@@ -184,8 +184,14 @@ def test_a_superseded_state_is_kept_with_the_vintages_it_held(tmp_path):
         keys.append(ledger.write(con, paths, name))
     assert keys == [2, 3, 3, 3]
     ledger.read(con, paths)
-    assert sorted(con.execute("SELECT * FROM ledger").fetchall()) == [
+    assert sorted(con.execute("SELECT key, value, withheld_value, since, staged FROM ledger"
+                              ).fetchall()) == [
         ("day|F|1", 6.0, None, 4, 4), ("month|F|m|1", 48.0, None, 1, 1),
         ("month|F|m|2", 70.0, None, 2, 2)]
-    assert sorted(con.execute(f"SELECT * FROM {ledger.HISTORY}").fetchall()) == [
+    assert sorted(con.execute(f"SELECT key, value, withheld_value, since, staged, until "
+                              f"FROM {ledger.HISTORY}").fetchall()) == [
         ("day|F|1", None, 3.0, 1, 2, 2), ("day|F|1", None, 4.0, 3, 3, 3)]
+    # the file grows by the states superseded, not by the vintages: the same cells again
+    ledger.write(con, paths, "v4")
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{ledger.ledger_path(paths)}')"
+                      ).fetchall() == [(5,)]

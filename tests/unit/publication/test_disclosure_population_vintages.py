@@ -243,3 +243,37 @@ def test_a_facility_month_reclassified_since_is_read_day_by_day():
     assert "day|G|2024-03-01" not in build(con).index  # nothing to protect in G
     con.execute(f"INSERT INTO {ledger.PUBLISHED_CLASSES} VALUES ('G', '2024-03', 'small')")
     assert "day|G|2024-03-01" in build(con).index
+
+
+
+def test_a_sum_of_then_with_todays_total_but_other_days_is_still_a_fact():
+    """Day 1 (withheld, 3) is revised to 10 and moves to the large class; published day 3
+    is corrected from 25 to 18: F's month is 48 again. The month of then is not today's
+    month for all that (3 + 20 + 25, not 10 + 20 + 18): with today's small row (day 2 +
+    day 3) it gives day 1's 3 back, so it is a fact, caught and protected."""
+    today = [("F", "2024-03-01", "large", 10.0), ("F", "2024-03-02", "small", 20.0),
+             ("F", LAST, "small", 18.0),
+             *[("G", f"2024-03-0{d}", "large", 300.0) for d in (1, 2, 3)]]
+    cells = build(warehouse(today, EARLIER))
+    assert _fact(cells, f"month|F|2024-03|{LAST}") == {"then|day|F|2024-03-01|1",
+                                                      "day|F|2024-03-02"}
+    assert "then|day|F|2024-03-01|1" in exposed(cells)
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
+
+
+def test_a_sum_that_kept_its_total_while_its_days_changed_is_a_fact_of_each_vintage(
+        tmp_path):
+    """Vintage 1 published F's month (48: day 1 withheld at 3, day 2 withheld at 20);
+    vintage 2 revised day 1 to 4 and day 2 to 19 (both withheld): the month stayed 48,
+    the same state in the ledger. Its composition of vintage 1 is still a fact."""
+    v1 = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
+          (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", 48.0), *G_DAYS]
+    v2 = [("day|F|2024-03-01", None, 4.0), ("day|F|2024-03-02", None, 19.0), *v1[2:]]
+    paths = _published(tmp_path, v1, v2)
+    con = warehouse(days(4.0, 19.0), [])
+    ledger.read(con, paths)
+    cells = build(con)
+    assert _fact(cells, f"month|F|2024-03|{LAST}|at1") == {"then|day|F|2024-03-01|1",
+                                                          "then|day|F|2024-03-02|1"}
+    assert f"earlier|month|F|2024-03|{LAST}" not in cells.index  # today's: known

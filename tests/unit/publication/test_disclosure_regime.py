@@ -311,3 +311,59 @@ def test_a_national_row_withheld_since_is_still_a_fact_as_it_was_published(tmp_p
     assert abs(audit.intervals(cells, targets=[f2])[f2].high - 23.0) <= 1e-6
     secondary.protect(cells, SECRET)
     assert exposed(cells) == []
+
+
+
+def test_a_count_withheld_for_its_complement_keeps_that_protection_then():
+    """F1: 37 of 40 in work then (3 not working: withheld for the complement), revised to
+    36 and moved to the large class. Its value then (37) is not a count of 1..4, but
+    the protection it had is kept (the ledger's withheld_need): once today's small row
+    gives F2 back, the small row then pins F1's 37, and the audit must protect it."""
+    then = {"regime|work|F1|2024-03": (37.0, T.protection_interval),
+            "regime|work|F2|2024-03": (20.0, 0.0)}
+    rows = [(k, 122.0 if k.endswith("small") else 422.0 if k.endswith("all") else v,
+             *then.get(k, (None, None))) for k, v in EARLIER]
+    month = [("F1", "2024-03", "large", 36.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 40.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    con = warehouse(month, rows)
+    con.execute(f"INSERT INTO {PUBLISHED_CLASSES} VALUES ('F1', '2024-03', 'small'), "
+                "('F2', '2024-03', 'small'), ('F3', '2024-03', 'small'), "
+                "('F5', '2024-03', 'small'), ('F4', '2024-03', 'large')")
+    cells = _primary(build(con))
+    then_f1 = cells.index["then|regime|work|F1|2024-03|1"]
+    assert cells.needs[then_f1] == T.protection_interval
+    assert "then|regime|work|F1|2024-03|1" in exposed(cells)
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
+
+
+def test_a_count_back_to_its_value_then_after_another_is_named_in_the_sums_of_then(
+        tmp_path):
+    """F1 withheld at 3 (vintage 1), revised to 4 (vintage 2), back to 3 today: the
+    small row of each vintage names F1 as it was then, none is dropped."""
+    v1 = [(key, value, {"regime|work|F1|2024-03": 3.0,
+                        "regime|work|F2|2024-03": 20.0}.get(key)) for key, value in EARLIER]
+    v2 = [("regime|work|F1|2024-03", None, 4.0) if key == "regime|work|F1|2024-03"
+          else (key, 89.0, None) if key == "regimenat|work|2024-03|small"
+          else (key, 389.0, None) if key == "regimenat|work|2024-03|all"
+          else (key, value, withheld) for key, value, withheld in v1]
+    paths = Paths(tmp_path)
+    scratch = duckdb.connect()
+    for rows in (v1, v2):
+        scratch.execute("CREATE OR REPLACE TABLE v (key VARCHAR, value DOUBLE, "
+                        "withheld_value DOUBLE)")
+        scratch.executemany("INSERT INTO v VALUES (?, ?, ?)", rows)
+        ledger.write(scratch, paths, "v")
+    month = [("F1", "2024-03", "small", 3.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
+             ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
+             ("F4", "2024-03", "large", 300.0, 900.0)]
+    con = warehouse(month)
+    ledger.read(con, paths)
+    cells = build(con)
+    facts = {cells.keys[total]: {cells.keys[p] for p in parts}
+             for total, parts, _ in cells.relations if cells.keys[total].startswith("earlier|")}
+    assert facts["earlier|regimenat|work|2024-03|small|v1"] == {
+        "then|regime|work|F1|2024-03|1", "regime|work|F2|2024-03"}
+    assert facts["earlier|regimenat|work|2024-03|small"] == {
+        "then|regime|work|F1|2024-03|2", "regime|work|F2|2024-03"}
