@@ -140,7 +140,8 @@ def _run(con: duckdb.DuckDBPyConnection, paths: Paths, config: Config | None,
     report.relations_not_holding = cells.rejected_relations
     report.known_from_earlier = len(cells.known)
     named = {p for _, parts, _ in cells.relations for p in parts}
-    report.revised_while_withheld = sum(1 for i in named if cells.keys[i].startswith(linked.THEN))
+    report.revised_while_withheld = sum(1 for i in named
+                                        if cells.keys[i].startswith(linked.THEN))
     report.primary_units = sum(u.primary for u in cells.units if u.key != linked.HIDDEN)
     t1 = time.perf_counter()
     secret = ledger.secret(paths)
