@@ -4,10 +4,10 @@ The ledger (`$PENSTAT_HOME/disclosure/ledger.parquet`) holds, for every cell key
 published, its current state: the last value published (a facility-day's population, a
 facility-month's or national class's person-days up to a given day, a cohort group's
 counts), or NULL if it was withheld last time (so withheld again) with, in
-`withheld_value` and `withheld_need`, the value and the protection interval it had. Each merge of a publication is a vintage: a row
-carries the vintage its state began at (`since`) and the last that published the key
-(`staged`); a key published with another state keeps its old one, superseded (`until`
-the vintage before). So a sum published then is a fact about the values of then,
+`withheld_value` and `withheld_need`, the value and the protection interval it had.
+Each merge of a publication is a vintage: a row carries the vintage its state began
+at (`since`) and the last that published the key (`staged`); a key published with
+another state keeps its old one, superseded (`until` the vintage before). So a sum published then is a fact about the values of then,
 even after they were revised, withheld or revised while withheld (linked.py). The
 file grows with the cells and their revisions, not with the number of publications.
 A provisional month's sums have keys carrying their last day, so yesterday's sum of
