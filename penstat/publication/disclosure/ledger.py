@@ -4,18 +4,18 @@ The ledger (`$PENSTAT_HOME/disclosure/ledger.parquet`) holds, for every cell key
 published, its current state: the last value published (a facility-day's population, a
 facility-month's or national class's person-days up to a given day, a cohort group's
 counts), or NULL if it was withheld last time (so withheld again) with, in
-`withheld_value` and `withheld_need`, the value and the protection interval it had.
-Each merge of a publication is a vintage: a row carries the vintage its state began
-at (`since`) and the last that published the key (`staged`); a key published with
-another state keeps its old one, superseded (`until` the vintage before). So a sum published then is a fact about the values of then,
-even after they were revised, withheld or revised while withheld (linked.py). The
-file grows with the cells and their revisions, not with the number of publications.
-A provisional month's sums have keys carrying their last day, so yesterday's sum of
-days 1..9 stays in the ledger beside today's sum of days 1..10: their difference is
-today's day 10, which the audit therefore protects. The values withheld make the
-ledger as confidential as the warehouse: its folder is the owner's only (0700), its
-files 0600. A ledger written before these columns existed reads as one vintage (0)
-with no value withheld known.
+`withheld_value` and `withheld_need`, the value and the protection interval it had. Each
+merge of a publication is a vintage: a row carries the vintage its state began at
+(`since`) and the last that published the key (`staged`); a key published with another
+state keeps its old one, superseded (`until` the vintage before). So a sum published
+then is a fact about the values of then, even after they were revised, withheld or
+revised while withheld (linked.py). The file grows with the cells and their revisions,
+not with the number of publications. A provisional month's sums have keys carrying their
+last day, so yesterday's sum of days 1..9 stays in the ledger beside today's sum of days
+1..10: their difference is today's day 10, which the audit therefore protects. The
+values withheld make the ledger as confidential as the warehouse: its folder is the
+owner's only (0700), its files 0600. A ledger written before these columns existed reads
+as one vintage (0) with no value withheld known.
 
 The secondary cost's jitter is keyed (see `secret`): by the pseudonym key, or a random
 key beside the ledger (`secret`, 0600) where there is none.
