@@ -188,7 +188,11 @@ def write(con: duckdb.DuckDBPyConnection, paths: Paths, published: str) -> int:
                              AND n.{w} IS NOT DISTINCT FROM o.{w} AS same
                     FROM _new n FULL JOIN (SELECT * FROM _old WHERE until IS NULL) o
                       USING (key))
-            SELECT key, value, {w}, {need},
+            -- the same state keeps the widest protection it ever had (a count's base
+            -- may have grown over the minimum since, not what it was withheld for)
+            SELECT key, value, {w},
+                   CASE WHEN known AND same THEN greatest({need}, o_{need}) ELSE {need}
+                   END AS {need},
                    CASE WHEN known AND same THEN o_since ELSE v END AS since,
                    v AS staged, NULL::INTEGER AS until
             FROM _both, _next WHERE published
@@ -265,6 +269,10 @@ def recover(paths: Paths, current_version: str | None) -> list[str]:
     handled = []
     if not folder(paths).is_dir():
         return handled
+    for spill in folder(paths).glob("spill-*"):  # a merge's spill of a dead process
+        pid = spill.name[len("spill-"):]
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
+            shutil.rmtree(spill, ignore_errors=True)
     for path in sorted(folder(paths).glob("pending-*.parquet")):
         pid, _, version = path.name[len("pending-"):-len(".parquet")].partition(".")
         if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):

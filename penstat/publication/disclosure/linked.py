@@ -108,18 +108,15 @@ DayState = tuple[int, int | None, float | None, float | None, float | None]
 
 def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[Sum]]:
     """From the ledger (temp tables `ledger` and HISTORY): the days published with
-    another value than today's or with a superseded state (corrections: their
-    facility-months are read day by day, so that the sums of then can count them as
-    they were), and the population sums published before, in their current state
-    (fact `key`) and in every superseded one (fact `key|v<vintage>`), for
-    earlier_facts."""
-    changed = {k for (k,) in con.execute(f"""
+    another value than today's (corrections: their facility-months are read day by
+    day), and the population sums published before, in their current state (fact
+    `key`) and in every superseded one (fact `key|v<vintage>`), for earlier_facts."""
+    changed = {k for (k,) in con.execute("""
         SELECT l.key FROM ledger l
         JOIN wh.intermediate.int_facility_days d
           ON l.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
         WHERE l.key LIKE 'day|%' AND l.value IS NOT NULL
-          AND d.population::DOUBLE IS DISTINCT FROM l.value
-        UNION SELECT key FROM {HISTORY} WHERE key LIKE 'day|%'""").fetchall()}
+          AND d.population::DOUBLE IS DISTINCT FROM l.value""").fetchall()}
     kinds = "(key LIKE 'month|%' OR key LIKE 'national|%' OR key LIKE 'overcrowded|%')"
     sums = [(key, key, value, since, staged) for key, value, since, staged in con.execute(f"""
         SELECT key, value, since, staged FROM ledger WHERE value IS NOT NULL AND {kinds}
@@ -133,14 +130,16 @@ def _earlier(con: duckdb.DuckDBPyConnection) -> tuple[set[str], list[Sum]]:
 
 def _day_states(con: duckdb.DuckDBPyConnection) -> dict[str, list[DayState]]:
     """The ledger's states (current and superseded) of the facility-days of the
-    facility-months read day by day (temp table `active_fm`)."""
+    facility-months read day by day (temp table `active_fm`) and of every day with a
+    superseded state."""
     states: dict[str, list[DayState]] = defaultdict(list)
     for key, since, until, value, withheld, need in con.execute(f"""
             WITH days AS (
                 SELECT 'day|' || d.facility_id || '|' || d.census_date::VARCHAR AS key
                 FROM wh.intermediate.int_facility_days d
                 SEMI JOIN active_fm a
-                  ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m'))
+                  ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m')
+                UNION SELECT key FROM {HISTORY} WHERE key LIKE 'day|%')
             SELECT l.key, l.since, l.until, l.value, l.withheld_value, l.withheld_need
             FROM (SELECT key, since, NULL::INTEGER AS until, value, withheld_value,
                          withheld_need
@@ -195,7 +194,8 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
           ON k.facility_id = d.facility_id AND k.month = d.month
          AND k.average_daily_population IS NOT NULL AND k.days_reported > 0
         WHERE d.population IS NOT NULL
-        GROUP BY d.facility_id, d.month""", [min_count]).fetchall()
+        GROUP BY d.facility_id, d.month ORDER BY d.facility_id, d.month""",
+        [min_count]).fetchall()
     active = {(k.split("|")[1], k.split("|")[2][:7]) for k in changed}
     active |= _withheld_before_months(con)
     for f, m, _, n_classes, _, small_day, _, s, d in fm_rows:
@@ -258,6 +258,23 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
             WHERE d.population IS NOT NULL
             ORDER BY d.facility_id, d.census_date""").fetchall()
         states = _day_states(con)
+        # the days not read one by one that were corrected once (published with another
+        # value before): the national sums of then count them as they were
+        outside: dict[tuple[str, str], list[tuple[str, str, float, bool]]] = \
+            defaultdict(list)
+        for f, m, date, c, pop, over, optimal in con.execute(f"""
+                SELECT d.facility_id, strftime(d.month, '%Y-%m'), d.census_date::VARCHAR,
+                       coalesce(d.scale_class, 'unknown'), d.population::DOUBLE,
+                       coalesce(d.density > 100, false), coalesce(d.is_small_optimal, false)
+                FROM wh.intermediate.int_facility_days d
+                SEMI JOIN (SELECT DISTINCT key FROM {HISTORY} WHERE key LIKE 'day|%') h
+                  ON h.key = 'day|' || d.facility_id || '|' || d.census_date::VARCHAR
+                ANTI JOIN active_fm a
+                  ON a.facility_id = d.facility_id AND a.m = strftime(d.month, '%Y-%m')
+                WHERE d.population IS NOT NULL
+                ORDER BY d.facility_id, d.census_date""").fetchall():
+            for g in ((m, c), (m, "all"), *(((m, OPTIMAL),) if optimal else ())):
+                outside[g].append((date, f"day|{f}|{date}", pop, over))
     finally:
         con.unregister("active_fm")
     by_fm: dict[tuple[str, str], list[tuple]] = defaultdict(list)
@@ -269,7 +286,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
             SELECT strftime(month, '%Y-%m'), scale_class, census_days::DOUBLE,
                    avg_small_scale_population::DOUBLE
             FROM wh.intermediate.int_national_month_kpis
-            WHERE average_daily_population IS NOT NULL""").fetchall():
+            WHERE average_daily_population IS NOT NULL ORDER BY 1, 2""").fetchall():
         national[(m, c)] = days_n
         if c == "all" and small_avg is not None:
             small_scale[m] = small_avg * days_n
@@ -310,8 +327,9 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         day_keys = []
         for _, date, _, c, pop, over, optimal, c_then in rows:
             key = f"day|{f}|{date}"
-            nat_days[(m, c)].append((date, key, pop, over))
-            nat_then[(m, c_then)].append((date, key, pop, over))
+            for group, g in ((nat_days, c), (nat_then, c_then), (nat_days, "all"),
+                             (nat_then, "all")):
+                group[(m, g)].append((date, key, pop, over))
             if optimal:  # the overlapping class, always by its days
                 nat_days[(m, OPTIMAL)].append((date, key, pop, over))
                 nat_parts[(m, OPTIMAL)].append(key)
@@ -382,7 +400,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
     # after today's cells, so that a sum published before with today's value is known
     # (known_cells) rather than a fact to build
     nat_then.update({g: v for g, v in nat_days.items() if g[1] == OPTIMAL})
-    _earlier_facts(cells, con, t, sums, states, by_fm, (nat_days, nat_then))
+    _earlier_facts(cells, con, t, sums, states, by_fm, (nat_days, nat_then, outside))
 
 
 def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds,
@@ -392,60 +410,81 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
     """Each population sum published before, as facts about today's cells: the sum of
     the days it covered as they were (_composition) at the last vintage that published
     it, and at each vintage before one of its days changed while the sum kept its value
-    (the same total, another composition). A composition that is today's (the sum
-    still published with today's value and days) is today's relation: known. A
-    national sum counts the days of its class then (`nat`: the active days by today's
-    class and by the last publication's)."""
-    nat_days, nat_then = nat
+    (the same total, another composition). The current state of a sum with today's
+    total and today's days is today's relation (known): it is not repeated. A national
+    sum counts the days of its class then (`nat`: the active days by today's class and
+    by the last publication's, and the days not read one by one that were corrected
+    once)."""
+    nat_days, nat_then, outside = nat
     totals: _DayTotals | None = None
     for name, key, value, since, vintage in sums:
         kind, *rest = key.split("|")
-        constant = 0.0
+        constant, corrected, moved = 0.0, [], False
         if kind == "month":
             f, m, last = rest
-            members = [(r[1], f"day|{f}|{r[1]}", r[4], r[5]) for r in by_fm.get((f, m), [])]
+            members = [(r[1], f"day|{f}|{r[1]}", r[4], r[5]) for r in by_fm.get((f, m), [])
+                       if r[1] <= last]
         else:
             m, c, last = rest
-            members = nat_then.get((m, c), [])
-            today = nat_days.get((m, c), [])
-            if kind == "overcrowded":
-                members, today = [r for r in members if r[3]], [r for r in today if r[3]]
+            over_only = kind == "overcrowded"
+            members, today, corrected = (
+                [r for r in group.get((m, c), []) if r[0] <= last and (r[3] or not over_only)]
+                for group in (nat_then, nat_days, outside))
             if members:
-                # the days not read one by one (all published, as they were), as a
-                # constant: `totals` has the active days by today's class
+                # the days not read one by one (all published), as a constant: `totals`
+                # has the active days by today's class
                 totals = totals or _DayTotals(con)
-                constant = totals.up_to(m, c, last, kind == "overcrowded") - sum(
-                    r[2] for r in today if r[0] <= last)
+                constant = totals.up_to(m, c, last, over_only) - sum(r[2] for r in today)
+            # days of another class then than today: not today's composition
+            moved = {r[1] for r in members} != {r[1] for r in today}
         if not members:
             continue  # all its days published, as they were: nothing withheld to name
         i = cells.index.get(key)
-        is_today = i is not None and abs(cells.values[i] - value) <= 1e-6
-        at = {vintage} | {state[0] - 1 for _, day_key, _, _ in members
+        is_today = name == key and i is not None and abs(cells.values[i] - value) <= 1e-6
+        at = {vintage} | {state[0] - 1 for _, day_key, *_ in (*members, *corrected)
                            for state in states.get(day_key, ()) if since < state[0] <= vintage}
         made = set()
         for v in sorted(at, reverse=True):
-            parts, total, differs = _composition(cells, t, members, states, v, last,
-                                                 constant)
-            signature = (tuple(parts), round(total, 6))
-            if not parts or (is_today and not differs) or signature in made:
+            parts, total, differs = _composition(cells, t, members, states, v, constant)
+            shift = _corrected_at(corrected, states, v)
+            if shift is None:
+                continue  # a corrected day withheld then: not expressible without its cell
+            signature = (tuple(parts), round(total + shift, 6))
+            if not parts or (is_today and not (differs or moved or abs(shift) > 1e-6)) \
+                    or signature in made:
                 continue
             made.add(signature)
             cells.earlier_fact(name if v == vintage else f"{name}|at{v}", value, parts,
-                               total)
+                               total + shift)
+
+
+def _corrected_at(days: list[tuple], states: dict[str, list[DayState]],
+                  vintage: int) -> float | None:
+    """How much the days not read one by one but corrected once (published then) differ
+    at `vintage` from today's values, which the constant of a national sum counts
+    (None: one was withheld then)."""
+    shift = 0.0
+    for _, day_key, pop, _ in days:
+        then = _state_at(states.get(day_key, []), vintage)
+        if then is None:
+            shift -= pop  # not published then: not in the sum
+        elif then[2] is None:
+            return None
+        else:
+            shift += then[2] - pop
+    return shift
 
 
 def _composition(cells: LinkedCells, t: Thresholds, members: list[tuple],
-                 states: dict[str, list[DayState]], vintage: int, last: str,
+                 states: dict[str, list[DayState]], vintage: int,
                  constant: float) -> tuple[list[str], float, bool]:
-    """A sum's days up to `last` as they were at `vintage`: (the unknowns, the constant,
-    whether any day differs from today). Published then with another value than
-    today's: a constant; withheld then with another value: its own unknown
-    (_then_cell); not in the ledger then (delivered later): not in the sum."""
+    """A sum's days as they were at `vintage`: (the unknowns, the constant, whether any
+    day differs from today). Published then with another value than today's: a
+    constant; withheld then with another value: its own unknown (_then_cell); not in
+    the ledger then (delivered later): not in the sum."""
     parts: list[str] = []
     differs = False
-    for date, day_key, pop, _ in members:
-        if date > last:
-            continue
+    for _, day_key, pop, _ in members:
         then = _state_at(states.get(day_key, []), vintage)
         if then is None:
             differs = True
@@ -465,8 +504,8 @@ def _composition(cells: LinkedCells, t: Thresholds, members: list[tuple],
 
 
 class _DayTotals:
-    """Today's population of every class (and small_optimal) by month and day, summed up
-    to a day: the national sums' days not read one by one, in one query."""
+    """Today's population of every class (and small_optimal, and all) by month and day,
+    summed up to a day: the national sums' days not read one by one, in one query."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.days: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -483,6 +522,12 @@ class _DayTotals:
                        coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE
                 FROM wh.intermediate.int_facility_days
                 WHERE population IS NOT NULL AND coalesce(is_small_optimal, false)
+                GROUP BY ALL
+                UNION ALL
+                SELECT strftime(month, '%Y-%m'), 'all', census_date::VARCHAR,
+                       sum(population)::DOUBLE,
+                       coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE
+                FROM wh.intermediate.int_facility_days WHERE population IS NOT NULL
                 GROUP BY ALL
                 ORDER BY 1, 2, 3""").fetchall():
             self.days[(m, c)].append(day)

@@ -195,3 +195,26 @@ def test_a_superseded_state_is_kept_with_the_vintages_it_held(tmp_path):
     ledger.write(con, paths, "v4")
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{ledger.ledger_path(paths)}')"
                       ).fetchall() == [(5,)]
+
+
+def test_a_withheld_state_keeps_the_widest_protection_it_had(tmp_path):
+    """The same value withheld again with a smaller protection interval (its base grew
+    over the minimum) keeps the interval it was withheld for."""
+    paths = Paths(tmp_path)
+    con = duckdb.connect()
+    for need in (5.0, 0.0):
+        con.execute(f"CREATE OR REPLACE TABLE v AS SELECT 'regime|work|F|m' AS key, "
+                    f"NULL::DOUBLE AS value, 3.0 AS withheld_value, {need} AS withheld_need")
+        ledger.write(con, paths, "v")
+    ledger.read(con, paths)
+    assert con.execute("SELECT withheld_need, since FROM ledger").fetchall() == [(5.0, 1)]
+
+
+def test_a_dead_mergers_spill_folder_is_removed(tmp_path):
+    paths = Paths(tmp_path)
+    folder = ledger.folder(paths)
+    dead = _dead_pid()
+    (folder / f"spill-{dead}").mkdir(parents=True)
+    (folder / f"spill-{dead}" / "x.tmp").write_bytes(b"3")
+    ledger.recover(paths, None)
+    assert not (folder / f"spill-{dead}").exists()

@@ -277,3 +277,60 @@ def test_a_sum_that_kept_its_total_while_its_days_changed_is_a_fact_of_each_vint
     assert _fact(cells, f"month|F|2024-03|{LAST}|at1") == {"then|day|F|2024-03-01|1",
                                                           "then|day|F|2024-03-02|1"}
     assert f"earlier|month|F|2024-03|{LAST}" not in cells.index  # today's: known
+
+
+def test_a_superseded_sum_with_todays_total_and_days_is_still_a_fact(tmp_path):
+    """Vintage 1 published F's month (48, day 1 withheld at 3), vintage 2 revised day 1
+    to 8 (53); today day 1 is 3 again and the month 48. The 48 of vintage 1 is not
+    today's relation for the attacker (he cannot tell the value came back): a fact."""
+    v1 = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
+          (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", 48.0), *G_DAYS]
+    v2 = [("day|F|2024-03-01", None, 8.0), *v1[1:3], (f"month|F|2024-03|{LAST}", 53.0),
+          *G_DAYS]
+    con = warehouse(days(3.0), [])
+    ledger.read(con, _published(tmp_path, v1, v2))
+    cells = build(con)
+    assert _fact(cells, f"month|F|2024-03|{LAST}|v1") == {"day|F|2024-03-01",
+                                                         "day|F|2024-03-02"}
+
+
+def test_a_national_sum_of_then_with_todays_total_but_swapped_days_is_a_fact():
+    """F's day 1 (3, withheld) moves from small to large, K's day 1 (3, withheld) from
+    large to small: both class totals are today's, but the small row then counted F's
+    day, not K's. It is a fact (it says F's day = K's day), not today's relation."""
+    today = [("F", "2024-03-01", "large", 3.0), ("F", "2024-03-02", "small", 20.0),
+             ("F", LAST, "small", 25.0), ("K", "2024-03-01", "small", 3.0),
+             ("K", "2024-03-02", "large", 300.0), ("K", LAST, "large", 300.0)]
+    earlier = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", 20.0),
+               (f"day|F|{LAST}", 25.0), ("day|K|2024-03-01", None, 3.0),
+               ("day|K|2024-03-02", 300.0), (f"day|K|{LAST}", 300.0),
+               (f"national|2024-03|small|{LAST}", 48.0),
+               (f"national|2024-03|large|{LAST}", 603.0)]
+    con = warehouse(today, earlier)
+    con.execute(f"INSERT INTO {ledger.PUBLISHED_DAY_CLASSES} SELECT f, d::DATE, c FROM "
+                "(VALUES ('F', '2024-03-01', 'small'), ('F', '2024-03-02', 'small'), "
+                f"('F', '{LAST}', 'small'), ('K', '2024-03-01', 'large'), "
+                f"('K', '2024-03-02', 'large'), ('K', '{LAST}', 'large')) t(f, d, c)")
+    cells = build(con)
+    assert _fact(cells, f"national|2024-03|small|{LAST}") == {"day|F|2024-03-01"}
+    assert _fact(cells, f"national|2024-03|large|{LAST}") == {"day|K|2024-03-01"}
+
+
+def test_a_day_corrected_once_counts_as_it_was_without_being_read_day_by_day(tmp_path):
+    """H (small, all published) had day 1 at 99 at vintage 1, corrected to 100 at
+    vintage 2. H has nothing to protect, so its days are not read one by one; the small
+    row and the all row of vintage 1 still count H's day as 99 and hold."""
+    h = [("H", f"2024-03-0{d}", "small", 100.0) for d in (1, 2, 3)]
+    h_days = [(f"day|H|2024-03-0{d}", 100.0) for d in (1, 2, 3)]
+    v1 = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
+          (f"day|F|{LAST}", 25.0), ("day|H|2024-03-01", 99.0), *h_days[1:], *G_DAYS,
+          (f"national|2024-03|small|{LAST}", 347.0), (f"national|2024-03|all|{LAST}", 1247.0)]
+    v2 = [*v1[:3], *h_days, *G_DAYS, (f"national|2024-03|small|{LAST}", 348.0),
+          (f"national|2024-03|all|{LAST}", 1248.0)]
+    con = warehouse([*days(4.0), *h], [])
+    ledger.read(con, _published(tmp_path, v1, v2))
+    cells = build(con)
+    assert "day|H|2024-03-01" not in cells.index  # not read day by day
+    for row in ("small", "all"):
+        assert _fact(cells, f"national|2024-03|{row}|{LAST}|v1") == {
+            "then|day|F|2024-03-01|1", "day|F|2024-03-02"}, row
