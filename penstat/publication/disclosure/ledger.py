@@ -272,7 +272,10 @@ def recover(paths: Paths, current_version: str | None) -> list[str]:
     for spill in folder(paths).glob("spill-*"):  # a merge's spill of a dead process
         pid = spill.name[len("spill-"):]
         if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            shutil.rmtree(spill, ignore_errors=True)
+            if spill.is_dir():
+                shutil.rmtree(spill, ignore_errors=True)
+            else:
+                spill.unlink(missing_ok=True)
     for path in sorted(folder(paths).glob("pending-*.parquet")):
         pid, _, version = path.name[len("pending-"):-len(".parquet")].partition(".")
         if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):

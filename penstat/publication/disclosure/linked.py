@@ -6,8 +6,9 @@ Two families of linked tables are published:
   facility-month's person-days (mart_facility_monthly: average daily population x days
   reported), which add up, with the days of facilities that changed class within the
   month, to the national class rows (mart_national_monthly: ADP x census days), which add
-  up to the 'all' row; the overcrowded person-days of a class (share in overcrowded x
-  ADP x census days) are the sum of its overcrowded days. A facility-month with no day
+  up, with the days of no class (a hidden cell: 'all' minus the classes gives it), to
+  the 'all' row; the overcrowded person-days of a class or of 'all' (share in
+  overcrowded x ADP x census days) are the sum of its overcrowded days. A facility-month with no day
   and no month to protect (and one class all month) enters the national sums as a known
   constant: its days are published, so the attacker knows its sum anyway.
 * **Release cohorts**: for each cohort year and each count (released, reoffenders 2y
@@ -70,6 +71,7 @@ def _small(value: float, scale: float, t: Thresholds) -> bool:
 
 # RESCALED's optimal size (8..25 places): a national row that overlaps 'small'
 OPTIMAL = "small_optimal"
+UNKNOWN = "unknown"  # the facility-days of no scale class: in the 'all' row only
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, relation: str) -> bool:
@@ -163,10 +165,13 @@ def _state_at(states: list[DayState], vintage: int) -> DayState | None:
 
 def _withheld_before_months(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
     """The facility-months (facility, 'YYYY-MM') with a day or a month sum withheld in an
-    earlier publication (ledger value NULL): read day by day, so that it stays withheld."""
-    return {(f, m) for f, m in con.execute("""
+    earlier publication (ledger value NULL, now or in a superseded state): read day by
+    day, so that it stays withheld and the sums of then can name its days."""
+    return {(f, m) for f, m in con.execute(f"""
         SELECT DISTINCT split_part(key, '|', 2), left(split_part(key, '|', 3), 7)
-        FROM ledger WHERE value IS NULL AND (key LIKE 'day|%' OR key LIKE 'month|%')
+        FROM (SELECT key, value FROM ledger
+              UNION ALL SELECT key, value FROM {HISTORY} WHERE key LIKE 'day|%')
+        WHERE value IS NULL AND (key LIKE 'day|%' OR key LIKE 'month|%')
         """).fetchall()}
 
 
@@ -234,13 +239,16 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
            OR (s.over > 0 AND s.over < ? * n.census_days AND d.density > 100)
         """, [min_count, min_count]).fetchall()
     active |= {(f, m) for f, m in small_groups}
-    # a facility-month the last publication put in another class (a register revision):
-    # read day by day, so that the sums of then count its days in their class then
-    published_class = dict(((f, m), c) for f, m, c in con.execute(
-        f"SELECT facility_id, m, coalesce(scale_class, 'unknown') FROM {PUBLISHED_CLASSES}"
-    ).fetchall())
-    active |= {(f, m) for f, m, _, _, c0, *_ in fm_rows
-               if published_class.get((f, m), c0) != c0}
+    # a facility-month with a day the last publication put in another class (a register
+    # revision): read day by day, so that the sums of then count its days in their class
+    # then
+    active |= {(f, m) for f, m in con.execute(f"""
+        SELECT DISTINCT d.facility_id, strftime(d.month, '%Y-%m')
+        FROM wh.intermediate.int_facility_days d
+        JOIN {PUBLISHED_DAY_CLASSES} p
+          ON p.facility_id = d.facility_id AND p.census_date = d.census_date
+        WHERE d.population IS NOT NULL
+          AND p.scale_class <> coalesce(d.scale_class, 'unknown')""").fetchall()}
     import pandas as pd
 
     con.register("active_fm", pd.DataFrame(sorted(active), columns=["facility_id", "m"]))
@@ -357,6 +365,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
             for key, r in zip(day_keys, rows, strict=True):
                 nat_parts[(m, r[3])].append(key)
     by_month: dict[str, list[str]] = defaultdict(list)
+    over_keys: dict[str, list[str]] = defaultdict(list)  # the overcrowded class cells
     for (m, c), census_days in national.items():
         if c == "all":
             continue
@@ -369,6 +378,7 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         cells.relation(key, nat_parts[(m, c)], nat_const.get((m, c), 0.0))
         if c != OPTIMAL:  # a subset of 'small': never a part of the 'all' total
             by_month[m].append(key)
+            over_keys[m].append(f"overcrowded|{m}|{c}|{last_day.get(m, '')}")
         over_key = f"overcrowded|{m}|{c}|{last_day.get(m, '')}"
         small = _small(over_value[(m, c)], census_days, t)
         over_unit = cells.unit(("mart_national_monthly", (f"{m}-01", c), "overcrowded"),
@@ -383,8 +393,25 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         if (m, "all") not in national:
             continue
         census_days = national[(m, "all")]
+        last = last_day.get(m, "")
+        if (m, UNKNOWN) in nat_value and (m, UNKNOWN) not in national:
+            # the days of no class: in the 'all' row, in no class row, so the 'all' row
+            # minus the classes gives their sum: a hidden cell, protected if small
+            for kind, value, parts, rest, need in (
+                    ("national", nat_value, nat_parts, nat_const, pi * census_days),
+                    ("overcrowded", over_value, over_parts, over_const, pi)):
+                hidden_key = f"{kind}|{m}|{UNKNOWN}|{last}"
+                small = _small(value[(m, UNKNOWN)], census_days, t)
+                cells.cell(hidden_key, value[(m, UNKNOWN)], unit=cells.unit(HIDDEN),
+                           scale=census_days, need=need if small else 0.0)
+                cells.units[cells.unit(HIDDEN)].withheld = True
+                cells.relation(hidden_key, parts[(m, UNKNOWN)], rest.get((m, UNKNOWN), 0.0))
+                if kind == "national":
+                    keys = [*keys, hidden_key]
+                else:
+                    over_keys[m].append(hidden_key)
         total = sum(cells.values[cells.index[k]] for k in keys)
-        key = f"national|{m}|all|{last_day.get(m, '')}"
+        key = f"national|{m}|all|{last}"
         unit = cells.unit(("mart_national_monthly", (f"{m}-01", "all"), "population"),
                           primary=_small(total, census_days, t))
         cells.cell(key, total, unit=unit, scale=census_days)
@@ -397,6 +424,13 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
             cells.require(share, cells.unit_index[small_row])
         over_all = cells.unit(("mart_national_monthly", (f"{m}-01", "all"), "overcrowded"))
         cells.require(over_all, unit)
+        # the overcrowded person-days of all facility-days: the classes' and those of no
+        # class (a sum of facility-days protected one by one, as the classes')
+        over_total = sum(cells.values[cells.index[k]] for k in over_keys[m])
+        over_key = f"overcrowded|{m}|all|{last}"
+        cells.cell(over_key, over_total, unit=over_all, scale=census_days,
+                   need=pi if _small(over_total, census_days, t) else 0.0)
+        cells.relation(over_key, over_keys[m])
     # after today's cells, so that a sum published before with today's value is known
     # (known_cells) rather than a fact to build
     nat_then.update({g: v for g, v in nat_days.items() if g[1] == OPTIMAL})

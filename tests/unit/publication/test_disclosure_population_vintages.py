@@ -19,15 +19,16 @@ LAST = "2024-03-03"
 
 def warehouse(days: list[tuple[str, str, str, float]], ledger: list[tuple]
               ) -> duckdb.DuckDBPyConnection:
-    """(facility, census date, class, population) rows of March 2024; the month and
-    national rows are their sums, as the intermediate models compute them."""
+    """(facility, census date, class ('': none), population) rows of March 2024; the month
+    and national rows are their sums, as the intermediate models compute them (the
+    class rows without the days of no class, 'all' with them)."""
     con = duckdb.connect()
     con.execute("ATTACH ':memory:' AS wh")
     con.execute("CREATE SCHEMA wh.intermediate")
     con.execute(f"""
         CREATE TABLE wh.intermediate.int_facility_days AS
         SELECT f AS facility_id, DATE '2024-03-01' AS month, d::DATE AS census_date,
-               c AS scale_class, p::INTEGER AS population, 50.0 AS density,
+               nullif(c, '') AS scale_class, p::INTEGER AS population, 50.0 AS density,
                false AS is_small_optimal
         FROM (VALUES {", ".join(str(r) for r in days)}) t(f, d, c, p)""")
     con.execute("""
@@ -41,6 +42,7 @@ def warehouse(days: list[tuple[str, str, str, float]], ledger: list[tuple]
                sum(population) / count(DISTINCT census_date) AS average_daily_population,
                0.0 AS avg_small_scale_population
         FROM (SELECT *, scale_class AS g FROM wh.intermediate.int_facility_days
+              WHERE scale_class IS NOT NULL
               UNION ALL SELECT *, 'all' FROM wh.intermediate.int_facility_days)
         GROUP BY ALL""")
     ledger_tables(con, ledger)
@@ -237,11 +239,15 @@ def test_a_sum_of_then_counts_a_reclassified_facility_in_its_class_then():
 
 
 def test_a_facility_month_reclassified_since_is_read_day_by_day():
-    """G (all published) was small in the last publication and is large today: its days
-    are read one by one, so that the sums of then can count them in their class then."""
+    """G (all published) had one day in the small class in the last publication (its
+    month mostly large, as today): its days are read one by one, so that the sums of
+    then can count that day in its class then."""
     con = warehouse(days(3.0), EARLIER)
+    con.execute(f"INSERT INTO {ledger.PUBLISHED_DAY_CLASSES} VALUES "
+                "('G', '2024-03-02', 'large'), ('G', '2024-03-03', 'large')")
     assert "day|G|2024-03-01" not in build(con).index  # nothing to protect in G
-    con.execute(f"INSERT INTO {ledger.PUBLISHED_CLASSES} VALUES ('G', '2024-03', 'small')")
+    con.execute(f"INSERT INTO {ledger.PUBLISHED_DAY_CLASSES} VALUES "
+                "('G', '2024-03-01', 'small')")
     assert "day|G|2024-03-01" in build(con).index
 
 
@@ -334,3 +340,40 @@ def test_a_day_corrected_once_counts_as_it_was_without_being_read_day_by_day(tmp
     for row in ("small", "all"):
         assert _fact(cells, f"national|2024-03|{row}|{LAST}|v1") == {
             "then|day|F|2024-03-01|1", "day|F|2024-03-02"}, row
+
+
+
+def test_a_day_withheld_in_an_earlier_vintage_keeps_its_month_read_day_by_day(tmp_path):
+    """Vintage 1 withheld F's day 1 (3) and H's day 1 (100, a secondary) and published
+    the small row (348); vintage 2 revised F's day 1 to 4 and published H's day. H's
+    month is still read day by day, so the small row of vintage 1 names both days as
+    they were (F's 3 its own unknown), rather than being dropped."""
+    h = [("H", f"2024-03-0{d}", "small", 100.0) for d in (1, 2, 3)]
+    v1 = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", 20.0),
+          (f"day|F|{LAST}", 25.0), ("day|H|2024-03-01", None, 100.0),
+          ("day|H|2024-03-02", 100.0), (f"day|H|{LAST}", 100.0), *G_DAYS,
+          (f"national|2024-03|small|{LAST}", 348.0)]
+    v2 = [("day|F|2024-03-01", None, 4.0), *v1[1:3], ("day|H|2024-03-01", 100.0),
+          *v1[4:-1], (f"national|2024-03|small|{LAST}", None, 349.0)]
+    con = warehouse([("F", "2024-03-01", "small", 4.0), ("F", "2024-03-02", "small", 20.0),
+                     ("F", LAST, "small", 25.0), *h,
+                     *[("G", f"2024-03-0{d}", "large", 300.0) for d in (1, 2, 3)]], [])
+    ledger.read(con, _published(tmp_path, v1, v2))
+    cells = build(con)
+    assert "day|H|2024-03-01" in cells.index
+    assert _fact(cells, f"national|2024-03|small|{LAST}|v1") >= {"then|day|F|2024-03-01|1"}
+
+
+def test_the_days_of_no_class_are_the_all_row_minus_the_classes():
+    """U has no scale class (no capacity reported): its days are in the 'all' row and in
+    no class row, so 'all' minus the classes is U's sum. U's month (3 a day on average)
+    is a person count of 1..4: the audit sees it and protects it."""
+    today = [*days(30.0, 30.0), *[("U", f"2024-03-0{d}", "", 3.0) for d in (1, 2, 3)]]
+    cells = build(warehouse(today, []))
+    hidden = cells.index[f"national|2024-03|unknown|{LAST}"]
+    assert cells.values[hidden] == 9.0 and cells.needs[hidden] > 0
+    total = cells.index[f"national|2024-03|all|{LAST}"]
+    assert cells.values[total] == 9.0 + 85.0 + 900.0
+    assert f"national|2024-03|unknown|{LAST}" in exposed(cells)  # all - small - large
+    secondary.protect(cells, SECRET)
+    assert exposed(cells) == []
