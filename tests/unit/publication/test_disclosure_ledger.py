@@ -24,6 +24,19 @@ def ledger_tables(con: duckdb.DuckDBPyConnection, rows: Sequence[tuple] = (),
                         [(*(*row, None, None)[:4], vintage, vintage) for row in rows])
 
 
+def published_ledger(home: Path, *vintages: Sequence[tuple]) -> Paths:
+    """A home whose ledger merged `vintages`, one publication after the other, each of
+    (key, value published or None[, the value withheld then]) rows."""
+    paths = Paths(home)
+    con = duckdb.connect()
+    for rows in vintages:
+        con.execute("CREATE OR REPLACE TABLE v (key VARCHAR, value DOUBLE, "
+                    "withheld_value DOUBLE)")
+        con.executemany("INSERT INTO v VALUES (?, ?, ?)", [(*r, None)[:3] for r in rows])
+        ledger.write(con, paths, "v")
+    return paths
+
+
 def test_the_ledger_keeps_the_newest_value_of_each_key_and_does_not_grow_by_vintage(tmp_path):
     paths = Paths(tmp_path)
     con = duckdb.connect()

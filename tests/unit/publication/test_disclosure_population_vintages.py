@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import duckdb
 
-from penstat.contract.layout import Paths
 from penstat.publication.disclosure import audit, ledger, linked, secondary
 from penstat.publication.disclosure.cells import LinkedCells
-from tests.unit.publication.test_disclosure_ledger import ledger_tables
+from tests.unit.publication.test_disclosure_ledger import ledger_tables, published_ledger
 
 T = linked.Thresholds(min_person_count=5, min_rate_denominator=30,
                       min_recidivism_cohort=60, protection_interval=5.0, min_interval=1.0)
@@ -151,19 +150,6 @@ def test_a_value_then_given_back_by_todays_sums_is_caught_and_protected():
     assert iv.low <= 3 <= iv.high and iv.width >= T.protection_interval
 
 
-def _published(tmp_path, *vintages: list[tuple]) -> Paths:
-    """A home whose ledger merged `vintages` (each: (key, value, withheld_value) rows),
-    one publication after the other."""
-    paths = Paths(tmp_path)
-    con = duckdb.connect()
-    for rows in vintages:
-        con.execute("CREATE OR REPLACE TABLE v (key VARCHAR, value DOUBLE, "
-                    "withheld_value DOUBLE)")
-        con.executemany("INSERT INTO v VALUES (?, ?, ?)", [(*r, None)[:3] for r in rows])
-        ledger.write(con, paths, "v")
-    return paths
-
-
 G_DAYS = [(f"day|G|2024-03-0{d}", 300.0) for d in (1, 2, 3)]
 
 
@@ -172,7 +158,7 @@ def test_an_older_provisional_sum_names_the_value_its_day_had_then(tmp_path):
     withheld; vintage 2 revised day 1 to 4 (withheld) and published the month through
     day 3 (49). Today nothing changed since vintage 2, yet the sum of vintage 1 is still
     day 1 then + day 2 = 23: day 1 is taken as it was at vintage 1, not at the last."""
-    paths = _published(
+    paths = published_ledger(
         tmp_path,
         [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
          ("month|F|2024-03|2024-03-02", 23.0), *G_DAYS[:2]],
@@ -188,11 +174,11 @@ def test_an_older_provisional_sum_names_the_value_its_day_had_then(tmp_path):
     assert exposed(cells) == []
 
 
-def test_a_sum_published_then_withheld_is_a_fact_as_it_was_published(tmp_path):
+def test_a_sum_published_then_withheld_is_a_fact_as_it_waspublished_ledger(tmp_path):
     """Vintage 1 published F's month (48) with days 1 (3) and 2 (20) withheld; vintage 2
     revised day 1 to 4 and withheld the month. The ledger's current state of the month
     is 'withheld', but the 48 of vintage 1 is kept (superseded) and is still a fact."""
-    paths = _published(
+    paths = published_ledger(
         tmp_path,
         [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
          (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", 48.0), *G_DAYS],
@@ -276,7 +262,7 @@ def test_a_sum_that_kept_its_total_while_its_days_changed_is_a_fact_of_each_vint
     v1 = [("day|F|2024-03-01", None, 3.0), ("day|F|2024-03-02", None, 20.0),
           (f"day|F|{LAST}", 25.0), (f"month|F|2024-03|{LAST}", 48.0), *G_DAYS]
     v2 = [("day|F|2024-03-01", None, 4.0), ("day|F|2024-03-02", None, 19.0), *v1[2:]]
-    paths = _published(tmp_path, v1, v2)
+    paths = published_ledger(tmp_path, v1, v2)
     con = warehouse(days(4.0, 19.0), [])
     ledger.read(con, paths)
     cells = build(con)
@@ -294,7 +280,7 @@ def test_a_superseded_sum_with_todays_total_and_days_is_still_a_fact(tmp_path):
     v2 = [("day|F|2024-03-01", None, 8.0), *v1[1:3], (f"month|F|2024-03|{LAST}", 53.0),
           *G_DAYS]
     con = warehouse(days(3.0), [])
-    ledger.read(con, _published(tmp_path, v1, v2))
+    ledger.read(con, published_ledger(tmp_path, v1, v2))
     cells = build(con)
     assert _fact(cells, f"month|F|2024-03|{LAST}|v1") == {"day|F|2024-03-01",
                                                          "day|F|2024-03-02"}
@@ -334,7 +320,7 @@ def test_a_day_corrected_once_counts_as_it_was_without_being_read_day_by_day(tmp
     v2 = [*v1[:3], *h_days, *G_DAYS, (f"national|2024-03|small|{LAST}", 348.0),
           (f"national|2024-03|all|{LAST}", 1248.0)]
     con = warehouse([*days(4.0), *h], [])
-    ledger.read(con, _published(tmp_path, v1, v2))
+    ledger.read(con, published_ledger(tmp_path, v1, v2))
     cells = build(con)
     assert "day|H|2024-03-01" not in cells.index  # not read day by day
     for row in ("small", "all"):
@@ -358,7 +344,7 @@ def test_a_day_withheld_in_an_earlier_vintage_keeps_its_month_read_day_by_day(tm
     con = warehouse([("F", "2024-03-01", "small", 4.0), ("F", "2024-03-02", "small", 20.0),
                      ("F", LAST, "small", 25.0), *h,
                      *[("G", f"2024-03-0{d}", "large", 300.0) for d in (1, 2, 3)]], [])
-    ledger.read(con, _published(tmp_path, v1, v2))
+    ledger.read(con, published_ledger(tmp_path, v1, v2))
     cells = build(con)
     assert "day|H|2024-03-01" in cells.index
     assert _fact(cells, f"national|2024-03|small|{LAST}|v1") >= {"then|day|F|2024-03-01|1"}

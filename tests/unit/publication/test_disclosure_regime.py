@@ -7,11 +7,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from penstat.contract.layout import Paths
 from penstat.publication.disclosure import audit, ledger, linked, secondary
 from penstat.publication.disclosure.cells import LinkedCells
 from penstat.publication.disclosure.ledger import PUBLISHED_CLASSES
-from tests.unit.publication.test_disclosure_ledger import ledger_tables
+from tests.unit.publication.test_disclosure_ledger import ledger_tables, published_ledger
 
 T = linked.Thresholds(min_person_count=5, min_rate_denominator=30,
                       min_recidivism_cohort=60, protection_interval=5.0, min_interval=1.0)
@@ -279,24 +278,23 @@ def _primary(cells: LinkedCells) -> LinkedCells:
     return cells
 
 
+def _f1_revised(rows_withheld: bool) -> tuple[list[tuple], list[tuple]]:
+    """Two vintages: EARLIER_KEPT, then F1 revised to 4 while withheld, with the small and
+    all rows withheld (89, 389) or published."""
+    v2 = [("regime|work|F1|2024-03", None, 4.0) if key == "regime|work|F1|2024-03"
+          else (key, *((None, total) if rows_withheld else (total, None)))
+          if (total := {"regimenat|work|2024-03|small": 89.0,
+                        "regimenat|work|2024-03|all": 389.0}.get(key)) is not None
+          else (key, value, withheld) for key, value, withheld in EARLIER_KEPT]
+    return EARLIER_KEPT, v2
+
+
 def test_a_national_row_withheld_since_is_still_a_fact_as_it_was_published(tmp_path):
     """Vintage 1 published the small row (88) with F1 (3) and F2 (20) withheld; vintage 2
     revised F1 to 4 and withheld the small row. Today F5 is revised to 2. The small row
     of vintage 1 is superseded in the ledger, not forgotten: F1 then + F2 = 88 - 25 -
     40 = 23 is still a fact (F1 then an unknown of its own, F5 at its value then)."""
-    v1 = [(key, value, {"regime|work|F1|2024-03": 3.0,
-                        "regime|work|F2|2024-03": 20.0}.get(key)) for key, value in EARLIER]
-    v2 = [("regime|work|F1|2024-03", None, 4.0) if key == "regime|work|F1|2024-03"
-          else (key, None, 89.0) if key == "regimenat|work|2024-03|small"
-          else (key, None, 389.0) if key == "regimenat|work|2024-03|all"
-          else (key, value, withheld) for key, value, withheld in v1]
-    paths = Paths(tmp_path)
-    scratch = duckdb.connect()
-    for rows in (v1, v2):
-        scratch.execute("CREATE OR REPLACE TABLE v (key VARCHAR, value DOUBLE, "
-                        "withheld_value DOUBLE)")
-        scratch.executemany("INSERT INTO v VALUES (?, ?, ?)", rows)
-        ledger.write(scratch, paths, "v")
+    paths = published_ledger(tmp_path, *_f1_revised(rows_withheld=True))
     month = [("F1", "2024-03", "small", 4.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
              ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
              ("F4", "2024-03", "large", 300.0, 900.0)]
@@ -342,19 +340,7 @@ def test_a_count_back_to_its_value_then_after_another_is_named_in_the_sums_of_th
         tmp_path):
     """F1 withheld at 3 (vintage 1), revised to 4 (vintage 2), back to 3 today: the
     small row of each vintage names F1 as it was then, none is dropped."""
-    v1 = [(key, value, {"regime|work|F1|2024-03": 3.0,
-                        "regime|work|F2|2024-03": 20.0}.get(key)) for key, value in EARLIER]
-    v2 = [("regime|work|F1|2024-03", None, 4.0) if key == "regime|work|F1|2024-03"
-          else (key, 89.0, None) if key == "regimenat|work|2024-03|small"
-          else (key, 389.0, None) if key == "regimenat|work|2024-03|all"
-          else (key, value, withheld) for key, value, withheld in v1]
-    paths = Paths(tmp_path)
-    scratch = duckdb.connect()
-    for rows in (v1, v2):
-        scratch.execute("CREATE OR REPLACE TABLE v (key VARCHAR, value DOUBLE, "
-                        "withheld_value DOUBLE)")
-        scratch.executemany("INSERT INTO v VALUES (?, ?, ?)", rows)
-        ledger.write(scratch, paths, "v")
+    paths = published_ledger(tmp_path, *_f1_revised(rows_withheld=False))
     month = [("F1", "2024-03", "small", 3.0, 40.0), ("F2", "2024-03", "small", 20.0, 45.0),
              ("F3", "2024-03", "small", 25.0, 60.0), ("F5", "2024-03", "small", 2.0, 80.0),
              ("F4", "2024-03", "large", 300.0, 900.0)]
