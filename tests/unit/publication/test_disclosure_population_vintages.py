@@ -27,7 +27,7 @@ def warehouse(days: list[tuple[str, str, str, float]], ledger: list[tuple]
     con.execute(f"""
         CREATE TABLE wh.intermediate.int_facility_days AS
         SELECT f AS facility_id, DATE '2024-03-01' AS month, d::DATE AS census_date,
-               nullif(c, '') AS scale_class, p::INTEGER AS population, 50.0 AS density,
+               nullif(c, '') AS scale_class, p::INTEGER AS population, 50.0::DOUBLE AS density,
                false AS is_small_optimal
         FROM (VALUES {", ".join(str(r) for r in days)}) t(f, d, c, p)""")
     con.execute("""
@@ -363,3 +363,21 @@ def test_the_days_of_no_class_are_the_all_row_minus_the_classes():
     assert f"national|2024-03|unknown|{LAST}" in exposed(cells)  # all - small - large
     secondary.protect(cells, SECRET)
     assert exposed(cells) == []
+
+
+def test_the_overcrowded_days_of_all_are_a_cell_linked_to_the_classes():
+    """F's day 1 (3) is its only overcrowded day: the small row's overcrowded person-days
+    (3, 1 a day on average) are withheld. The `all` row's overcrowded share minus the
+    large row's (G, all overcrowded) gives them back: the audit must see it (it was no
+    cell before) and withhold more."""
+    con = warehouse(days(3.0), [])
+    con.execute("UPDATE wh.intermediate.int_facility_days SET density = 150 "
+                "WHERE facility_id = 'G' OR (facility_id = 'F' AND census_date = '2024-03-01')")
+    cells = build(con)
+    over_all = cells.index[f"overcrowded|2024-03|all|{LAST}"]
+    assert cells.values[over_all] == 903.0
+    outcome = secondary.protect(cells, SECRET)
+    assert exposed(cells) == [] and outcome.unprotectable == []
+    # the attacker's subtraction: `all` and `large` both published would give `small`
+    withheld = cells.withheld_cells()
+    assert withheld[over_all] or withheld[cells.index[f"overcrowded|2024-03|large|{LAST}"]]
