@@ -320,6 +320,38 @@ def test_no_person_count_of_1_to_4_in_any_form(vintages):
         assert not [m for m in months if m[2] is not None and 0.5 < m[2] < 4.5], months
 
 
+def test_all_minus_the_published_classes_gives_no_count_of_1_to_4(vintages):
+    """The differencing attacker on the national rows: where `all` is published and at
+    most one scale class is withheld, `all` minus the published classes is that class
+    (with the days of no class, which are in `all` only). For the average daily
+    population and the overcrowded persons (share x ADP), that difference is never a
+    person count of 1-4 on average."""
+    paths, manifests, _ = vintages
+    for manifest in manifests:
+        con = _con(paths, manifest["version"])
+        try:
+            rows = con.execute("""
+                WITH n AS (
+                    SELECT month, scale_class, 'ADP' AS k, average_daily_population AS v
+                    FROM marts.mart_national_monthly
+                    UNION ALL
+                    SELECT month, scale_class, 'overcrowded',
+                           share_in_overcrowded * average_daily_population
+                    FROM marts.mart_national_monthly)
+                SELECT a.month, a.k, a.v - coalesce(sum(c.v), 0) AS rest,
+                       count(*) FILTER (WHERE c.v IS NULL) AS withheld
+                FROM n a
+                JOIN n c ON c.month = a.month AND c.k = a.k
+                        AND c.scale_class NOT IN ('all', 'small_optimal')
+                WHERE a.scale_class = 'all' AND a.v IS NOT NULL
+                GROUP BY a.month, a.k, a.v""").fetchall()
+        finally:
+            con.close()
+        assert rows  # not vacuous
+        exposed = [r for r in rows if r[3] <= 1 and 1e-9 < r[2] < 5 - 1e-9]
+        assert not exposed, (manifest["version"], exposed[:10])
+
+
 def test_each_value_has_its_own_flag(vintages):
     paths, manifests, _ = vintages
     con = _con(paths, manifests[-1]["version"])
