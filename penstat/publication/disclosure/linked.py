@@ -826,6 +826,24 @@ def _rate_primary(count: float, base: float, t: Thresholds) -> tuple[bool, float
     return False, 0.0
 
 
+def _small_count_sql(count: str, base: str, t: Thresholds) -> str:
+    few = float(t.min_person_count)
+    return (f"(({count} > 0 AND {count} < {few}) "
+            f"OR ({base} - {count} > 0 AND {base} - {count} < {few}))")
+
+
+def rate_primary_sql(count: str, base: str, t: Thresholds) -> str:
+    """_rate_primary's verdict in SQL, on the columns (or expressions) `count`, `base`."""
+    return f"({_small_count_sql(count, base, t)} OR {base} < {float(t.min_rate_denominator)})"
+
+
+def rate_need_sql(count: str, base: str, t: Thresholds) -> str:
+    """_rate_primary's protection interval in SQL."""
+    return (f"CASE WHEN {_small_count_sql(count, base, t)} THEN {float(t.protection_interval)}"
+            f" WHEN {base} < {float(t.min_rate_denominator)} THEN {float(t.min_interval)}"
+            f" ELSE 0.0 END")
+
+
 def regime_keys(name: str, facility: bool) -> str:
     """SQL of the ledger key of a count's cell (facility-month or national row)."""
     if facility:
@@ -893,15 +911,13 @@ def regime(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds) ->
         con.execute(f"CREATE OR REPLACE TEMP TABLE regime_national AS {national}")
         # the months built as linked tables (docstring): a primary cell (_rate_primary,
         # in SQL) and a cell the attacker has not seen with today's value (state NULL or 2)
-        con.execute("""
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE regime_active AS
             SELECT m FROM (SELECT m, value, base, state FROM regime_facility
                            UNION ALL SELECT m, value, base, state FROM regime_national)
             GROUP BY m
-            HAVING bool_or((value > 0 AND value < $k) OR (base - value > 0
-                            AND base - value < $k) OR base < $d)
-               AND bool_or(state IS NULL OR state = 2)""",
-                    {"k": float(t.min_person_count), "d": float(t.min_rate_denominator)})
+            HAVING bool_or({rate_primary_sql("value", "base", t)})
+               AND bool_or(state IS NULL OR state = 2)""")
         active = {r[0] for r in con.execute("SELECT m FROM regime_active").fetchall()}
         # outside those months only the cells withheld before matter (withheld again)
         facility_rows = con.execute("""

@@ -349,8 +349,6 @@ def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str,
             "int_facility_month_kpis", "int_national_month_kpis")):
         return ""
     parts = []
-    few, base_min = float(t.min_person_count), float(t.min_rate_denominator)
-    pi, min_interval = float(t.protection_interval), float(t.min_interval)
     for name, (count, base, national_base) in linked.REGIME_COUNTS.items():
         for mart, source, keys, base_column, facility in (
                 ("mart_facility_monthly", "int_facility_month_kpis", "facility_id, month",
@@ -360,16 +358,12 @@ def _regime_ledger_rows(con: duckdb.DuckDBPyConnection, catalog: str,
             rate = REGIME_RATES.get((mart, name))
             if rate is None or base_column is None:
                 continue
+            need = linked.rate_need_sql(f"k.{count}", f"k.{base_column}", t)
             parts.append(f"""
                 SELECT {linked.regime_keys(name, facility)} AS key,
                        CASE WHEN m.{rate} IS NULL THEN NULL ELSE k.{count}::DOUBLE END,
                        CASE WHEN m.{rate} IS NULL THEN k.{count}::DOUBLE END,
-                       CASE WHEN m.{rate} IS NOT NULL THEN NULL
-                            WHEN (k.{count} > 0 AND k.{count} < {few})
-                              OR (k.{base_column} - k.{count} > 0
-                                  AND k.{base_column} - k.{count} < {few}) THEN {pi}
-                            WHEN k.{base_column} < {base_min} THEN {min_interval}
-                            ELSE 0.0 END
+                       CASE WHEN m.{rate} IS NULL THEN {need} END
                 FROM {catalog}.marts.{mart} m
                 JOIN wh.intermediate.{source} k USING ({keys})
                 WHERE k.{count} IS NOT NULL AND k.{base_column} > 0

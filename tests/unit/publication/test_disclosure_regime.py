@@ -353,3 +353,15 @@ def test_a_count_back_to_its_value_then_after_another_is_named_in_the_sums_of_th
         "then|regime|work|F1|2024-03|1", "regime|work|F2|2024-03"}
     assert facts["earlier|regimenat|work|2024-03|small"] == {
         "then|regime|work|F1|2024-03|2", "regime|work|F2|2024-03"}
+
+
+def test_the_sql_rate_rule_is_the_python_one():
+    """rate_primary_sql / rate_need_sql (the ledger's staging, the months built) decide as
+    _rate_primary on every count and base."""
+    grid = [(float(c), float(b)) for b in range(0, 45) for c in range(0, b + 1)]
+    con = duckdb.connect()
+    got = con.execute(
+        f"SELECT {linked.rate_primary_sql('c', 'b', T)}, {linked.rate_need_sql('c', 'b', T)} "
+        f"FROM (VALUES {', '.join(map(str, grid))}) t(c, b) ORDER BY b, c").fetchall()
+    want = [linked._rate_primary(c, b, T) for c, b in sorted(grid, key=lambda r: (r[1], r[0]))]
+    assert [(bool(p), float(n)) for p, n in got] == want
