@@ -298,25 +298,17 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
         national[(m, c)] = days_n
         if c == "all" and small_avg is not None:
             small_scale[m] = small_avg * days_n
+    # the sums of every class (and small_optimal) over all facility-days, and the last day
+    # of each month
+    totals = _DayTotals(con)
     nat_value: dict[tuple[str, str], float] = defaultdict(float)
     over_value: dict[tuple[str, str], float] = defaultdict(float)
     last_day: dict[str, str] = {}
-    for m, c, total, over, last in con.execute("""
-            SELECT strftime(month, '%Y-%m'), coalesce(scale_class, 'unknown'),
-                   sum(population)::DOUBLE,
-                   coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE,
-                   max(census_date)::VARCHAR
-            FROM wh.intermediate.int_facility_days WHERE population IS NOT NULL
-            GROUP BY ALL
-            UNION ALL
-            SELECT strftime(month, '%Y-%m'), 'small_optimal', sum(population)::DOUBLE,
-                   coalesce(sum(population) FILTER (WHERE density > 100), 0)::DOUBLE,
-                   max(census_date)::VARCHAR
-            FROM wh.intermediate.int_facility_days
-            WHERE population IS NOT NULL AND coalesce(is_small_optimal, false)
-            GROUP BY ALL""").fetchall():
-        nat_value[(m, c)], over_value[(m, c)] = total, over
-        last_day[m] = max(last_day.get(m, ""), last)
+    for (m, c), dates in totals.days.items():
+        if c != "all":
+            nat_value[(m, c)] = totals.up_to(m, c, dates[-1], False)
+            over_value[(m, c)] = totals.up_to(m, c, dates[-1], True)
+            last_day[m] = max(last_day.get(m, ""), dates[-1])
     nat_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
     nat_const: dict[tuple[str, str], float] = dict(nat_value)
     over_parts: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -434,13 +426,14 @@ def population(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds
     # after today's cells, so that a sum published before with today's value is known
     # (known_cells) rather than a fact to build
     nat_then.update({g: v for g, v in nat_days.items() if g[1] == OPTIMAL})
-    _earlier_facts(cells, con, t, sums, states, by_fm, (nat_days, nat_then, outside))
+    _earlier_facts(cells, t, sums, states, by_fm, (nat_days, nat_then, outside), totals)
 
 
-def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresholds,
-                   sums: list[Sum], states: dict[str, list[DayState]],
+def _earlier_facts(cells: LinkedCells, t: Thresholds, sums: list[Sum],
+                   states: dict[str, list[DayState]],
                    by_fm: dict[tuple[str, str], list[tuple]],
-                   nat: tuple[dict[tuple[str, str], list[tuple]], ...]) -> None:
+                   nat: tuple[dict[tuple[str, str], list[tuple]], ...],
+                   totals: _DayTotals) -> None:
     """Each population sum published before, as facts about today's cells: the sum of
     the days it covered as they were (_composition) at the last vintage that published
     it, and at each vintage before one of its days changed while the sum kept its value
@@ -450,7 +443,6 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
     by the last publication's, and the days not read one by one that were corrected
     once)."""
     nat_days, nat_then, outside = nat
-    totals: _DayTotals | None = None
     for name, key, value, since, vintage in sums:
         kind, *rest = key.split("|")
         constant, corrected, moved = 0.0, [], False
@@ -467,7 +459,6 @@ def _earlier_facts(cells: LinkedCells, con: duckdb.DuckDBPyConnection, t: Thresh
             if members:
                 # the days not read one by one (all published), as a constant: `totals`
                 # has the active days by today's class
-                totals = totals or _DayTotals(con)
                 constant = totals.up_to(m, c, last, over_only) - sum(r[2] for r in today)
             # days of another class then than today: not today's composition
             moved = {r[1] for r in members} != {r[1] for r in today}
