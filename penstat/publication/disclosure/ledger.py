@@ -124,7 +124,7 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
     temporary table `ledger(key, value, withheld_value, since, staged)`, its superseded
     states as HISTORY (the same and `until`), and the last publication's facility-month
     classes as PUBLISHED_CLASSES and facility-day classes as PUBLISHED_DAY_CLASSES (each
-    empty if there is none; the days a view on the publication's file)."""
+    empty if there is none)."""
     path = ledger_path(paths)
     source = f"read_parquet('{path}')" if path.is_file() else _EMPTY
     columns = _columns(con, source, vintages=True)
@@ -134,26 +134,22 @@ def read(con: duckdb.DuckDBPyConnection, paths: Paths) -> None:
         CREATE OR REPLACE TEMP TABLE ledger AS
         SELECT * EXCLUDE (until) FROM (SELECT {columns} FROM {source})
         WHERE until IS NULL""")
-    monthly = paths.current_publication / "mart_facility_monthly.parquet"
-    rows = (f"SELECT facility_id, strftime(month, '%Y-%m') AS m, scale_class "
-            f"FROM read_parquet('{monthly}')") if monthly.is_file() else \
-        "SELECT NULL::VARCHAR AS facility_id, NULL::VARCHAR AS m, " \
-        "NULL::VARCHAR AS scale_class WHERE false"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {PUBLISHED_CLASSES} AS {rows}")
-    daily = paths.current_publication / "mart_facility_daily.parquet"
-    for (kind,) in con.execute(
-            "SELECT table_type FROM information_schema.tables WHERE table_catalog = 'temp' "
-            "AND table_name = ?", [PUBLISHED_DAY_CLASSES]).fetchall():
-        con.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {PUBLISHED_DAY_CLASSES}")
-    if daily.is_file():  # resolved now: `current` may switch before the view is read
-        con.execute(f"""
-            CREATE TEMP VIEW {PUBLISHED_DAY_CLASSES} AS
-            SELECT facility_id, census_date, coalesce(scale_class, 'unknown') AS scale_class
-            FROM read_parquet('{daily.resolve()}')""")
-    else:
-        con.execute(f"CREATE TEMP TABLE {PUBLISHED_DAY_CLASSES} (facility_id VARCHAR, "
-                    f"census_date DATE, scale_class VARCHAR)")
+    _last_publication(con, paths, PUBLISHED_CLASSES, "mart_facility_monthly",
+                      "facility_id VARCHAR, m VARCHAR, scale_class VARCHAR",
+                      "facility_id, strftime(month, '%Y-%m'), scale_class")
+    _last_publication(con, paths, PUBLISHED_DAY_CLASSES, "mart_facility_daily",
+                      "facility_id VARCHAR, census_date DATE, scale_class VARCHAR",
+                      "facility_id, census_date, coalesce(scale_class, 'unknown')")
 
+
+def _last_publication(con: duckdb.DuckDBPyConnection, paths: Paths, table: str,
+                      mart: str, columns: str, select: str) -> None:
+    """The temporary table `table` (`columns`): `select` from the current publication's
+    `mart`, empty before a first publication."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} ({columns})")
+    path = paths.current_publication / f"{mart}.parquet"
+    if path.is_file():
+        con.execute(f"INSERT INTO {table} SELECT {select} FROM read_parquet('{path}')")
 
 _EMPTY = (f"(SELECT NULL::VARCHAR AS key, NULL::DOUBLE AS value, "
           f"NULL::DOUBLE AS {WITHHELD_VALUE}, NULL::DOUBLE AS {WITHHELD_NEED}, "
